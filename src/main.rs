@@ -1,1 +1,93 @@
-fn main() {}
+//! The `netrunbook` binary: parse the command line and run the chosen command. Nothing else lives here.
+
+use std::io::{self, IsTerminal};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use netrunbook::cli::{self, KbArgs, MemoryChat};
+
+#[derive(Parser)]
+#[command(
+    name = "netrunbook",
+    version,
+    about = "Routes Kubernetes network incidents to the armada-network runbook"
+)]
+struct Cli {
+    #[command(flatten)]
+    kb: KbArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print the answer the bot would give (TEXT, or standard input when absent)
+    Ask {
+        text: Option<String>,
+        /// One JSON object: section, intent, score, url, alternatives, evidence
+        #[arg(long)]
+        json: bool,
+    },
+    /// Talk to the bot in the terminal
+    Chat,
+    /// Validate the knowledge base (and its coverage of a runbook)
+    Check {
+        /// The runbook Markdown file every section of which must be covered
+        #[arg(long)]
+        runbook: Option<PathBuf>,
+    },
+    /// Accuracy on a labelled JSONL set ({"q": ..., "section": ... | "NONE"})
+    Eval {
+        file: PathBuf,
+        #[arg(long)]
+        json: bool,
+        /// Exit 1 when accuracy is below this fraction (0..1)
+        #[arg(long)]
+        min_accuracy: Option<f64>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => ExitCode::from(code as u8),
+        Err(e) => {
+            eprintln!("netrunbook: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<i32> {
+    let mut out = io::stdout().lock();
+    if let Command::Check { runbook } = &cli.command {
+        return cli::check(&cli.kb, runbook.as_deref(), &mut out);
+    }
+    let kb = cli.kb.load()?;
+    match cli.command {
+        Command::Ask { text, json } => {
+            let text = match text {
+                Some(t) => t,
+                None if io::stdin().is_terminal() => {
+                    anyhow::bail!("nothing to ask: give the question as an argument or on standard input")
+                }
+                None => cli::read_text(io::stdin().lock())?,
+            };
+            cli::ask(&kb, &text, json, &mut out)
+        }
+        Command::Chat => cli::chat(&kb, &mut MemoryChat::default(), io::stdin().lock(), &mut out, now),
+        Command::Eval {
+            file,
+            json,
+            min_accuracy,
+        } => cli::eval(&kb, &file, json, min_accuracy, &mut out),
+        Command::Check { .. } => unreachable!("handled above"),
+    }
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}

@@ -1,0 +1,306 @@
+//! The offline commands: `ask`, `chat`, `check` and `eval`. Each takes its arguments and streams, so
+//! tests can drive them, and returns the process exit code.
+
+use std::io::{BufRead, Read, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use clap::Args;
+use serde_json::json;
+
+use crate::dialogue::{self, Conversation, Input, Pending, Reply};
+use crate::eval;
+use crate::kb::{runbook, KbError, KnowledgeBase, LoadOptions};
+use crate::matcher::Verdict;
+use crate::render;
+use crate::text::MAX_INPUT_BYTES;
+
+/// Where the knowledge base comes from.
+#[derive(Debug, Clone, Args)]
+pub struct KbArgs {
+    /// Intents directory; without it the copy compiled into the binary is used
+    #[arg(long, env = "NETRUNBOOK_INTENTS", global = true)]
+    pub intents: Option<PathBuf>,
+    /// Runbook site base URL that relative runbook links resolve against (overrides _runbook.yaml)
+    #[arg(long, env = "NETRUNBOOK_RUNBOOK_BASE_URL", global = true)]
+    pub runbook_base_url: Option<String>,
+}
+
+impl KbArgs {
+    pub fn load(&self) -> Result<KnowledgeBase, KbError> {
+        let opts = LoadOptions {
+            base_url: self.runbook_base_url.clone(),
+        };
+        match &self.intents {
+            Some(dir) => KnowledgeBase::load_dir(dir, &opts),
+            None => KnowledgeBase::from_sources(crate::kb::builtin_sources(), &opts),
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        match &self.intents {
+            Some(d) => d.display().to_string(),
+            None => "built-in intents".to_string(),
+        }
+    }
+}
+
+/// Read at most `MAX_INPUT_BYTES * 4` bytes of input as text; invalid UTF-8 is replaced, never fatal.
+pub fn read_text(mut r: impl Read) -> std::io::Result<String> {
+    let mut buf = Vec::new();
+    r.by_ref().take((MAX_INPUT_BYTES * 4) as u64).read_to_end(&mut buf)?;
+    Ok(String::from_utf8_lossy(&buf).into_owned())
+}
+
+/// `netrunbook ask`: print the answer as the bot would give it.
+pub fn ask(kb: &KnowledgeBase, text: &str, as_json: bool, out: &mut impl Write) -> anyhow::Result<i32> {
+    if text.trim().is_empty() {
+        anyhow::bail!("nothing to ask: give the question as an argument or on standard input");
+    }
+    let step = dialogue::step(
+        kb,
+        None,
+        &Input::Message {
+            text: text.to_string(),
+            addressed: true,
+        },
+        0,
+    );
+    if as_json {
+        let outcome = step.matched.as_ref();
+        let best = outcome.and_then(|o| o.best());
+        let intent = best.map(|b| &kb.intents[b.intent]);
+        let ranked = outcome.map(|o| o.ranked.as_slice()).unwrap_or_default();
+        let alternatives: Vec<_> = ranked
+            .iter()
+            .filter(|r| best.is_none_or(|b| b.intent != r.intent))
+            .map(|r| json!({"intent": kb.intents[r.intent].id, "section": kb.intents[r.intent].heading, "score": round(r.score)}))
+            .collect();
+        let evidence: Vec<_> = ranked
+            .first()
+            .map(|r| r.evidence.as_slice())
+            .unwrap_or_default()
+            .iter()
+            .map(|e| {
+                json!({
+                    "kind": format!("{:?}", e.kind).to_lowercase(),
+                    "label": e.label,
+                    "matched": e.matched,
+                    "count": e.count,
+                    "points": round(e.points),
+                })
+            })
+            .collect();
+        let verdict = match outcome.map(|o| o.verdict) {
+            Some(Verdict::Match) => "match",
+            Some(Verdict::Ambiguous) => "ambiguous",
+            _ => "abstain",
+        };
+        let doc = json!({
+            "section": intent.map(|i| i.heading.clone()),
+            "intent": intent.map(|i| i.id.clone()),
+            "score": round(best.map_or(ranked.first().map_or(0.0, |r| r.score), |b| b.score)),
+            "url": intent.map(|i| i.url.clone()),
+            "verdict": verdict,
+            "alternatives": alternatives,
+            "evidence": evidence,
+            "replies": step.replies,
+            "kb_version": kb.version,
+        });
+        writeln!(out, "{}", serde_json::to_string_pretty(&doc)?)?;
+    } else {
+        writeln!(out, "{}", render::text(&step.replies, &kb.version))?;
+    }
+    Ok(0)
+}
+
+fn round(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}
+
+/// Where `chat` keeps its conversation between lines.
+pub trait ChatState {
+    fn load(&mut self) -> anyhow::Result<Option<Conversation>>;
+    fn save(&mut self, c: Option<&Conversation>) -> anyhow::Result<()>;
+}
+
+/// Keeps the conversation in memory only.
+#[derive(Default)]
+pub struct MemoryChat(Option<Conversation>);
+
+impl ChatState for MemoryChat {
+    fn load(&mut self) -> anyhow::Result<Option<Conversation>> {
+        Ok(self.0.clone())
+    }
+    fn save(&mut self, c: Option<&Conversation>) -> anyhow::Result<()> {
+        self.0 = c.cloned();
+        Ok(())
+    }
+}
+
+/// `netrunbook chat`: a terminal conversation with the dialogue engine.
+pub fn chat(
+    kb: &KnowledgeBase,
+    state: &mut impl ChatState,
+    input: impl BufRead,
+    out: &mut impl Write,
+    now: impl Fn() -> u64,
+) -> anyhow::Result<i32> {
+    writeln!(
+        out,
+        "netrunbook chat — knowledge base {} ({} sections). Describe the problem or paste an error.\nAnswer questions with a number or in your own words. /escalate, /reset, /quit.",
+        kb.version,
+        kb.intents.len()
+    )?;
+    write!(out, "> ")?;
+    out.flush()?;
+    for line in input.lines() {
+        let line = match line {
+            Ok(l) => l,
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidData => String::from("\u{fffd}"),
+            Err(e) => return Err(e.into()),
+        };
+        let trimmed = line.trim();
+        if trimmed == "/quit" || trimmed == "/exit" {
+            break;
+        }
+        if trimmed.is_empty() {
+            write!(out, "> ")?;
+            out.flush()?;
+            continue;
+        }
+        let current = state.load()?;
+        let input = match trimmed {
+            "/reset" => Input::Reset,
+            "/escalate" => Input::Escalate,
+            _ => numbered(kb, current.as_ref(), trimmed).unwrap_or(Input::Message {
+                text: line.clone(),
+                addressed: true,
+            }),
+        };
+        let step = dialogue::step(kb, current.as_ref(), &input, now());
+        state.save(step.state.as_ref())?;
+        writeln!(out, "{}", render::text(&step.replies, &kb.version))?;
+        write!(out, "> ")?;
+        out.flush()?;
+    }
+    Ok(0)
+}
+
+/// A bare number picks the numbered option of the pending question or clarification.
+fn numbered(kb: &KnowledgeBase, conv: Option<&Conversation>, text: &str) -> Option<Input> {
+    let n: usize = text.parse().ok()?;
+    let conv = conv?;
+    match &conv.pending {
+        Pending::Question { node } => {
+            let intent = kb.intent(conv.intent.as_deref()?)?;
+            let step_q = match intent.flow.as_ref()?.nodes.get(node)? {
+                crate::kb::Node::Ask { slot, .. } => kb.slots.get(slot)?,
+                _ => return None,
+            };
+            let option = step_q.options.get(n.checked_sub(1)?)?;
+            Some(Input::Choose {
+                node: node.clone(),
+                option: option.id.clone(),
+            })
+        }
+        Pending::Clarify { candidates } => Some(Input::Pick {
+            intent: candidates.get(n.checked_sub(1)?)?.clone(),
+        }),
+        Pending::Nothing => None,
+    }
+}
+
+/// `netrunbook check`: validate the knowledge base, and with a runbook, its coverage.
+pub fn check(args: &KbArgs, runbook_file: Option<&Path>, out: &mut impl Write) -> anyhow::Result<i32> {
+    let kb = match args.load() {
+        Ok(kb) => kb,
+        Err(e) => {
+            for p in e.problems() {
+                writeln!(out, "error: {p}")?;
+            }
+            writeln!(out, "{}: INVALID", args.describe())?;
+            return Ok(1);
+        }
+    };
+    let mut problems = Vec::new();
+    if let Some(path) = runbook_file {
+        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read runbook {}", path.display()))?;
+        let rb = runbook::parse(&text);
+        problems = runbook::compare(&kb, &rb, &path.display().to_string());
+    }
+    for p in &problems {
+        writeln!(out, "error: {p}")?;
+    }
+    let flows = kb.intents.iter().filter(|i| i.flow.is_some()).count();
+    if problems.is_empty() {
+        writeln!(
+            out,
+            "{}: OK — {} intents, {} flows, {} slots, knowledge base {}{}",
+            args.describe(),
+            kb.intents.len(),
+            flows,
+            kb.slots.len(),
+            kb.version,
+            if runbook_file.is_some() {
+                ", every runbook section covered"
+            } else {
+                ""
+            }
+        )?;
+        Ok(0)
+    } else {
+        writeln!(out, "{}: {} problem(s)", args.describe(), problems.len())?;
+        Ok(1)
+    }
+}
+
+/// `netrunbook eval`: accuracy on a labelled set.
+pub fn eval(
+    kb: &KnowledgeBase,
+    file: &Path,
+    as_json: bool,
+    min_accuracy: Option<f64>,
+    out: &mut impl Write,
+) -> anyhow::Result<i32> {
+    let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let cases = eval::parse_cases(&text).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    let report = eval::evaluate(kb, &cases);
+    if as_json {
+        writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
+    } else {
+        writeln!(out, "{:>5} {:>5} {:>5}  section", "prec", "rec", "n")?;
+        for (name, s) in &report.sections {
+            writeln!(
+                out,
+                "{:>5.2} {:>5.2} {:>5}  {}",
+                s.precision, s.recall, s.expected, name
+            )?;
+        }
+        for m in &report.misses {
+            let q: String = m.q.chars().take(100).collect::<String>().replace('\n', " ");
+            writeln!(
+                out,
+                "MISS line {}: expected `{}`, got `{}` ({:.1}): {}",
+                m.line, m.expected, m.got, m.score, q
+            )?;
+        }
+        writeln!(
+            out,
+            "accuracy {:.1}% ({}/{}) on {}",
+            report.accuracy * 100.0,
+            report.correct,
+            report.total,
+            file.display()
+        )?;
+    }
+    Ok(match min_accuracy {
+        Some(min) if report.accuracy < min => 1,
+        _ => 0,
+    })
+}
+
+/// Messages that are not replies (for completeness of `Reply` use in docs).
+pub fn is_terminal_reply(r: &Reply) -> bool {
+    matches!(r, Reply::NoMatch | Reply::Escalation(_))
+}

@@ -1,0 +1,121 @@
+//! Evaluating the matcher on a labelled set (`{"q": ..., "section": heading | "NONE"}` per line):
+//! accuracy, per-section precision and recall, and the misses. An abstention is correct only for `NONE`.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::kb::KnowledgeBase;
+
+/// One labelled message.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Case {
+    pub q: String,
+    pub section: String,
+}
+
+/// A wrong answer.
+#[derive(Debug, Clone, Serialize)]
+pub struct Miss {
+    pub line: usize,
+    pub q: String,
+    pub expected: String,
+    /// The heading answered, or `NONE` when the matcher abstained.
+    pub got: String,
+    pub score: f64,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SectionStats {
+    pub expected: usize,
+    pub predicted: usize,
+    pub correct: usize,
+    pub precision: f64,
+    pub recall: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub total: usize,
+    pub correct: usize,
+    pub accuracy: f64,
+    pub sections: BTreeMap<String, SectionStats>,
+    pub misses: Vec<Miss>,
+}
+
+/// Parse a JSONL labelled set; errors name the line.
+pub fn parse_cases(text: &str) -> Result<Vec<(usize, Case)>, String> {
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let case: Case = serde_json::from_str(line).map_err(|e| format!("line {}: {e}", i + 1))?;
+        out.push((i + 1, case));
+    }
+    Ok(out)
+}
+
+/// Headings compare without backticks, quotes and case, so `calico-node` and `` `calico-node` `` meet.
+fn same_heading(a: &str, b: &str) -> bool {
+    let norm = |s: &str| {
+        s.chars()
+            .filter(|c| !matches!(c, '`' | '"'))
+            .collect::<String>()
+            .trim()
+            .to_lowercase()
+    };
+    norm(a) == norm(b)
+}
+
+/// Run the matcher over the cases.
+pub fn evaluate(kb: &KnowledgeBase, cases: &[(usize, Case)]) -> Report {
+    let mut sections: BTreeMap<String, SectionStats> = BTreeMap::new();
+    let mut misses = Vec::new();
+    let mut correct = 0;
+    for (line, case) in cases {
+        let outcome = kb.match_text(&case.q);
+        let (got, score) = match outcome.best() {
+            Some(r) => (kb.intents[r.intent].heading.clone(), r.score),
+            None => ("NONE".to_string(), outcome.ranked.first().map_or(0.0, |r| r.score)),
+        };
+        let expected = kb
+            .intents
+            .iter()
+            .find(|i| same_heading(&i.heading, &case.section))
+            .map_or(case.section.clone(), |i| i.heading.clone());
+        sections.entry(expected.clone()).or_default().expected += 1;
+        sections.entry(got.clone()).or_default().predicted += 1;
+        if got == expected {
+            correct += 1;
+            sections.entry(got).or_default().correct += 1;
+        } else {
+            misses.push(Miss {
+                line: *line,
+                q: case.q.clone(),
+                expected,
+                got,
+                score,
+            });
+        }
+    }
+    for s in sections.values_mut() {
+        s.precision = ratio(s.correct, s.predicted);
+        s.recall = ratio(s.correct, s.expected);
+    }
+    Report {
+        total: cases.len(),
+        correct,
+        accuracy: ratio(correct, cases.len()),
+        sections,
+        misses,
+    }
+}
+
+fn ratio(a: usize, b: usize) -> f64 {
+    if b == 0 {
+        1.0
+    } else {
+        a as f64 / b as f64
+    }
+}

@@ -1,0 +1,830 @@
+//! Loading `intents/`: the YAML shapes (private to this file), parsing with file and line in every error,
+//! and the validation that turns them into a [`KnowledgeBase`] whose references all resolve.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt;
+use std::path::Path;
+
+use indexmap::IndexMap;
+use regex::RegexBuilder;
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+use super::{gfm_anchor, Flow, Intent, KnowledgeBase, Link, Node, RunbookSite, Slot, SlotKind, SlotOption};
+use crate::matcher::{IntentFeatures, Matcher, SignatureSpec, TermSpec};
+use crate::text::Lexicon;
+
+/// One file of the knowledge base: its name (for messages) and its text.
+#[derive(Debug, Clone)]
+pub struct Source {
+    pub name: String,
+    pub text: String,
+}
+
+/// Options that change how links resolve.
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    /// Overrides `_runbook.yaml`'s `base_url`.
+    pub base_url: Option<String>,
+}
+
+/// One problem found while loading: where, and what.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub file: String,
+    pub line: Option<usize>,
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.line {
+            Some(l) => write!(f, "{}:{}: {}", self.file, l, self.message),
+            None => write!(f, "{}: {}", self.file, self.message),
+        }
+    }
+}
+
+/// Why a knowledge base could not be loaded: every problem found, not only the first.
+#[derive(Debug, thiserror::Error)]
+pub enum KbError {
+    #[error("cannot read {path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{} problem(s) in the knowledge base:\n{}", .0.len(), .0.iter().map(|p| format!("  {p}")).collect::<Vec<_>>().join("\n"))]
+    Invalid(Vec<Problem>),
+}
+
+impl KbError {
+    pub fn problems(&self) -> Vec<Problem> {
+        match self {
+            KbError::Invalid(p) => p.clone(),
+            KbError::Io { path, source } => vec![Problem {
+                file: path.clone(),
+                line: None,
+                message: source.to_string(),
+            }],
+        }
+    }
+}
+
+/// The `intents/` files compiled into the binary.
+pub fn builtin_sources() -> Vec<Source> {
+    const FILES: &[(&str, &str)] = &include!(concat!(env!("OUT_DIR"), "/builtin_intents.rs"));
+    FILES
+        .iter()
+        .map(|(name, text)| Source {
+            name: format!("intents/{name}"),
+            text: text.to_string(),
+        })
+        .collect()
+}
+
+// ---- the YAML shapes ----------------------------------------------------------------------------
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RunbookYaml {
+    title: String,
+    base_url: String,
+    page: String,
+    escalation: String,
+    #[serde(default)]
+    structural: Vec<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct VocabularyYaml {
+    #[serde(default)]
+    synonyms: IndexMap<String, Vec<String>>,
+    /// Words that point away from every runbook section (storage, billing, IAM...), with weights.
+    #[serde(default)]
+    off_topic: IndexMap<String, f64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SlotYaml {
+    question: String,
+    #[serde(default)]
+    kind: Option<String>,
+    #[serde(default)]
+    only_when_asked: bool,
+    #[serde(default)]
+    any_reply: Option<String>,
+    options: IndexMap<String, OptionYaml>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OptionYaml {
+    label: String,
+    #[serde(default)]
+    words: Vec<String>,
+    #[serde(default)]
+    at_least: Option<f64>,
+    #[serde(default)]
+    below: Option<f64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IntentYaml {
+    id: String,
+    heading: String,
+    #[serde(default)]
+    anchor: Option<String>,
+    title: String,
+    #[serde(default)]
+    group: Option<String>,
+    summary: String,
+    #[serde(default)]
+    links: Vec<LinkYaml>,
+    #[serde(default)]
+    facts: BTreeMap<String, Vec<String>>,
+    #[serde(rename = "match")]
+    matching: MatchYaml,
+    #[serde(default)]
+    flow: Option<FlowYaml>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LinkYaml {
+    title: String,
+    url: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MatchYaml {
+    #[serde(default)]
+    terms: IndexMap<String, f64>,
+    #[serde(default)]
+    signatures: Vec<SignatureYaml>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SignatureYaml {
+    pattern: String,
+    #[serde(default)]
+    weight: Option<f64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FlowYaml {
+    start: String,
+    nodes: IndexMap<String, NodeYaml>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NodeYaml {
+    #[serde(default)]
+    ask: Option<String>,
+    #[serde(default)]
+    question: Option<String>,
+    #[serde(default)]
+    next: IndexMap<String, String>,
+    #[serde(default)]
+    say: Option<String>,
+    #[serde(default)]
+    links: Vec<LinkYaml>,
+    #[serde(default)]
+    then: Option<String>,
+    #[serde(default)]
+    escalate: bool,
+}
+
+const DEFAULT_SIGNATURE_WEIGHT: f64 = 8.0;
+const MAX_SUMMARY_CHARS: usize = 2500;
+
+/// Collects problems with their file and line.
+struct Problems {
+    list: Vec<Problem>,
+}
+
+impl Problems {
+    fn add(&mut self, src: &Source, needle: Option<&str>, message: impl Into<String>) {
+        self.list.push(Problem {
+            file: src.name.clone(),
+            line: needle.and_then(|n| line_of(&src.text, n)),
+            message: message.into(),
+        });
+    }
+}
+
+/// 1-based line of the first occurrence of `needle` in `text`.
+fn line_of(text: &str, needle: &str) -> Option<usize> {
+    let needle = needle.lines().next().unwrap_or(needle).trim();
+    if needle.is_empty() {
+        return None;
+    }
+    text.lines().position(|l| l.contains(needle)).map(|i| i + 1)
+}
+
+fn parse<T: for<'de> Deserialize<'de>>(src: &Source, problems: &mut Problems) -> Option<T> {
+    if src.text.trim().is_empty() {
+        problems.add(src, None, "the file is empty");
+        return None;
+    }
+    match serde_yaml_ng::from_str::<T>(&src.text) {
+        Ok(v) => Some(v),
+        Err(e) => {
+            let line = e.location().map(|l| l.line());
+            let msg = e.to_string();
+            // serde_yaml_ng appends " at line L column C"; we print the line ourselves
+            let msg = msg.split(" at line ").next().unwrap_or(&msg).to_string();
+            problems.list.push(Problem {
+                file: src.name.clone(),
+                line,
+                message: msg,
+            });
+            None
+        }
+    }
+}
+
+impl KnowledgeBase {
+    /// Read every `*.yaml` / `*.yml` file of `dir` and load them.
+    pub fn load_dir(dir: &Path, opts: &LoadOptions) -> Result<KnowledgeBase, KbError> {
+        let io = |source| KbError::Io {
+            path: dir.display().to_string(),
+            source,
+        };
+        let mut sources = Vec::new();
+        let mut entries: Vec<_> = std::fs::read_dir(dir)
+            .map_err(io)?
+            .collect::<Result<_, _>>()
+            .map_err(io)?;
+        entries.sort_by_key(|e| e.file_name());
+        for entry in entries {
+            let path = entry.path();
+            let is_yaml = path.extension().is_some_and(|e| e == "yaml" || e == "yml");
+            if !is_yaml || !path.is_file() {
+                continue;
+            }
+            let bytes = std::fs::read(&path).map_err(|source| KbError::Io {
+                path: path.display().to_string(),
+                source,
+            })?;
+            let name = path.display().to_string();
+            match String::from_utf8(bytes) {
+                Ok(text) => sources.push(Source { name, text }),
+                Err(_) => {
+                    return Err(KbError::Invalid(vec![Problem {
+                        file: name,
+                        line: None,
+                        message: "not UTF-8 text".into(),
+                    }]))
+                }
+            }
+        }
+        if sources.is_empty() {
+            return Err(KbError::Invalid(vec![Problem {
+                file: dir.display().to_string(),
+                line: None,
+                message: "no intent files (*.yaml) in this directory".into(),
+            }]));
+        }
+        KnowledgeBase::from_sources(sources, opts)
+    }
+
+    /// Parse and validate a set of files. Every problem is reported, each with its file and line.
+    pub fn from_sources(sources: Vec<Source>, opts: &LoadOptions) -> Result<KnowledgeBase, KbError> {
+        let mut problems = Problems { list: Vec::new() };
+        let file_name = |s: &Source| {
+            Path::new(&s.name)
+                .file_name()
+                .map(|f| f.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        };
+        let stem_of = |s: &Source| {
+            file_name(s)
+                .trim_end_matches(".yaml")
+                .trim_end_matches(".yml")
+                .to_string()
+        };
+
+        let mut runbook: Option<(RunbookYaml, &Source)> = None;
+        let mut vocab = VocabularyYaml::default();
+        let mut slots_yaml: Vec<(IndexMap<String, SlotYaml>, &Source)> = Vec::new();
+        let mut intents_yaml: Vec<(IntentYaml, &Source)> = Vec::new();
+        for src in &sources {
+            match stem_of(src).as_str() {
+                "_runbook" => runbook = parse(src, &mut problems).map(|r| (r, src)),
+                "_vocabulary" => vocab = parse(src, &mut problems).unwrap_or_default(),
+                "_slots" => {
+                    if let Some(s) = parse(src, &mut problems) {
+                        slots_yaml.push((s, src));
+                    }
+                }
+                s if s.starts_with('_') => problems.add(
+                    src,
+                    None,
+                    "unknown shared file (expected _runbook, _vocabulary or _slots)",
+                ),
+                _ => {
+                    if let Some(i) = parse(src, &mut problems) {
+                        intents_yaml.push((i, src));
+                    }
+                }
+            }
+        }
+        let Some((runbook, runbook_src)) = runbook else {
+            if !problems.list.iter().any(|p| p.file.contains("_runbook")) {
+                problems.list.push(Problem {
+                    file: "_runbook.yaml".into(),
+                    line: None,
+                    message: "missing: it names the runbook page and the escalation intent".into(),
+                });
+            }
+            return Err(KbError::Invalid(problems.list));
+        };
+        if intents_yaml.is_empty() && problems.list.is_empty() {
+            problems.add(
+                runbook_src,
+                None,
+                "no intents: add one <id>.yaml file per runbook section",
+            );
+        }
+        let site = RunbookSite {
+            title: runbook.title.clone(),
+            base_url: opts
+                .base_url
+                .clone()
+                .unwrap_or(runbook.base_url.clone())
+                .trim_end_matches('/')
+                .to_string(),
+            page: runbook.page.clone(),
+            structural: runbook.structural.clone(),
+        };
+        if !site.base_url.starts_with("http://") && !site.base_url.starts_with("https://") {
+            problems.add(
+                runbook_src,
+                Some("base_url"),
+                format!("base_url must be an http(s) URL, got `{}`", site.base_url),
+            );
+        }
+        if !site.page.starts_with('/') {
+            problems.add(
+                runbook_src,
+                Some("page:"),
+                "page must start with `/` (the page's `link:` front-matter value)",
+            );
+        }
+
+        // Every phrase the lexicon must know, so typo correction can reach it.
+        let mut phrases: Vec<String> = Vec::new();
+        for (i, _) in &intents_yaml {
+            phrases.extend(i.matching.terms.keys().cloned());
+        }
+        for (s, _) in &slots_yaml {
+            for slot in s.values() {
+                for o in slot.options.values() {
+                    phrases.extend(o.words.iter().cloned());
+                }
+            }
+        }
+        phrases.extend(vocab.off_topic.keys().cloned());
+        let lexicon = Lexicon::new(
+            vocab.synonyms.iter().map(|(k, v)| (k.as_str(), v.as_slice())),
+            phrases.iter().map(String::as_str),
+        );
+
+        let slots = build_slots(&slots_yaml, &lexicon, &mut problems);
+
+        let mut seen_ids: HashMap<String, String> = HashMap::new();
+        let mut seen_headings: HashMap<String, String> = HashMap::new();
+        let mut intents = Vec::new();
+        let mut features = Vec::new();
+        for (y, src) in intents_yaml {
+            let valid_id = !y.id.is_empty()
+                && y.id
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+            if !valid_id {
+                problems.add(
+                    src,
+                    Some("id:"),
+                    format!("id `{}` must be lower-case letters, digits and `-`", y.id),
+                );
+            }
+            if let Some(other) = seen_ids.insert(y.id.clone(), src.name.clone()) {
+                problems.add(src, Some("id:"), format!("duplicate id `{}` (also in {other})", y.id));
+            }
+            if y.heading.trim().is_empty() {
+                problems.add(src, Some("heading:"), "heading is empty");
+            } else if let Some(other) = seen_headings.insert(y.heading.clone(), src.name.clone()) {
+                problems.add(
+                    src,
+                    Some("heading:"),
+                    format!("heading `{}` is also used by {other}", y.heading),
+                );
+            }
+            if y.title.trim().is_empty() {
+                problems.add(src, Some("title:"), "title is empty");
+            }
+            if y.summary.trim().is_empty() {
+                problems.add(src, Some("summary:"), "summary is empty");
+            } else if y.summary.chars().count() > MAX_SUMMARY_CHARS {
+                problems.add(
+                    src,
+                    Some("summary:"),
+                    format!("summary is longer than {MAX_SUMMARY_CHARS} characters"),
+                );
+            }
+            let links = build_links(&y.links, &site, src, &mut problems);
+
+            let mut terms = Vec::new();
+            for (term, weight) in &y.matching.terms {
+                if !(weight.is_finite() && *weight > 0.0 && *weight <= 10.0) {
+                    problems.add(
+                        src,
+                        Some(term),
+                        format!("term `{term}`: weight must be in (0, 10], got {weight}"),
+                    );
+                    continue;
+                }
+                let tokens = lexicon.canonical(term);
+                if tokens.is_empty() {
+                    problems.add(src, Some(term), format!("term `{term}` has no words"));
+                    continue;
+                }
+                terms.push(TermSpec {
+                    label: term.clone(),
+                    tokens,
+                    weight: *weight,
+                });
+            }
+            if terms.is_empty() && y.matching.signatures.is_empty() {
+                problems.add(
+                    src,
+                    Some("match:"),
+                    "no terms and no signatures: nothing can route a message here",
+                );
+            }
+            let mut signatures = Vec::new();
+            for sig in &y.matching.signatures {
+                let weight = sig.weight.unwrap_or(DEFAULT_SIGNATURE_WEIGHT);
+                if !(weight.is_finite() && weight > 0.0 && weight <= 20.0) {
+                    problems.add(
+                        src,
+                        Some(&sig.pattern),
+                        format!("signature weight must be in (0, 20], got {weight}"),
+                    );
+                }
+                match RegexBuilder::new(&sig.pattern).size_limit(1 << 20).build() {
+                    Ok(regex) if regex.is_match("") => problems.add(
+                        src,
+                        Some(&sig.pattern),
+                        format!("signature `{}` matches empty text", sig.pattern),
+                    ),
+                    Ok(regex) => signatures.push(SignatureSpec {
+                        pattern: sig.pattern.clone(),
+                        regex,
+                        weight,
+                    }),
+                    Err(e) => problems.add(
+                        src,
+                        Some(&sig.pattern),
+                        format!(
+                            "bad regex `{}`: {}",
+                            sig.pattern,
+                            e.to_string().lines().last().unwrap_or("")
+                        ),
+                    ),
+                }
+            }
+            let flow = y
+                .flow
+                .as_ref()
+                .and_then(|f| build_flow(f, &slots, &site, src, &mut problems));
+            let anchor = y.anchor.clone().unwrap_or_else(|| gfm_anchor(&y.heading));
+            intents.push(Intent {
+                url: format!("{}#{}", site.page_url(), anchor),
+                id: y.id,
+                heading: y.heading,
+                anchor,
+                title: y.title,
+                group: y.group.unwrap_or_else(|| "Other".into()),
+                summary: y.summary.trim_end().to_string(),
+                links,
+                facts: y.facts,
+                flow,
+                file: src.name.clone(),
+            });
+            features.push(IntentFeatures { terms, signatures });
+        }
+
+        let escalation = intents.iter().position(|i| i.id == runbook.escalation);
+        if escalation.is_none() && !intents.is_empty() {
+            problems.add(
+                runbook_src,
+                Some("escalation:"),
+                format!("escalation intent `{}` does not exist", runbook.escalation),
+            );
+        }
+        let mut off_topic = Vec::new();
+        for (term, weight) in &vocab.off_topic {
+            let tokens = lexicon.canonical(term);
+            if !tokens.is_empty() && *weight > 0.0 {
+                off_topic.push(TermSpec {
+                    label: term.clone(),
+                    tokens,
+                    weight: *weight,
+                });
+            }
+        }
+        if !problems.list.is_empty() {
+            return Err(KbError::Invalid(problems.list));
+        }
+        let matcher = Matcher::new(features, off_topic);
+        let mut hasher = Sha256::new();
+        let mut sorted: Vec<&Source> = sources.iter().collect();
+        sorted.sort_by_key(|s| file_name(s));
+        for s in sorted {
+            hasher.update(file_name(s).as_bytes());
+            hasher.update([0]);
+            hasher.update(s.text.as_bytes());
+            hasher.update([0]);
+        }
+        let digest = hasher.finalize();
+        let version: String = digest.iter().take(6).map(|b| format!("{b:02x}")).collect();
+        Ok(KnowledgeBase {
+            version,
+            site,
+            intents,
+            slots,
+            escalation: escalation.unwrap_or(0),
+            lexicon,
+            matcher,
+        })
+    }
+}
+
+fn build_links(links: &[LinkYaml], site: &RunbookSite, src: &Source, problems: &mut Problems) -> Vec<Link> {
+    let mut out = Vec::new();
+    for l in links {
+        let ok_scheme = ["https://", "http://", "./", "/", "#"]
+            .iter()
+            .any(|p| l.url.starts_with(p));
+        if !ok_scheme || l.url.chars().any(char::is_whitespace) || l.url.len() < 2 {
+            problems.add(
+                src,
+                Some(&l.url),
+                format!(
+                    "broken link `{}`: use an http(s) URL or a ./relative runbook page",
+                    l.url
+                ),
+            );
+            continue;
+        }
+        if l.title.trim().is_empty() {
+            problems.add(src, Some(&l.url), format!("link `{}` has no title", l.url));
+        }
+        out.push(Link {
+            title: l.title.clone(),
+            url: l.url.clone(),
+            resolved: site.resolve(&l.url),
+        });
+    }
+    out
+}
+
+fn build_slots(
+    files: &[(IndexMap<String, SlotYaml>, &Source)],
+    lexicon: &Lexicon,
+    problems: &mut Problems,
+) -> BTreeMap<String, Slot> {
+    let mut slots = BTreeMap::new();
+    for (map, src) in files {
+        for (name, y) in map {
+            let kind = match y.kind.as_deref() {
+                None | Some("choice") => SlotKind::Choice,
+                Some("minutes") => SlotKind::Minutes,
+                Some(other) => {
+                    problems.add(
+                        src,
+                        Some(name),
+                        format!("slot `{name}`: unknown kind `{other}` (choice or minutes)"),
+                    );
+                    SlotKind::Choice
+                }
+            };
+            if y.options.is_empty() {
+                problems.add(src, Some(name), format!("slot `{name}` has no options"));
+            }
+            if let Some(a) = &y.any_reply {
+                if !y.options.contains_key(a) {
+                    problems.add(
+                        src,
+                        Some(name),
+                        format!("slot `{name}`: any_reply names unknown option `{a}`"),
+                    );
+                }
+            }
+            let mut options = Vec::new();
+            for (id, o) in &y.options {
+                let words: Vec<Vec<String>> = o
+                    .words
+                    .iter()
+                    .map(|w| lexicon.canonical(w))
+                    .filter(|w| !w.is_empty())
+                    .collect();
+                let bounded = o.at_least.is_some() || o.below.is_some();
+                if kind == SlotKind::Minutes && !bounded && words.is_empty() {
+                    problems.add(
+                        src,
+                        Some(id),
+                        format!("slot `{name}` option `{id}`: give at_least and/or below (minutes)"),
+                    );
+                }
+                if kind == SlotKind::Choice && words.is_empty() && y.any_reply.as_deref() != Some(id) {
+                    problems.add(
+                        src,
+                        Some(id),
+                        format!("slot `{name}` option `{id}` has no words, so no reply can select it"),
+                    );
+                }
+                options.push(SlotOption {
+                    id: id.clone(),
+                    label: o.label.clone(),
+                    words,
+                    at_least: o.at_least,
+                    below: o.below,
+                });
+            }
+            if slots.contains_key(name) {
+                problems.add(src, Some(name), format!("slot `{name}` is defined twice"));
+            }
+            slots.insert(
+                name.clone(),
+                Slot {
+                    name: name.clone(),
+                    question: y.question.clone(),
+                    kind,
+                    only_when_asked: y.only_when_asked,
+                    any_reply: y.any_reply.clone(),
+                    options,
+                },
+            );
+        }
+    }
+    slots
+}
+
+fn build_flow(
+    y: &FlowYaml,
+    slots: &BTreeMap<String, Slot>,
+    site: &RunbookSite,
+    src: &Source,
+    problems: &mut Problems,
+) -> Option<Flow> {
+    let before = problems.list.len();
+    let mut nodes = BTreeMap::new();
+    for (name, n) in &y.nodes {
+        let exists = |target: &str| y.nodes.contains_key(target);
+        let node = match (&n.ask, &n.say) {
+            (Some(slot_name), None) => {
+                if n.then.is_some() || !n.links.is_empty() || n.escalate {
+                    problems.add(
+                        src,
+                        Some(name),
+                        format!("node `{name}` asks: `then`, `links` and `escalate` belong on say nodes"),
+                    );
+                }
+                match slots.get(slot_name) {
+                    None => problems.add(
+                        src,
+                        Some(name),
+                        format!("node `{name}` asks unknown slot `{slot_name}`"),
+                    ),
+                    Some(slot) => {
+                        for key in n.next.keys() {
+                            if key != "default" && !slot.options.iter().any(|o| &o.id == key) {
+                                problems.add(
+                                    src,
+                                    Some(name),
+                                    format!("node `{name}`: `{key}` is not an option of slot `{slot_name}`"),
+                                );
+                            }
+                        }
+                        if !n.next.contains_key("default") {
+                            for o in &slot.options {
+                                if !n.next.contains_key(&o.id) {
+                                    problems.add(src, Some(name), format!("node `{name}`: option `{}` of slot `{slot_name}` leads nowhere (add it to next, or a default)", o.id));
+                                }
+                            }
+                        }
+                    }
+                }
+                for target in n.next.values() {
+                    if !exists(target) {
+                        problems.add(
+                            src,
+                            Some(name),
+                            format!("node `{name}` leads to missing node `{target}`"),
+                        );
+                    }
+                }
+                Node::Ask {
+                    slot: slot_name.clone(),
+                    question: n.question.clone(),
+                    next: n.next.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+                }
+            }
+            (None, Some(text)) => {
+                if !n.next.is_empty() || n.question.is_some() {
+                    problems.add(
+                        src,
+                        Some(name),
+                        format!("node `{name}` says: `next` and `question` belong on ask nodes"),
+                    );
+                }
+                if let Some(t) = &n.then {
+                    if !exists(t) {
+                        problems.add(src, Some(name), format!("node `{name}` goes on to missing node `{t}`"));
+                    }
+                }
+                Node::Say {
+                    text: text.trim_end().to_string(),
+                    links: build_links(&n.links, site, src, problems),
+                    then: n.then.clone(),
+                    escalate: n.escalate,
+                }
+            }
+            _ => {
+                problems.add(
+                    src,
+                    Some(name),
+                    format!("node `{name}` needs exactly one of `ask` or `say`"),
+                );
+                continue;
+            }
+        };
+        nodes.insert(name.clone(), node);
+    }
+    if !nodes.contains_key(&y.start) {
+        problems.add(src, Some("start:"), format!("flow start `{}` is not a node", y.start));
+    }
+    if problems.list.len() > before {
+        return None;
+    }
+    // reachability and cycles: depth-first from start
+    let mut reached = BTreeSet::new();
+    let mut on_path = Vec::new();
+    if let Some(cycle) = walk(&y.start, &nodes, &mut reached, &mut on_path) {
+        problems.add(
+            src,
+            Some(&cycle),
+            format!("flow loops back to node `{cycle}`: flows must not have cycles"),
+        );
+    }
+    for name in nodes.keys() {
+        if !reached.contains(name) {
+            problems.add(
+                src,
+                Some(name),
+                format!("node `{name}` is unreachable from start `{}`", y.start),
+            );
+        }
+    }
+    (problems.list.len() == before).then(|| Flow {
+        start: y.start.clone(),
+        nodes,
+    })
+}
+
+fn walk(
+    name: &str,
+    nodes: &BTreeMap<String, Node>,
+    reached: &mut BTreeSet<String>,
+    path: &mut Vec<String>,
+) -> Option<String> {
+    if path.iter().any(|p| p == name) {
+        return Some(name.to_string());
+    }
+    if !reached.insert(name.to_string()) {
+        return None;
+    }
+    path.push(name.to_string());
+    let next: Vec<&String> = match nodes.get(name) {
+        Some(Node::Ask { next, .. }) => next.values().collect(),
+        Some(Node::Say { then, .. }) => then.iter().collect(),
+        None => Vec::new(),
+    };
+    for n in next {
+        if let Some(c) = walk(n, nodes, reached, path) {
+            return Some(c);
+        }
+    }
+    path.pop();
+    None
+}

@@ -1,0 +1,322 @@
+//! The matcher: message text in, runbook sections ranked out, each with a score and the evidence that
+//! earned it, or an abstention. Pure and infallible.
+//!
+//! Scoring is a weighted sum of evidence. Terms (canonical phrases, see `text.rs`) add their weight,
+//! scaled down when several intents share the term and growing slowly with repetition; signatures
+//! (regexes over the pasted text) add a large weight, so an exact error string beats loose keywords.
+//! Off-topic words (storage, billing, IAM...) form a pseudo-section that, when it wins, makes the matcher
+//! abstain. It also abstains when the best score is below [`ABSTAIN_BELOW`], and flags the answer as
+//! ambiguous when the runner-up comes within [`AMBIGUOUS_RATIO`] of the best.
+
+use std::collections::HashMap;
+
+use regex::{Regex, RegexSet, RegexSetBuilder};
+
+use crate::kb::KnowledgeBase;
+use crate::text::{clean_slack, Lexicon};
+
+/// Below this score the matcher abstains.
+pub const ABSTAIN_BELOW: f64 = 3.0;
+/// When `second / best` reaches this, the answer is ambiguous.
+pub const AMBIGUOUS_RATIO: f64 = 0.8;
+/// How many ranked sections an outcome keeps.
+const KEEP: usize = 5;
+
+/// A term of an intent (or of the off-topic list), already in canonical tokens.
+#[derive(Debug, Clone)]
+pub struct TermSpec {
+    /// As written in the YAML, for evidence.
+    pub label: String,
+    pub tokens: Vec<String>,
+    pub weight: f64,
+}
+
+/// An error signature: a regex over the message as the user saw it.
+#[derive(Debug, Clone)]
+pub struct SignatureSpec {
+    pub pattern: String,
+    pub regex: Regex,
+    pub weight: f64,
+}
+
+/// What identifies one intent.
+#[derive(Debug, Clone, Default)]
+pub struct IntentFeatures {
+    pub terms: Vec<TermSpec>,
+    pub signatures: Vec<SignatureSpec>,
+}
+
+/// Who owns a term: an intent (by index) or the off-topic list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+enum Owner {
+    Intent(usize),
+    OffTopic,
+}
+
+/// The compiled matcher.
+#[derive(Debug)]
+pub struct Matcher {
+    intents: Vec<IntentFeatures>,
+    off_topic: Vec<TermSpec>,
+    /// First token of a term -> (owner, index of the term in its owner's list).
+    by_first: HashMap<String, Vec<(Owner, usize)>>,
+    /// Effective weight of each term: its weight scaled by how many intents share it.
+    effective: HashMap<(Owner, usize), f64>,
+    /// All signatures of all intents, in one automaton.
+    signatures: RegexSet,
+    /// Index into `signatures` -> (intent, signature index).
+    signature_owner: Vec<(usize, usize)>,
+}
+
+/// Why an intent scored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Evidence {
+    pub kind: EvidenceKind,
+    /// The term or pattern as written in the knowledge base.
+    pub label: String,
+    /// For signatures, the text that matched (at most 120 characters).
+    pub matched: Option<String>,
+    pub count: usize,
+    pub points: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EvidenceKind {
+    Term,
+    Signature,
+}
+
+/// One ranked section.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ranked {
+    /// Index into `KnowledgeBase::intents`.
+    pub intent: usize,
+    pub score: f64,
+    pub evidence: Vec<Evidence>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// One section clearly fits.
+    Match,
+    /// The best two are too close to tell apart.
+    Ambiguous,
+    /// Nothing fits well enough: say so rather than guess.
+    Abstain,
+}
+
+/// The matcher's answer for one message.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MatchOutcome {
+    pub verdict: Verdict,
+    /// Sections with a positive score, best first (at most five).
+    pub ranked: Vec<Ranked>,
+    /// Score of the off-topic words.
+    pub off_topic: f64,
+}
+
+impl MatchOutcome {
+    /// The section to answer with, unless the matcher abstained.
+    pub fn best(&self) -> Option<&Ranked> {
+        match self.verdict {
+            Verdict::Abstain => None,
+            _ => self.ranked.first(),
+        }
+    }
+}
+
+/// A message after normalisation, shared by the matcher and slot extraction.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    /// Slack markup removed, entities unescaped; original case.
+    pub cleaned: String,
+    /// Canonical tokens.
+    pub tokens: Vec<String>,
+}
+
+impl Prepared {
+    pub fn new(lexicon: &Lexicon, raw: &str) -> Prepared {
+        let cleaned = clean_slack(raw);
+        let tokens = lexicon.tokens(&cleaned);
+        Prepared { cleaned, tokens }
+    }
+
+    /// Every (start, len) where `phrase` occurs in the tokens.
+    pub fn find<'a>(&'a self, phrase: &'a [String]) -> impl Iterator<Item = usize> + 'a {
+        let n = phrase.len();
+        (0..self.tokens.len().saturating_sub(n.saturating_sub(1)))
+            .filter(move |&i| n > 0 && self.tokens[i..i + n] == *phrase)
+    }
+}
+
+impl Matcher {
+    pub fn new(intents: Vec<IntentFeatures>, off_topic: Vec<TermSpec>) -> Matcher {
+        let mut by_first: HashMap<String, Vec<(Owner, usize)>> = HashMap::new();
+        let mut sharing: HashMap<&[String], usize> = HashMap::new();
+        for f in &intents {
+            let mut mine: Vec<&[String]> = f.terms.iter().map(|t| t.tokens.as_slice()).collect();
+            mine.sort();
+            mine.dedup();
+            for t in mine {
+                *sharing.entry(t).or_default() += 1;
+            }
+        }
+        let mut effective = HashMap::new();
+        for (i, f) in intents.iter().enumerate() {
+            for (j, t) in f.terms.iter().enumerate() {
+                by_first
+                    .entry(t.tokens[0].clone())
+                    .or_default()
+                    .push((Owner::Intent(i), j));
+                let shared = sharing.get(t.tokens.as_slice()).copied().unwrap_or(1).max(1) as f64;
+                effective.insert((Owner::Intent(i), j), t.weight / shared.sqrt());
+            }
+        }
+        for (j, t) in off_topic.iter().enumerate() {
+            by_first
+                .entry(t.tokens[0].clone())
+                .or_default()
+                .push((Owner::OffTopic, j));
+            effective.insert((Owner::OffTopic, j), t.weight);
+        }
+        let mut patterns = Vec::new();
+        let mut signature_owner = Vec::new();
+        for (i, f) in intents.iter().enumerate() {
+            for (j, s) in f.signatures.iter().enumerate() {
+                patterns.push(s.pattern.clone());
+                signature_owner.push((i, j));
+            }
+        }
+        let signatures = RegexSetBuilder::new(&patterns)
+            .size_limit(32 << 20)
+            .dfa_size_limit(32 << 20)
+            .build()
+            .unwrap_or_else(|_| RegexSet::empty());
+        Matcher {
+            intents,
+            off_topic,
+            by_first,
+            effective,
+            signatures,
+            signature_owner,
+        }
+    }
+
+    /// Rank the sections for a prepared message.
+    pub fn rank(&self, msg: &Prepared) -> MatchOutcome {
+        // 1. every term occurrence: (owner, term, start, len)
+        let mut hits: Vec<(Owner, usize, usize, usize)> = Vec::new();
+        for (pos, tok) in msg.tokens.iter().enumerate() {
+            let Some(cands) = self.by_first.get(tok) else { continue };
+            for &(owner, j) in cands {
+                let toks = &self.term(owner, j).tokens;
+                if msg.tokens.len() - pos >= toks.len() && msg.tokens[pos..pos + toks.len()] == toks[..] {
+                    hits.push((owner, j, pos, toks.len()));
+                }
+            }
+        }
+        // 2. per owner, a phrase inside a longer phrase of the same owner does not count again
+        hits.sort_by(|a, b| a.0.cmp(&b.0).then(a.2.cmp(&b.2)).then(b.3.cmp(&a.3)));
+        let mut counts: HashMap<(Owner, usize), usize> = HashMap::new();
+        let mut covered: HashMap<Owner, usize> = HashMap::new();
+        for (owner, j, start, len) in hits {
+            let until = covered.entry(owner).or_insert(0);
+            if start < *until && start + len <= *until {
+                continue;
+            }
+            *until = (*until).max(start + len);
+            *counts.entry((owner, j)).or_default() += 1;
+        }
+        // 3. scores with evidence
+        let mut scores: Vec<(f64, Vec<Evidence>)> = vec![(0.0, Vec::new()); self.intents.len()];
+        let mut off_topic = 0.0;
+        for ((owner, j), count) in counts {
+            let points = self.effective[&(owner, j)] * repeat_factor(count);
+            match owner {
+                Owner::OffTopic => off_topic += points,
+                Owner::Intent(i) => {
+                    scores[i].0 += points;
+                    scores[i].1.push(Evidence {
+                        kind: EvidenceKind::Term,
+                        label: self.intents[i].terms[j].label.clone(),
+                        matched: None,
+                        count,
+                        points,
+                    });
+                }
+            }
+        }
+        if !self.signature_owner.is_empty() {
+            for k in self.signatures.matches(&msg.cleaned).iter() {
+                let (i, j) = self.signature_owner[k];
+                let sig = &self.intents[i].signatures[j];
+                let matched = sig
+                    .regex
+                    .find(&msg.cleaned)
+                    .map(|m| crate::text::truncate(m.as_str(), 120).to_string());
+                scores[i].0 += sig.weight;
+                scores[i].1.push(Evidence {
+                    kind: EvidenceKind::Signature,
+                    label: sig.pattern.clone(),
+                    matched,
+                    count: 1,
+                    points: sig.weight,
+                });
+            }
+        }
+        let mut ranked: Vec<Ranked> = scores
+            .into_iter()
+            .enumerate()
+            .filter(|(_, (s, _))| *s > 0.0)
+            .map(|(intent, (score, mut evidence))| {
+                evidence.sort_by(|a, b| b.points.total_cmp(&a.points).then_with(|| a.label.cmp(&b.label)));
+                Ranked {
+                    intent,
+                    score,
+                    evidence,
+                }
+            })
+            .collect();
+        ranked.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.intent.cmp(&b.intent)));
+        ranked.truncate(KEEP);
+        let best = ranked.first().map_or(0.0, |r| r.score);
+        let second = ranked.get(1).map_or(0.0, |r| r.score);
+        let verdict = if best < ABSTAIN_BELOW || off_topic >= best {
+            Verdict::Abstain
+        } else if second >= best * AMBIGUOUS_RATIO {
+            Verdict::Ambiguous
+        } else {
+            Verdict::Match
+        };
+        MatchOutcome {
+            verdict,
+            ranked,
+            off_topic,
+        }
+    }
+
+    fn term(&self, owner: Owner, j: usize) -> &TermSpec {
+        match owner {
+            Owner::Intent(i) => &self.intents[i].terms[j],
+            Owner::OffTopic => &self.off_topic[j],
+        }
+    }
+}
+
+/// Repeating a term helps a little, not linearly: a 40 KB log naming calico-node 200 times should not
+/// drown a single exact error line.
+fn repeat_factor(count: usize) -> f64 {
+    1.0 + 0.25 * (count as f64).ln()
+}
+
+impl KnowledgeBase {
+    /// Normalise a message once, for matching and slot extraction.
+    pub fn prepare(&self, text: &str) -> Prepared {
+        Prepared::new(&self.lexicon, text)
+    }
+
+    /// Rank the runbook sections for a message.
+    pub fn match_text(&self, text: &str) -> MatchOutcome {
+        self.matcher.rank(&self.prepare(text))
+    }
+}

@@ -1,0 +1,421 @@
+//! Text normalisation shared by the matcher and the dialogue engine: Slack markup removal, noise
+//! stripping (timestamps, IPs, UUIDs, pod hashes), tokenising, light stemming, typo correction and
+//! vocabulary canonicalisation. Pure: no I/O, cannot fail.
+//!
+//! The same pipeline turns both the knowledge base's terms and users' messages into token streams, so a
+//! term written once in canonical form matches every spelling the vocabulary and the stemmer fold into it.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::LazyLock;
+
+use regex::Regex;
+
+/// Messages longer than this many bytes are cut (at a char boundary) before matching. A 40 KB paste fits;
+/// the cap bounds the work done for anything larger.
+pub const MAX_INPUT_BYTES: usize = 64 * 1024;
+
+/// Cut `s` to at most `max` bytes without splitting a character.
+pub fn truncate(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+static SLACK_MARKUP: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"<([^<>\n]{1,2000})>").unwrap());
+static EMOJI: LazyLock<Regex> = LazyLock::new(|| Regex::new(r":[a-z][a-z0-9_+\-']{0,60}:").unwrap());
+
+/// Turn Slack's wire text into what the user saw: mentions and `<!channel>` dropped, channel and link
+/// labels kept (with the URL), emoji codes and code fences removed, `&lt;` `&gt;` `&amp;` unescaped.
+pub fn clean_slack(raw: &str) -> String {
+    let raw = truncate(raw, MAX_INPUT_BYTES);
+    let replaced = SLACK_MARKUP.replace_all(raw, |caps: &regex::Captures<'_>| {
+        let inner = &caps[1];
+        let (target, label) = match inner.split_once('|') {
+            Some((t, l)) => (t, Some(l)),
+            None => (inner, None),
+        };
+        if target.starts_with('@') || target.starts_with('!') {
+            // user mention, @channel/@here, dates: none of them carry meaning for routing
+            String::from(" ")
+        } else if target.starts_with('#') {
+            format!(" {} ", label.unwrap_or(""))
+        } else {
+            match label {
+                Some(l) => format!(" {l} {target} "),
+                None => format!(" {target} "),
+            }
+        }
+    });
+    let no_emoji = EMOJI.replace_all(&replaced, " ");
+    no_emoji
+        .replace("```", "\n")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+}
+
+/// Common English and Kubernetes words that are never typo-corrected into knowledge-base terms, even
+/// when they are one letter away from one ("notes" is not "nodes").
+const PROTECTED_WORDS: &str = "a about above after again against all also am an and any are as at be \
+because been before being below between both but by can cannot could did do does doing down during each \
+few for from further had has have having he her here hers him his how i if in into is it its itself just \
+me more most my no nor not now of off on once only or other our out over own same she should so some \
+such than that the their them then there these they this those through to too under until up very was we \
+were what when where which while who whom why will with would you your yours get got getting give gave \
+go goes going gone make made need needs see seen seem seems still try tried trying use used using want \
+wanted way well work worked working works yes yeah yep nope ok okay please thanks thank hi hello hey \
+issue issues problem problems error errors fail failed failing failure help know like look looks looked \
+new old one two three four five time times today yesterday tomorrow week day days hour hours minute \
+minutes second seconds since ago again back customer customers ticket tickets team teams user users \
+notes note mode model modes code codes data date dates case cases name names line lines list lists \
+page pages post posts host hosts port ports part parts rate rates role roles rule rules size state states \
+status store stores test tests text type types value values version versions watch zone zones region \
+reload reboot restart restarted replace replaced update updated upgrade upgraded delete deleted create \
+created running pending ready true false none null nil unknown warning info debug normal reason message \
+event events kind spec metadata labels annotations namespace namespaces container containers image images \
+deploy deployment deployments pod pods node nodes service services cluster clusters worker workers \
+public private internal external ingress egress route routes router traffic request requests response \
+latency slow fast down up intermittent random sometimes always never anyone someone something anything \
+nothing everything thing things right wrong sure maybe because where which whose while";
+
+/// Normalises text into canonical tokens: the one pipeline every term, slot word and message goes through.
+#[derive(Debug, Clone, Default)]
+pub struct Lexicon {
+    /// Stemmed token sequence of a vocabulary variant -> stemmed tokens of its canonical phrase.
+    synonyms: HashMap<Vec<String>, Vec<String>>,
+    /// Longest variant length in tokens, to bound the synonym scan.
+    max_variant_len: usize,
+    /// Every stemmed token the knowledge base knows (terms, options, canonical phrases and variants).
+    known: HashSet<String>,
+    /// Words never corrected (stemmed).
+    protected: HashSet<String>,
+    /// Deletion index for typo correction: a word with one or two letters deleted -> known words.
+    deletes: HashMap<String, Vec<String>>,
+}
+
+impl Lexicon {
+    /// Build from `(canonical, variants)` pairs and every phrase the knowledge base will match.
+    pub fn new<'a>(
+        synonyms: impl IntoIterator<Item = (&'a str, &'a [String])>,
+        phrases: impl IntoIterator<Item = &'a str>,
+    ) -> Lexicon {
+        let mut lex = Lexicon {
+            protected: PROTECTED_WORDS.split_whitespace().map(stem).collect(),
+            ..Lexicon::default()
+        };
+        for (canonical, variants) in synonyms {
+            let canon = raw_tokens(canonical);
+            lex.known.extend(canon.iter().cloned());
+            for v in variants {
+                let toks = raw_tokens(v);
+                if toks.is_empty() || toks == canon {
+                    continue;
+                }
+                lex.known.extend(toks.iter().cloned());
+                lex.max_variant_len = lex.max_variant_len.max(toks.len());
+                lex.synonyms.insert(toks, canon.clone());
+            }
+        }
+        for p in phrases {
+            lex.known.extend(raw_tokens(p));
+        }
+        let known: Vec<String> = lex.known.iter().cloned().collect();
+        for word in known {
+            if word.chars().count() < 5 || word.chars().any(|c| c.is_ascii_digit()) {
+                continue;
+            }
+            for d in deletions(&word, max_distance(&word)) {
+                lex.deletes.entry(d).or_default().push(word.clone());
+            }
+        }
+        for list in lex.deletes.values_mut() {
+            list.sort();
+            list.dedup();
+        }
+        lex
+    }
+
+    /// Canonical tokens of already-clean text (terms and slot words from the knowledge base).
+    pub fn canonical(&self, text: &str) -> Vec<String> {
+        self.apply_synonyms(raw_tokens(text))
+    }
+
+    /// Canonical tokens of a user's message: noise stripped and typos corrected first.
+    pub fn tokens(&self, cleaned: &str) -> Vec<String> {
+        let denoised = strip_noise(cleaned);
+        let mut cache: HashMap<String, Option<String>> = HashMap::new();
+        let mut out = Vec::new();
+        for tok in raw_tokens(&denoised) {
+            if tok.chars().any(|c| c.is_ascii_digit()) && tok.chars().any(|c| c.is_alphabetic()) {
+                // hashes, ids, zones (7xk2p, dal10): noise unless the knowledge base names them (k8s, ipv4)
+                if self.known.contains(&tok) {
+                    out.push(tok);
+                }
+                continue;
+            }
+            if self.known.contains(&tok) || self.protected.contains(&tok) {
+                out.push(tok);
+                continue;
+            }
+            let fixed = cache.entry(tok.clone()).or_insert_with(|| self.correct(&tok)).clone();
+            out.push(fixed.unwrap_or(tok));
+        }
+        self.apply_synonyms(out)
+    }
+
+    /// Whether the knowledge base knows this (stemmed) word.
+    pub fn knows(&self, token: &str) -> bool {
+        self.known.contains(token)
+    }
+
+    fn correct(&self, tok: &str) -> Option<String> {
+        let len = tok.chars().count();
+        if len < 5 || !tok.chars().all(|c| c.is_alphabetic()) {
+            return None;
+        }
+        let limit = max_distance(tok);
+        let mut best: Option<(usize, &String)> = None;
+        let mut probe = deletions(tok, limit);
+        probe.push(tok.to_string());
+        for d in &probe {
+            if let Some(cands) = self.deletes.get(d) {
+                for cand in cands {
+                    let dist = osa_distance(tok, cand);
+                    if dist <= limit.min(max_distance(cand))
+                        && best.is_none_or(|(b, w)| dist < b || (dist == b && cand < w))
+                    {
+                        best = Some((dist, cand));
+                    }
+                }
+            }
+            if let Some(cands) = self.known.get(d.as_str()) {
+                let dist = osa_distance(tok, cands);
+                if dist <= limit
+                    && cands.chars().count() >= 5
+                    && best.is_none_or(|(b, w)| dist < b || (dist == b && cands < w))
+                {
+                    best = Some((dist, cands));
+                }
+            }
+        }
+        best.map(|(_, w)| w.clone())
+    }
+
+    fn apply_synonyms(&self, toks: Vec<String>) -> Vec<String> {
+        if self.synonyms.is_empty() {
+            return toks;
+        }
+        let mut out = Vec::with_capacity(toks.len());
+        let mut i = 0;
+        'outer: while i < toks.len() {
+            let longest = self.max_variant_len.min(toks.len() - i);
+            for n in (1..=longest).rev() {
+                if let Some(canon) = self.synonyms.get(&toks[i..i + n]) {
+                    out.extend(canon.iter().cloned());
+                    i += n;
+                    continue 'outer;
+                }
+            }
+            out.push(toks[i].clone());
+            i += 1;
+        }
+        out
+    }
+}
+
+fn max_distance(word: &str) -> usize {
+    if word.chars().count() >= 9 {
+        2
+    } else {
+        1
+    }
+}
+
+/// Every string made by deleting up to `n` characters from `word`.
+fn deletions(word: &str, n: usize) -> Vec<String> {
+    let mut frontier = vec![word.to_string()];
+    let mut all = Vec::new();
+    for _ in 0..n {
+        let mut next = Vec::new();
+        for w in &frontier {
+            let chars: Vec<char> = w.chars().collect();
+            for i in 0..chars.len() {
+                let d: String = chars[..i].iter().chain(&chars[i + 1..]).collect();
+                next.push(d);
+            }
+        }
+        next.sort();
+        next.dedup();
+        all.extend(next.iter().cloned());
+        frontier = next;
+    }
+    all
+}
+
+/// Optimal-string-alignment distance (Levenshtein plus adjacent transpositions).
+pub fn osa_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
+    let b: Vec<char> = b.chars().collect();
+    let (n, m) = (a.len(), b.len());
+    let mut d = vec![vec![0usize; m + 1]; n + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    for j in 0..=m {
+        d[0][j] = j;
+    }
+    for i in 1..=n {
+        for j in 1..=m {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut v = (d[i - 1][j] + 1).min(d[i][j - 1] + 1).min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                v = v.min(d[i - 2][j - 2] + 1);
+            }
+            d[i][j] = v;
+        }
+    }
+    d[n][m]
+}
+
+static NOISE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r"(?x)
+        \b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b        # UUID
+      | \b\d{4}-\d{2}-\d{2}[T\s]?\d{0,2}:?\d{0,2}:?\d{0,2}(\.\d+)?(Z|[+-]\d{2}:?\d{2})?  # ISO timestamps
+      | \b\d{1,2}:\d{2}(:\d{2})?(\.\d+)?\b                                       # clock times
+      | \b\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}(/\d{1,2})?(:\d+)?\b                 # IPv4, CIDR, port
+      | \b[0-9a-f]{12,}\b                                                         # container ids, digests
+      | https?://\S+                                                             # URLs (labels are kept)
+    ",
+    )
+    .unwrap()
+});
+
+fn strip_noise(text: &str) -> String {
+    NOISE.replace_all(&text.to_lowercase(), " ").into_owned()
+}
+
+/// Lower-case word tokens, `-`/`_`/punctuation as separators, numbers with dots kept (`4.14`), stemmed.
+pub fn raw_tokens(text: &str) -> Vec<String> {
+    let lower = text.to_lowercase();
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let chars: Vec<char> = lower.chars().collect();
+    for (i, &c) in chars.iter().enumerate() {
+        let keep_dot = c == '.'
+            && cur.chars().last().is_some_and(|p| p.is_ascii_digit())
+            && chars.get(i + 1).is_some_and(|n| n.is_ascii_digit());
+        if c.is_alphanumeric() || keep_dot {
+            cur.push(c);
+        } else if !cur.is_empty() {
+            out.push(stem(&cur));
+            cur.clear();
+        }
+    }
+    if !cur.is_empty() {
+        out.push(stem(&cur));
+    }
+    out
+}
+
+/// A deliberately small stemmer: folds plurals and -ing/-ed/-e so that `resolve`, `resolving`,
+/// `resolved` and `resolves` meet. It only has to be consistent, not linguistically right.
+pub fn stem(word: &str) -> String {
+    let n = word.chars().count();
+    if n <= 3 || word.chars().any(|c| c.is_ascii_digit()) || !word.is_ascii() {
+        return word.to_string();
+    }
+    let mut w = word.to_string();
+    if let Some(s) = w.strip_suffix("ing").filter(|s| s.len() >= 3) {
+        w = s.to_string();
+    } else if let Some(s) = w.strip_suffix("ied").filter(|s| s.len() >= 2) {
+        w = format!("{s}y");
+    } else if let Some(s) = w.strip_suffix("ed").filter(|s| s.len() >= 3) {
+        w = s.to_string();
+    } else if let Some(s) = w.strip_suffix("ies").filter(|s| s.len() >= 2) {
+        w = format!("{s}y");
+    } else if w.ends_with('s') && !w.ends_with("ss") && !w.ends_with("us") && !w.ends_with("is") {
+        w.pop();
+    }
+    if w.len() > 3 && w.ends_with('e') {
+        w.pop();
+    }
+    w
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lex() -> Lexicon {
+        let lb = vec!["lb".to_string(), "loadbalancer".to_string()];
+        let kcc = vec!["kcc".to_string()];
+        Lexicon::new(
+            [
+                ("load balancer", lb.as_slice()),
+                ("calico kube controllers", kcc.as_slice()),
+            ],
+            ["calico node", "konnectivity", "provisioning", "resolve hostnames"],
+        )
+    }
+
+    #[test]
+    fn slack_markup_is_removed_and_labels_kept() {
+        let c = clean_slack(
+            "<@U123> see <#C1|armada-network> and <https://x.io/a|the docs> :fire: &lt;pending&gt; <!channel>",
+        );
+        assert!(!c.contains("U123"));
+        assert!(c.contains("armada-network"));
+        assert!(c.contains("the docs"));
+        assert!(!c.contains(":fire:"));
+        assert!(c.contains("<pending>"));
+        assert!(!c.contains("channel"));
+    }
+
+    #[test]
+    fn separators_stems_and_synonyms_meet() {
+        let l = lex();
+        assert_eq!(l.tokens("calico_node"), l.canonical("calico node"));
+        assert_eq!(l.tokens("LBs"), l.canonical("load balancer"));
+        assert_eq!(l.tokens("kcc"), l.canonical("calico kube controllers"));
+        assert_eq!(stem("resolving"), stem("resolve"));
+        assert_eq!(stem("resolved"), stem("resolves"));
+    }
+
+    #[test]
+    fn typos_are_corrected_but_common_words_are_not() {
+        let l = lex();
+        assert_eq!(l.tokens("calcio-node"), l.canonical("calico node"));
+        assert_eq!(l.tokens("loadbalancr"), l.canonical("load balancer"));
+        assert_eq!(l.tokens("konectivity"), l.canonical("konnectivity"));
+        assert_eq!(l.tokens("provisoning"), l.canonical("provisioning"));
+        assert_eq!(l.tokens("notes"), vec![stem("notes")]);
+    }
+
+    #[test]
+    fn noise_is_dropped() {
+        let l = lex();
+        let t = l.tokens("2022-09-08 07:13:19.719 calico-node-7xk2p 10.242.64.17 3f2a9c1e-1111-2222-3333-444455556666 c9v3k1sd0abcdefgh123");
+        assert_eq!(t, l.canonical("calico node"));
+    }
+
+    #[test]
+    fn truncate_respects_char_boundaries() {
+        let s = "aé€😀";
+        for max in 0..=s.len() {
+            assert!(truncate(s, max).len() <= max);
+        }
+    }
+
+    #[test]
+    fn osa_counts_transpositions_as_one() {
+        assert_eq!(osa_distance("calcio", "calico"), 1);
+        assert_eq!(osa_distance("abc", "abc"), 0);
+        assert_eq!(osa_distance("", "abc"), 3);
+    }
+}
