@@ -111,6 +111,9 @@ impl Lexicon {
         for (canonical, variants) in synonyms {
             let canon = raw_tokens(canonical);
             lex.known.extend(canon.iter().cloned());
+            // the canonical phrase maps to itself, so a shorter variant inside it cannot rewrite it
+            lex.max_variant_len = lex.max_variant_len.max(canon.len());
+            lex.synonyms.insert(canon.clone(), canon.clone());
             for v in variants {
                 let toks = raw_tokens(v);
                 if toks.is_empty() || toks == canon {
@@ -362,6 +365,18 @@ mod tests {
             ],
             ["calico node", "konnectivity", "provisioning", "resolve hostnames"],
         )
+    }
+
+    #[test]
+    fn a_variant_inside_a_canonical_phrase_does_not_rewrite_it() {
+        let kc = vec!["kcc".to_string(), "kube controllers".to_string()];
+        let l = Lexicon::new([("calico kube controllers", kc.as_slice())], []);
+        assert_eq!(
+            l.tokens("calico-kube-controllers"),
+            l.canonical("calico kube controllers")
+        );
+        assert_eq!(l.tokens("kcc"), l.canonical("calico kube controllers"));
+        assert_eq!(l.canonical("calico kube controllers").len(), 3);
     }
 
     #[test]
