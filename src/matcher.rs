@@ -58,8 +58,8 @@ enum Owner {
 pub struct Matcher {
     intents: Vec<IntentFeatures>,
     off_topic: Vec<TermSpec>,
-    /// First token of a term -> (owner, index of the term in its owner's list).
-    by_first: HashMap<String, Vec<(Owner, usize)>>,
+    /// Every token of a term -> (owner, index of the term in its owner's list).
+    by_token: HashMap<String, Vec<(Owner, usize)>>,
     /// Effective weight of each term: its weight scaled by how many intents share it.
     effective: HashMap<(Owner, usize), f64>,
     /// All signatures of all intents, in one automaton.
@@ -151,7 +151,7 @@ impl Prepared {
 
 impl Matcher {
     pub fn new(intents: Vec<IntentFeatures>, off_topic: Vec<TermSpec>) -> Matcher {
-        let mut by_first: HashMap<String, Vec<(Owner, usize)>> = HashMap::new();
+        let mut by_token: HashMap<String, Vec<(Owner, usize)>> = HashMap::new();
         let mut sharing: HashMap<&[String], usize> = HashMap::new();
         for f in &intents {
             let mut mine: Vec<&[String]> = f.terms.iter().map(|t| t.tokens.as_slice()).collect();
@@ -164,19 +164,22 @@ impl Matcher {
         let mut effective = HashMap::new();
         for (i, f) in intents.iter().enumerate() {
             for (j, t) in f.terms.iter().enumerate() {
-                by_first
-                    .entry(t.tokens[0].clone())
-                    .or_default()
-                    .push((Owner::Intent(i), j));
+                for tok in &t.tokens {
+                    by_token.entry(tok.clone()).or_default().push((Owner::Intent(i), j));
+                }
                 let shared = sharing.get(t.tokens.as_slice()).copied().unwrap_or(1).max(1) as f64;
-                effective.insert((Owner::Intent(i), j), t.weight / shared.sqrt());
+                let w = if t.weight > 0.0 {
+                    t.weight / shared.sqrt()
+                } else {
+                    t.weight
+                };
+                effective.insert((Owner::Intent(i), j), w);
             }
         }
         for (j, t) in off_topic.iter().enumerate() {
-            by_first
-                .entry(t.tokens[0].clone())
-                .or_default()
-                .push((Owner::OffTopic, j));
+            for tok in &t.tokens {
+                by_token.entry(tok.clone()).or_default().push((Owner::OffTopic, j));
+            }
             effective.insert((Owner::OffTopic, j), t.weight);
         }
         let mut patterns = Vec::new();
@@ -195,7 +198,7 @@ impl Matcher {
         Matcher {
             intents,
             off_topic,
-            by_first,
+            by_token,
             effective,
             signatures,
             signature_owner,
@@ -204,34 +207,16 @@ impl Matcher {
 
     /// Rank the sections for a prepared message.
     pub fn rank(&self, msg: &Prepared) -> MatchOutcome {
-        // 1. every term occurrence: (owner, term, start, len)
-        let mut hits: Vec<(Owner, usize, usize, usize)> = Vec::new();
-        for (pos, tok) in msg.tokens.iter().enumerate() {
-            let Some(cands) = self.by_first.get(tok) else { continue };
-            for &(owner, j) in cands {
-                let toks = &self.term(owner, j).tokens;
-                if msg.tokens.len() - pos >= toks.len() && msg.tokens[pos..pos + toks.len()] == toks[..] {
-                    hits.push((owner, j, pos, toks.len()));
-                }
-            }
-        }
-        // 2. per owner, a phrase inside a longer phrase of the same owner does not count again
-        hits.sort_by(|a, b| a.0.cmp(&b.0).then(a.2.cmp(&b.2)).then(b.3.cmp(&a.3)));
-        let mut counts: HashMap<(Owner, usize), usize> = HashMap::new();
-        let mut covered: HashMap<Owner, usize> = HashMap::new();
-        for (owner, j, start, len) in hits {
-            let until = covered.entry(owner).or_insert(0);
-            if start < *until && start + len <= *until {
-                continue;
-            }
-            *until = (*until).max(start + len);
-            *counts.entry((owner, j)).or_default() += 1;
-        }
-        // 3. scores with evidence
+        let counts = self.term_hits(msg);
         let mut scores: Vec<(f64, Vec<Evidence>)> = vec![(0.0, Vec::new()); self.intents.len()];
         let mut off_topic = 0.0;
-        for ((owner, j), count) in counts {
-            let points = self.effective[&(owner, j)] * repeat_factor(count);
+        for ((owner, j), hit) in counts {
+            let weight = self.effective[&(owner, j)];
+            let points = if hit.exact > 0 {
+                weight * repeat_factor(hit.exact)
+            } else {
+                weight * SCATTERED
+            };
             match owner {
                 Owner::OffTopic => off_topic += points,
                 Owner::Intent(i) => {
@@ -240,7 +225,7 @@ impl Matcher {
                         kind: EvidenceKind::Term,
                         label: self.intents[i].terms[j].label.clone(),
                         matched: None,
-                        count,
+                        count: hit.exact.max(1),
                         points,
                     });
                 }
@@ -295,12 +280,82 @@ impl Matcher {
         }
     }
 
+    /// Which terms occur, and how: contiguous occurrences counted, or all words within a short window.
+    /// A term whose words are all part of a heavier (or equal) term of the same owner that also occurs does
+    /// not count again (`calico` inside `calico kube controllers`).
+    fn term_hits(&self, msg: &Prepared) -> HashMap<(Owner, usize), Hit> {
+        let mut positions: HashMap<&str, Vec<usize>> = HashMap::new();
+        for (pos, tok) in msg.tokens.iter().enumerate() {
+            positions.entry(tok.as_str()).or_default().push(pos);
+        }
+        let mut hits: HashMap<(Owner, usize), Hit> = HashMap::new();
+        for tok in positions.keys() {
+            let Some(cands) = self.by_token.get(*tok) else { continue };
+            for &(owner, j) in cands {
+                if hits.contains_key(&(owner, j)) {
+                    continue;
+                }
+                let toks = &self.term(owner, j).tokens;
+                if let Some(hit) = find_term(toks, &msg.tokens, &positions) {
+                    hits.insert((owner, j), hit);
+                }
+            }
+        }
+        let matched: Vec<(Owner, usize)> = hits.keys().copied().collect();
+        hits.retain(|&(owner, j), _| {
+            let t = self.term(owner, j);
+            let w = self.effective[&(owner, j)];
+            w < 0.0
+                || !matched.iter().any(|&(o, k)| {
+                    o == owner && k != j && {
+                        let other = self.term(o, k);
+                        let wo = self.effective[&(o, k)];
+                        wo >= w
+                            && other.tokens.len() > t.tokens.len()
+                            && t.tokens.iter().all(|x| other.tokens.contains(x))
+                    }
+                })
+        });
+        hits
+    }
+
     fn term(&self, owner: Owner, j: usize) -> &TermSpec {
         match owner {
             Owner::Intent(i) => &self.intents[i].terms[j],
             Owner::OffTopic => &self.off_topic[j],
         }
     }
+}
+
+/// How a term occurred in a message.
+#[derive(Debug, Clone, Copy, Default)]
+struct Hit {
+    /// Contiguous, in-order occurrences.
+    exact: usize,
+}
+
+/// Words of a term found near each other but not as the exact phrase count this much of its weight.
+const SCATTERED: f64 = 0.6;
+/// How much longer than the term the window holding all its words may be.
+const WINDOW_SLACK: usize = 2;
+
+fn find_term(term: &[String], tokens: &[String], positions: &HashMap<&str, Vec<usize>>) -> Option<Hit> {
+    let lists: Vec<&Vec<usize>> = term.iter().map(|t| positions.get(t.as_str())).collect::<Option<_>>()?;
+    let exact = lists[0]
+        .iter()
+        .filter(|&&p| tokens.len() - p >= term.len() && tokens[p..p + term.len()] == *term)
+        .count();
+    if exact > 0 {
+        return Some(Hit { exact });
+    }
+    // every word within a window of term.len() + WINDOW_SLACK tokens, in any order
+    let span = term.len() + WINDOW_SLACK;
+    let near = lists[0].iter().any(|&p| {
+        lists[1..]
+            .iter()
+            .all(|l| l.iter().any(|&q| q + span > p && p + span > q))
+    });
+    near.then_some(Hit { exact: 0 })
 }
 
 /// Repeating a term helps a little, not linearly: a 40 KB log naming calico-node 200 times should not

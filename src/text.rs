@@ -145,7 +145,7 @@ impl Lexicon {
 
     /// Canonical tokens of already-clean text (terms and slot words from the knowledge base).
     pub fn canonical(&self, text: &str) -> Vec<String> {
-        self.apply_synonyms(raw_tokens(text))
+        drop_stopwords(self.apply_synonyms(raw_tokens(text)))
     }
 
     /// Canonical tokens of a user's message: noise stripped and typos corrected first.
@@ -168,7 +168,7 @@ impl Lexicon {
             let fixed = cache.entry(tok.clone()).or_insert_with(|| self.correct(&tok)).clone();
             out.push(fixed.unwrap_or(tok));
         }
-        self.apply_synonyms(out)
+        drop_stopwords(self.apply_synonyms(out))
     }
 
     /// Whether the knowledge base knows this (stemmed) word.
@@ -229,6 +229,24 @@ impl Lexicon {
         }
         out
     }
+}
+
+/// Function words that carry no meaning for routing. Negations (`no`, `not`, `t` of "can't") stay: they
+/// decide yes/no answers.
+const STOPWORDS: &[&str] = &[
+    "a", "an", "the", "is", "are", "was", "were", "be", "been", "being", "am", "to", "of", "in", "on", "at", "for",
+    "by", "with", "from", "into", "onto", "my", "our", "your", "their", "his", "her", "its", "it", "this", "that",
+    "these", "those", "there", "here", "i", "we", "you", "they", "he", "she", "me", "us", "them", "do", "doe", "did",
+    "have", "ha", "had", "will", "would", "shall", "should", "can", "could", "may", "might", "must", "just", "so",
+    "very", "really", "please", "also", "too", "then", "than", "as", "if", "or", "and", "but", "about", "any", "some",
+    "s", "ll", "ve", "re", "d", "m", "has", "does",
+];
+
+static STOPWORD_STEMS: LazyLock<HashSet<String>> = LazyLock::new(|| STOPWORDS.iter().map(|w| stem(w)).collect());
+
+fn drop_stopwords(mut toks: Vec<String>) -> Vec<String> {
+    toks.retain(|t| !STOPWORD_STEMS.contains(t));
+    toks
 }
 
 fn max_distance(word: &str) -> usize {

@@ -444,11 +444,11 @@ impl KnowledgeBase {
 
             let mut terms = Vec::new();
             for (term, weight) in &y.matching.terms {
-                if !(weight.is_finite() && *weight > 0.0 && *weight <= 10.0) {
+                if !(weight.is_finite() && *weight != 0.0 && weight.abs() <= 10.0) {
                     problems.add(
                         src,
                         Some(term),
-                        format!("term `{term}`: weight must be in (0, 10], got {weight}"),
+                        format!("term `{term}`: weight must be in [-10, 10] and not 0, got {weight}"),
                     );
                     continue;
                 }
