@@ -1,1 +1,57 @@
-fn main() {}
+//! Matcher speed: typical messages, pasted logs of 1, 10 and 40 KB, abstentions, and loading the
+//! knowledge base. `cargo bench --bench matcher`; figures are recorded in README.md / BENCHMARKS.md.
+
+use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion};
+use netrunbook::kb::KnowledgeBase;
+
+const TYPICAL: &[&str] = &[
+    "customer's LoadBalancer service never gets an external IP on VPC",
+    "<@U0123ABCD> kcc crashlooping on prod-tok02 :fire:",
+    "pods can't resolve hostnames since this morning",
+    "[#4821337] armada-network-konnectivityserver triggered for c9v3k1sd0abcdefgh123",
+    "new VPC workers stuck in provisioning, Pending endpoint gateway creation for 25 min",
+    "calcio-node restarting on one worker, restart count 212",
+];
+
+const ABSTAIN: &[&str] = &["hello!", "how do I resize a PVC?", "who approves IAM access group invites?"];
+
+/// A pasted log of about `bytes` bytes: noisy kubectl/calico lines with one telling error at the end.
+fn paste(bytes: usize) -> String {
+    let line = "2024-03-01T10:22:31.123Z [INFO][72] felix/int_dataplane.go 1234: Applying dataplane updates ipsetsToUpdate=3 pod=web-6c9f8d7b5-x2kq9 ip=172.30.14.9 node=10.242.64.17 uid=3f2a9c1e-1111-2222-3333-444455556666\n";
+    let mut s = String::new();
+    while s.len() + line.len() < bytes.saturating_sub(200) {
+        s.push_str(line);
+    }
+    s.push_str("Warning FailedCreatePodSandBox kubelet: failed to request 1 IPv4 addresses. IPAM allocated only 0\n");
+    s
+}
+
+fn bench(c: &mut Criterion) {
+    let kb = KnowledgeBase::builtin().unwrap();
+    let mut g = c.benchmark_group("match");
+    g.bench_function("typical", |b| {
+        let mut i = 0;
+        b.iter(|| {
+            i = (i + 1) % TYPICAL.len();
+            black_box(kb.match_text(black_box(TYPICAL[i])))
+        })
+    });
+    g.bench_function("abstain", |b| {
+        let mut i = 0;
+        b.iter(|| {
+            i = (i + 1) % ABSTAIN.len();
+            black_box(kb.match_text(black_box(ABSTAIN[i])))
+        })
+    });
+    for kb_size in [1024, 10 * 1024, 40 * 1024] {
+        let text = paste(kb_size);
+        g.bench_with_input(BenchmarkId::new("paste", format!("{}KB", kb_size / 1024)), &text, |b, t| {
+            b.iter(|| black_box(kb.match_text(black_box(t))))
+        });
+    }
+    g.finish();
+    c.bench_function("load_builtin_kb", |b| b.iter(|| black_box(KnowledgeBase::builtin().unwrap())));
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -45,10 +45,12 @@ impl KbArgs {
     }
 }
 
-/// Read at most `MAX_INPUT_BYTES * 4` bytes of input as text; invalid UTF-8 is replaced, never fatal.
+/// Read input as text, keeping the first `MAX_INPUT_BYTES * 4` bytes (the rest is read and dropped, so
+/// the writer never sees a broken pipe); invalid UTF-8 is replaced, never fatal.
 pub fn read_text(mut r: impl Read) -> std::io::Result<String> {
     let mut buf = Vec::new();
     r.by_ref().take((MAX_INPUT_BYTES * 4) as u64).read_to_end(&mut buf)?;
+    std::io::copy(&mut r, &mut std::io::sink())?;
     Ok(String::from_utf8_lossy(&buf).into_owned())
 }
 
