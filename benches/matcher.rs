@@ -13,7 +13,11 @@ const TYPICAL: &[&str] = &[
     "calcio-node restarting on one worker, restart count 212",
 ];
 
-const ABSTAIN: &[&str] = &["hello!", "how do I resize a PVC?", "who approves IAM access group invites?"];
+const ABSTAIN: &[&str] = &[
+    "hello!",
+    "how do I resize a PVC?",
+    "who approves IAM access group invites?",
+];
 
 /// A pasted log of about `bytes` bytes: noisy kubectl/calico lines with one telling error at the end.
 fn paste(bytes: usize) -> String {
@@ -26,8 +30,48 @@ fn paste(bytes: usize) -> String {
     s
 }
 
+/// Per-message latency percentiles, which criterion's mean does not show: each input matched `n` times.
+fn percentiles(kb: &KnowledgeBase, name: &str, inputs: &[String], n: usize) {
+    let mut times: Vec<std::time::Duration> = Vec::with_capacity(n * inputs.len());
+    for _ in 0..n {
+        for t in inputs {
+            let start = std::time::Instant::now();
+            black_box(kb.match_text(black_box(t)));
+            times.push(start.elapsed());
+        }
+    }
+    times.sort();
+    let at = |q: f64| times[((times.len() as f64 * q) as usize).min(times.len() - 1)];
+    println!(
+        "{name:<14} p50 {:>9.1?}  p99 {:>9.1?}  max {:>9.1?}  ({} runs)",
+        at(0.5),
+        at(0.99),
+        times[times.len() - 1],
+        times.len()
+    );
+}
+
 fn bench(c: &mut Criterion) {
     let kb = KnowledgeBase::builtin().unwrap();
+    let typical: Vec<String> = TYPICAL.iter().map(|s| s.to_string()).collect();
+    let abstain: Vec<String> = ABSTAIN.iter().map(|s| s.to_string()).collect();
+    percentiles(&kb, "typical", &typical, 2000);
+    percentiles(&kb, "abstain", &abstain, 2000);
+    for size in [1024, 10 * 1024, 40 * 1024] {
+        percentiles(&kb, &format!("paste {}KB", size / 1024), &[paste(size)], 300);
+    }
+    let mut loads: Vec<std::time::Duration> = (0..30)
+        .map(|_| {
+            let start = std::time::Instant::now();
+            black_box(KnowledgeBase::builtin().unwrap());
+            start.elapsed()
+        })
+        .collect();
+    loads.sort();
+    println!(
+        "load kb        p50 {:>9.1?}  max {:>9.1?}  (30 runs)",
+        loads[15], loads[29]
+    );
     let mut g = c.benchmark_group("match");
     g.bench_function("typical", |b| {
         let mut i = 0;
@@ -45,12 +89,16 @@ fn bench(c: &mut Criterion) {
     });
     for kb_size in [1024, 10 * 1024, 40 * 1024] {
         let text = paste(kb_size);
-        g.bench_with_input(BenchmarkId::new("paste", format!("{}KB", kb_size / 1024)), &text, |b, t| {
-            b.iter(|| black_box(kb.match_text(black_box(t))))
-        });
+        g.bench_with_input(
+            BenchmarkId::new("paste", format!("{}KB", kb_size / 1024)),
+            &text,
+            |b, t| b.iter(|| black_box(kb.match_text(black_box(t)))),
+        );
     }
     g.finish();
-    c.bench_function("load_builtin_kb", |b| b.iter(|| black_box(KnowledgeBase::builtin().unwrap())));
+    c.bench_function("load_builtin_kb", |b| {
+        b.iter(|| black_box(KnowledgeBase::builtin().unwrap()))
+    });
 }
 
 criterion_group!(benches, bench);

@@ -588,7 +588,7 @@ fn escalation(kb: &KnowledgeBase, state: Option<&Conversation>) -> Escalation {
     if let (Some(c), Some(i)) = (state, intent) {
         if let Some(flow) = &i.flow {
             let mut seen = Vec::new();
-            for node in flow.nodes.values() {
+            for node in flow_order(flow) {
                 if let Node::Ask { slot, question: q, .. } = node {
                     if seen.contains(slot) {
                         continue;
@@ -618,6 +618,26 @@ fn escalation(kb: &KnowledgeBase, state: Option<&Conversation>) -> Escalation {
         collected,
         origin: state.map(|c| c.origin.clone()).unwrap_or_default(),
     }
+}
+
+/// The flow's nodes breadth-first from the start: the order in which questions are asked.
+fn flow_order(flow: &crate::kb::Flow) -> Vec<&Node> {
+    let mut order: Vec<&String> = vec![&flow.start];
+    let mut i = 0;
+    while i < order.len() {
+        let next: Vec<&String> = match flow.nodes.get(order[i]) {
+            Some(Node::Ask { next, .. }) => next.values().collect(),
+            Some(Node::Say { then, .. }) => then.iter().collect(),
+            None => Vec::new(),
+        };
+        for n in next {
+            if !order.contains(&n) {
+                order.push(n);
+            }
+        }
+        i += 1;
+    }
+    order.iter().filter_map(|n| flow.nodes.get(*n)).collect()
 }
 
 // ---- slot extraction ----------------------------------------------------------------------------

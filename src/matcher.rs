@@ -9,6 +9,7 @@
 //! ambiguous when the runner-up comes within [`AMBIGUOUS_RATIO`] of the best.
 
 use std::collections::HashMap;
+use std::sync::OnceLock;
 
 use regex::{Regex, RegexSet, RegexSetBuilder};
 
@@ -35,8 +36,26 @@ pub struct TermSpec {
 #[derive(Debug, Clone)]
 pub struct SignatureSpec {
     pub pattern: String,
-    pub regex: Regex,
     pub weight: f64,
+    /// Compiled on first use, to quote the matched text as evidence.
+    regex: OnceLock<Option<Regex>>,
+}
+
+impl SignatureSpec {
+    /// `pattern` must already be known to parse (the loader checks).
+    pub fn new(pattern: String, weight: f64) -> SignatureSpec {
+        SignatureSpec {
+            pattern,
+            weight,
+            regex: OnceLock::new(),
+        }
+    }
+
+    /// The first text this signature matches.
+    fn find<'t>(&self, text: &'t str) -> Option<&'t str> {
+        let re = self.regex.get_or_init(|| Regex::new(&self.pattern).ok());
+        re.as_ref()?.find(text).map(|m| m.as_str())
+    }
 }
 
 /// What identifies one intent.
@@ -150,7 +169,9 @@ impl Prepared {
 }
 
 impl Matcher {
-    pub fn new(intents: Vec<IntentFeatures>, off_topic: Vec<TermSpec>) -> Matcher {
+    /// Compile the matcher. Fails, naming the intent index of each culprit, when the signatures together
+    /// are too large to compile or one of them matches empty text.
+    pub fn new(intents: Vec<IntentFeatures>, off_topic: Vec<TermSpec>) -> Result<Matcher, Vec<(usize, String)>> {
         let mut by_token: HashMap<String, Vec<(Owner, usize)>> = HashMap::new();
         let mut sharing: HashMap<&[String], usize> = HashMap::new();
         for f in &intents {
@@ -190,19 +211,45 @@ impl Matcher {
                 signature_owner.push((i, j));
             }
         }
-        let signatures = RegexSetBuilder::new(&patterns)
+        let signatures = match RegexSetBuilder::new(&patterns)
             .size_limit(32 << 20)
             .dfa_size_limit(32 << 20)
             .build()
-            .unwrap_or_else(|_| RegexSet::empty());
-        Matcher {
+        {
+            Ok(set) => set,
+            Err(e) => {
+                let culprits = signature_owner
+                    .iter()
+                    .map(|&(i, _)| i)
+                    .collect::<std::collections::BTreeSet<_>>();
+                return Err(culprits
+                    .into_iter()
+                    .map(|i| (i, format!("signatures do not compile together: {e}")))
+                    .collect());
+            }
+        };
+        let empty: Vec<(usize, String)> = signatures
+            .matches("")
+            .iter()
+            .map(|k| {
+                let (i, j) = signature_owner[k];
+                (
+                    i,
+                    format!("signature `{}` matches empty text", intents[i].signatures[j].pattern),
+                )
+            })
+            .collect();
+        if !empty.is_empty() {
+            return Err(empty);
+        }
+        Ok(Matcher {
             intents,
             off_topic,
             by_token,
             effective,
             signatures,
             signature_owner,
-        }
+        })
     }
 
     /// Rank the sections for a prepared message.
@@ -236,9 +283,8 @@ impl Matcher {
                 let (i, j) = self.signature_owner[k];
                 let sig = &self.intents[i].signatures[j];
                 let matched = sig
-                    .regex
                     .find(&msg.cleaned)
-                    .map(|m| crate::text::truncate(m.as_str(), 120).to_string());
+                    .map(|m| crate::text::truncate(m, 120).to_string());
                 scores[i].0 += sig.weight;
                 scores[i].1.push(Evidence {
                     kind: EvidenceKind::Signature,

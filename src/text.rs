@@ -26,8 +26,8 @@ pub fn truncate(s: &str, max: usize) -> &str {
     &s[..end]
 }
 
-static SLACK_MARKUP: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"<([^<>\n]{1,2000})>").unwrap());
-static EMOJI: LazyLock<Regex> = LazyLock::new(|| Regex::new(r":[a-z][a-z0-9_+\-']{0,60}:").unwrap());
+static SLACK_MARKUP: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"<([^<>\n]+)>").unwrap());
+static EMOJI: LazyLock<Regex> = LazyLock::new(|| Regex::new(r":[a-z][a-z0-9_+\-']*:").unwrap());
 
 /// Turn Slack's wire text into what the user saw: mentions and `<!channel>` dropped, channel and link
 /// labels kept (with the URL), emoji codes and code fences removed, `&lt;` `&gt;` `&amp;` unescaped.
@@ -90,6 +90,8 @@ pub struct Lexicon {
     synonyms: HashMap<Vec<String>, Vec<String>>,
     /// Longest variant length in tokens, to bound the synonym scan.
     max_variant_len: usize,
+    /// First tokens of every variant: the synonym scan skips every other position at once.
+    variant_starts: HashSet<String>,
     /// Every stemmed token the knowledge base knows (terms, options, canonical phrases and variants).
     known: HashSet<String>,
     /// Words never corrected (stemmed).
@@ -113,6 +115,7 @@ impl Lexicon {
             lex.known.extend(canon.iter().cloned());
             // the canonical phrase maps to itself, so a shorter variant inside it cannot rewrite it
             lex.max_variant_len = lex.max_variant_len.max(canon.len());
+            lex.variant_starts.extend(canon.first().cloned());
             lex.synonyms.insert(canon.clone(), canon.clone());
             for v in variants {
                 let toks = raw_tokens(v);
@@ -121,6 +124,7 @@ impl Lexicon {
                 }
                 lex.known.extend(toks.iter().cloned());
                 lex.max_variant_len = lex.max_variant_len.max(toks.len());
+                lex.variant_starts.insert(toks[0].clone());
                 lex.synonyms.insert(toks, canon.clone());
             }
         }
@@ -209,13 +213,18 @@ impl Lexicon {
         best.map(|(_, w)| w.clone())
     }
 
-    fn apply_synonyms(&self, toks: Vec<String>) -> Vec<String> {
+    fn apply_synonyms(&self, mut toks: Vec<String>) -> Vec<String> {
         if self.synonyms.is_empty() {
             return toks;
         }
         let mut out = Vec::with_capacity(toks.len());
         let mut i = 0;
         'outer: while i < toks.len() {
+            if !self.variant_starts.contains(&toks[i]) {
+                out.push(std::mem::take(&mut toks[i]));
+                i += 1;
+                continue;
+            }
             let longest = self.max_variant_len.min(toks.len() - i);
             for n in (1..=longest).rev() {
                 if let Some(canon) = self.synonyms.get(&toks[i..i + n]) {
@@ -224,7 +233,7 @@ impl Lexicon {
                     continue 'outer;
                 }
             }
-            out.push(toks[i].clone());
+            out.push(std::mem::take(&mut toks[i]));
             i += 1;
         }
         out
@@ -287,8 +296,8 @@ pub fn osa_distance(a: &str, b: &str) -> usize {
     for (i, row) in d.iter_mut().enumerate() {
         row[0] = i;
     }
-    for j in 0..=m {
-        d[0][j] = j;
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
     }
     for i in 1..=n {
         for j in 1..=m {
@@ -306,12 +315,12 @@ pub fn osa_distance(a: &str, b: &str) -> usize {
 static NOISE: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
         r"(?x)
-        \b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b        # UUID
-      | \b\d{4}-\d{2}-\d{2}[T\s]?\d{0,2}:?\d{0,2}:?\d{0,2}(\.\d+)?(Z|[+-]\d{2}:?\d{2})?  # ISO timestamps
-      | \b\d{1,2}:\d{2}(:\d{2})?(\.\d+)?\b                                       # clock times
-      | \b\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}(/\d{1,2})?(:\d+)?\b                 # IPv4, CIDR, port
-      | \b[0-9a-f]{12,}\b                                                         # container ids, digests
-      | https?://\S+                                                             # URLs (labels are kept)
+        (?-u:\b)[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}(?-u:\b)   # UUID
+      | (?-u:\b)[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt\x20]?[0-9]{0,2}:?[0-9]{0,2}:?[0-9]{0,2}(\.[0-9]+)?(z|[+-][0-9]{2}:?[0-9]{2})?  # ISO timestamps
+      | (?-u:\b)[0-9]{1,2}:[0-9]{2}(:[0-9]{2})?(\.[0-9]+)?(?-u:\b)                 # clock times
+      | (?-u:\b)[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}(/[0-9]{1,2})?(:[0-9]+)?(?-u:\b)  # IPv4, CIDR, port
+      | (?-u:\b)[0-9a-f]{12,}(?-u:\b)                                             # container ids, digests
+      | https?://[^\x20\t\n]+                                                     # URLs (labels are kept)
     ",
     )
     .unwrap()
@@ -414,7 +423,8 @@ mod tests {
     fn separators_stems_and_synonyms_meet() {
         let l = lex();
         assert_eq!(l.tokens("calico_node"), l.canonical("calico node"));
-        assert_eq!(l.tokens("LBs"), l.canonical("load balancer"));
+        assert_eq!(l.tokens("LB"), l.canonical("load balancer"));
+        assert_eq!(l.tokens("load-balancers"), l.canonical("load balancer"));
         assert_eq!(l.tokens("kcc"), l.canonical("calico kube controllers"));
         assert_eq!(stem("resolving"), stem("resolve"));
         assert_eq!(stem("resolved"), stem("resolves"));

@@ -7,7 +7,8 @@ use std::process::{Command, Output, Stdio};
 
 fn bin() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_netrunbook"));
-    c.env_remove("NETRUNBOOK_INTENTS").env_remove("NETRUNBOOK_RUNBOOK_BASE_URL");
+    c.env_remove("NETRUNBOOK_INTENTS")
+        .env_remove("NETRUNBOOK_RUNBOOK_BASE_URL");
     c
 }
 
@@ -36,13 +37,19 @@ fn stderr(o: &Output) -> String {
 
 #[test]
 fn ask_json_names_the_section_and_its_evidence() {
-    let o = run(&["ask", "--json", "calico-kube-controllers CrashLoopBackOff on prod"], None);
+    let o = run(
+        &["ask", "--json", "calico-kube-controllers CrashLoopBackOff on prod"],
+        None,
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["section"], "Problems with calico-kube-controllers");
     assert_eq!(v["intent"], "calico-kube-controllers");
     assert!(v["score"].as_f64().unwrap() > 0.0);
-    assert!(v["url"].as_str().unwrap().ends_with("#problems-with-calico-kube-controllers"));
+    assert!(v["url"]
+        .as_str()
+        .unwrap()
+        .ends_with("#problems-with-calico-kube-controllers"));
     assert!(v["alternatives"].is_array());
     assert!(!v["evidence"].as_array().unwrap().is_empty());
 }
@@ -58,7 +65,10 @@ fn ask_json_abstains_with_a_null_section() {
 
 #[test]
 fn ask_reads_standard_input() {
-    let o = run(&["ask"], Some(b"Warning FailedCreatePodSandBox ... IPAM allocated only 0\n"));
+    let o = run(
+        &["ask"],
+        Some(b"Warning FailedCreatePodSandBox ... IPAM allocated only 0\n"),
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stdout(&o).contains("Pods Not Starting"), "{}", stdout(&o));
 }
@@ -109,7 +119,10 @@ fn check_dir(dir: &Path) -> (i32, String) {
 
 #[test]
 fn check_names_file_and_line_of_malformed_yaml() {
-    let dir = broken_kb("dns.yaml", "id: dns\nheading: Customer Reports DNS Issues\ntitle: [unclosed\n");
+    let dir = broken_kb(
+        "dns.yaml",
+        "id: dns\nheading: Customer Reports DNS Issues\ntitle: [unclosed\n",
+    );
     let (code, out) = check_dir(dir.path());
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("dns.yaml:3"), "{out}");
@@ -119,14 +132,26 @@ fn check_names_file_and_line_of_malformed_yaml() {
 fn check_rejects_unknown_fields_duplicate_ids_bad_regexes_and_dangling_steps() {
     let dns = std::fs::read_to_string("intents/dns.yaml").unwrap();
     let cases = [
-        (dns.replacen("title:", "colour: blue\ntitle:", 1), "unknown field `colour`"),
-        (dns.replacen("id: dns", "id: loadbalancer", 1), "duplicate id `loadbalancer`"),
+        (
+            dns.replacen("title:", "colour: blue\ntitle:", 1),
+            "unknown field `colour`",
+        ),
+        (
+            dns.replacen("id: dns", "id: loadbalancer", 1),
+            "duplicate id `loadbalancer`",
+        ),
         (
             dns.replacen("signatures:\n", "signatures:\n    - pattern: '(unclosed'\n", 1),
             "bad regex `(unclosed`",
         ),
-        (dns.replacen("then: solved", "then: nowhere", 1), "missing node `nowhere`"),
-        (dns.replacen("ask: platform", "ask: no_such_slot", 1), "unknown slot `no_such_slot`"),
+        (
+            dns.replacen("then: solved", "then: nowhere", 1),
+            "missing node `nowhere`",
+        ),
+        (
+            dns.replacen("ask: platform", "ask: no_such_slot", 1),
+            "unknown slot `no_such_slot`",
+        ),
     ];
     for (text, want) in cases {
         assert_ne!(text, dns, "the test's edit must apply for {want}");
@@ -166,12 +191,18 @@ fn check_against_a_runbook_finds_uncovered_sections_and_lost_links() {
         "---\nlink: /armada/armada-network-initial-troubleshooting.html\n---\n## Overview\n### Customer Reports DNS Issues\nSee [new guide](https://example.com/new-dns-guide).\n### A Brand New Section\ntext\n",
     )
     .unwrap();
-    let o = run(&["check", "--intents", "intents", "--runbook", runbook.to_str().unwrap()], None);
+    let o = run(
+        &["check", "--intents", "intents", "--runbook", runbook.to_str().unwrap()],
+        None,
+    );
     let out = stdout(&o);
     assert_eq!(o.status.code(), Some(1), "{out}");
     assert!(out.contains("`A Brand New Section` is not covered"), "{out}");
     assert!(out.contains("https://example.com/new-dns-guide"), "{out}");
-    assert!(out.contains("does not exist in"), "intents whose heading vanished are reported:\n{out}");
+    assert!(
+        out.contains("does not exist in"),
+        "intents whose heading vanished are reported:\n{out}"
+    );
 }
 
 #[test]

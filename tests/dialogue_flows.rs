@@ -130,7 +130,11 @@ const FLOWS: &[FlowCase] = &[
         intent: "worker-deploy-failures",
         opening: "new VPC workers stuck in provisioning for the new cluster",
         answers: &[
-            ("deploy_status", "endpoint_gateway", "status says Pending endpoint gateway creation"),
+            (
+                "deploy_status",
+                "endpoint_gateway",
+                "status says Pending endpoint gateway creation",
+            ),
             ("minutes", "over_20", "about 25 min"),
         ],
         expect: &["armada-network-pending-endpoint-gateway.html"],
@@ -149,14 +153,22 @@ const FLOWS: &[FlowCase] = &[
     FlowCase {
         intent: "network-unavailable",
         opening: "customer reports nodes going into NetworkUnavailable state",
-        answers: &[("network_unavailable_behaviour", "stuck", "restarts keep going up on calico-node")],
+        answers: &[(
+            "network_unavailable_behaviour",
+            "stuck",
+            "restarts keep going up on calico-node",
+        )],
         expect: &["armada-network-calico-node-troubleshooting.html"],
         escalation: true,
     },
     FlowCase {
         intent: "network-unavailable",
         opening: "Sysdig keeps alerting on NetworkUnavailable nodes",
-        answers: &[("network_unavailable_behaviour", "clears", "it cleared after a few seconds")],
+        answers: &[(
+            "network_unavailable_behaviour",
+            "clears",
+            "it cleared after a few seconds",
+        )],
         expect: &["containers-ts-network-calico-node"],
         escalation: false,
     },
@@ -183,7 +195,11 @@ const FLOWS: &[FlowCase] = &[
         opening: "pods can't start, FailedCreatePodSandBox in kubectl describe pod",
         answers: &[
             ("calico_healthy", "yes", "yep, all running"),
-            ("pod_error", "other", "error: failed to mount /run/secrets: permission denied on the node"),
+            (
+                "pod_error",
+                "other",
+                "error: failed to mount /run/secrets: permission denied on the node",
+            ),
         ],
         expect: &["MustGathers/blob/master/Kubernetes/Networking/networking.md"],
         escalation: true,
@@ -191,7 +207,10 @@ const FLOWS: &[FlowCase] = &[
     FlowCase {
         intent: "dns",
         opening: "pods can't resolve hostnames inside the cluster",
-        answers: &[("platform", "openshift", "it's openshift"), ("docs_solved", "yes", "yes that fixed it")],
+        answers: &[
+            ("platform", "openshift", "it's openshift"),
+            ("docs_solved", "yes", "yes that fixed it"),
+        ],
         expect: &["access.redhat.com/solutions/3804501"],
         escalation: false,
     },
@@ -205,7 +224,11 @@ const FLOWS: &[FlowCase] = &[
     FlowCase {
         intent: "general-network-errors",
         opening: "customer complains about vague network errors and blames IKS, no details",
-        answers: &[("reproducible", "no", "they can't reproduce it, only happens inside their app")],
+        answers: &[(
+            "reproducible",
+            "no",
+            "they can't reproduce it, only happens inside their app",
+        )],
         expect: &["MustGathers", "tcpdump"],
         escalation: false,
     },
@@ -218,7 +241,7 @@ const FLOWS: &[FlowCase] = &[
     },
     FlowCase {
         intent: "roks-vpc-calico-node-after-update",
-        opening: "calico-node pod does not start after a worker replace",
+        opening: "after a worker replace the calico-node pod does not start, apiserver call times out",
         answers: &[
             ("platform", "openshift", "ROKS"),
             ("infra", "vpc", "vpc"),
@@ -233,7 +256,13 @@ const FLOWS: &[FlowCase] = &[
 fn drive<'k>(kb: &'k KnowledgeBase, case: &FlowCase, by_buttons: bool) -> Thread<'k> {
     let mut t = Thread::new(kb);
     t.say(case.opening);
-    assert_eq!(t.intent().as_deref(), Some(case.intent), "{:?} routed elsewhere:\n{}", case.opening, t.said);
+    assert_eq!(
+        t.intent().as_deref(),
+        Some(case.intent),
+        "{:?} routed elsewhere:\n{}",
+        case.opening,
+        t.said
+    );
     for (slot, option, text) in case.answers {
         let Some(pending) = t.pending_slot() else {
             // answered by the opening message already; nothing to ask
@@ -247,7 +276,12 @@ fn drive<'k>(kb: &'k KnowledgeBase, case: &FlowCase, by_buttons: bool) -> Thread
         } else {
             t.say(text);
         }
-        assert_ne!(t.pending_slot().as_deref(), Some(*slot), "`{text}` did not answer {slot}:\n{}", t.said);
+        assert_ne!(
+            t.pending_slot().as_deref(),
+            Some(*slot),
+            "`{text}` did not answer {slot}:\n{}",
+            t.said
+        );
     }
     assert_eq!(t.pending_node(), None, "flow did not finish:\n{}", t.said);
     for e in case.expect {
@@ -255,7 +289,11 @@ fn drive<'k>(kb: &'k KnowledgeBase, case: &FlowCase, by_buttons: bool) -> Thread
     }
     if case.escalation {
         assert!(t.said.contains("Escalation"), "no escalation path in:\n{}", t.said);
-        assert!(t.said.contains("P2MK3WQ"), "escalation lacks the PagerDuty policy:\n{}", t.said);
+        assert!(
+            t.said.contains("P2MK3WQ"),
+            "escalation lacks the PagerDuty policy:\n{}",
+            t.said
+        );
     }
     t
 }
@@ -282,7 +320,12 @@ fn facts_in_the_first_message_are_never_asked_again() {
     let mut t = Thread::new(&kb);
     t.say("our VPC cluster's LB has no external IP");
     assert_eq!(t.intent().as_deref(), Some("loadbalancer"));
-    assert_eq!(t.pending_slot().as_deref(), Some("platform"), "infra was given: {}", t.said);
+    assert_eq!(
+        t.pending_slot().as_deref(),
+        Some("platform"),
+        "infra was given: {}",
+        t.said
+    );
 }
 
 #[test]
@@ -316,7 +359,10 @@ fn humans_chatting_in_the_thread_are_ignored() {
     t.say("customer LoadBalancer has no external IP");
     let before = t.state.clone();
     assert!(t.chatter("I'll grab a coffee and look").is_empty());
-    assert_eq!(t.state.as_ref().map(|c| &c.pending), before.as_ref().map(|c| &c.pending));
+    assert_eq!(
+        t.state.as_ref().map(|c| &c.pending),
+        before.as_ref().map(|c| &c.pending)
+    );
     // but an un-addressed reply that answers the question is taken
     t.chatter("it's classic");
     assert_eq!(t.pending_slot().as_deref(), Some("platform"));
@@ -365,6 +411,55 @@ fn stale_buttons_do_not_change_the_conversation() {
     });
     assert!(matches!(replies.first(), Some(Reply::Notice { .. })), "{replies:?}");
     assert_eq!(t.state.as_ref().map(|c| &c.slots), state.as_ref().map(|c| &c.slots));
+}
+
+#[test]
+fn a_close_call_asks_which_section_and_the_pick_starts_its_flow() {
+    let kb = kb();
+    let mut t = Thread::new(&kb);
+    // force a clarification through the engine's own state, whatever the scores of the day
+    t.state = Some(Conversation {
+        format: netrunbook::dialogue::FORMAT_VERSION,
+        kb_version: kb.version.clone(),
+        intent: None,
+        pending: Pending::Clarify {
+            candidates: vec!["dns".into(), "loadbalancer".into()],
+        },
+        slots: Default::default(),
+        details: Default::default(),
+        origin: "our VPC cluster has trouble".into(),
+        trail: vec![],
+        started_at: 0,
+        updated_at: 0,
+    });
+    t.input(Input::Pick {
+        intent: "loadbalancer".into(),
+    });
+    assert_eq!(t.intent().as_deref(), Some("loadbalancer"));
+    // the original message said VPC: that question is skipped
+    assert_eq!(t.pending_slot().as_deref(), Some("platform"), "{}", t.said);
+}
+
+#[test]
+fn a_numbered_reply_picks_from_a_clarification() {
+    let kb = kb();
+    let mut t = Thread::new(&kb);
+    t.state = Some(Conversation {
+        format: netrunbook::dialogue::FORMAT_VERSION,
+        kb_version: kb.version.clone(),
+        intent: None,
+        pending: Pending::Clarify {
+            candidates: vec!["calico-node".into(), "calico-kube-controllers".into()],
+        },
+        slots: Default::default(),
+        details: Default::default(),
+        origin: "calico is broken".into(),
+        trail: vec![],
+        started_at: 0,
+        updated_at: 0,
+    });
+    t.say("2");
+    assert_eq!(t.intent().as_deref(), Some("calico-kube-controllers"), "{}", t.said);
 }
 
 #[test]

@@ -15,9 +15,17 @@ fn accuracy_on(file: &str) -> f64 {
     let cases = parse_cases(&text).unwrap();
     let report = evaluate(&kb, &cases);
     for m in &report.misses {
-        eprintln!("MISS {}:{}: expected {} got {} ({:.1})", file, m.line, m.expected, m.got, m.score);
+        eprintln!(
+            "MISS {}:{}: expected {} got {} ({:.1})",
+            file, m.line, m.expected, m.got, m.score
+        );
     }
-    eprintln!("{file}: accuracy {:.1}% ({}/{})", report.accuracy * 100.0, report.correct, report.total);
+    eprintln!(
+        "{file}: accuracy {:.1}% ({}/{})",
+        report.accuracy * 100.0,
+        report.correct,
+        report.total
+    );
     report.accuracy
 }
 

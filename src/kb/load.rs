@@ -6,7 +6,6 @@ use std::fmt;
 use std::path::Path;
 
 use indexmap::IndexMap;
-use regex::RegexBuilder;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
@@ -480,17 +479,10 @@ impl KnowledgeBase {
                         format!("signature weight must be in (0, 20], got {weight}"),
                     );
                 }
-                match RegexBuilder::new(&sig.pattern).size_limit(1 << 20).build() {
-                    Ok(regex) if regex.is_match("") => problems.add(
-                        src,
-                        Some(&sig.pattern),
-                        format!("signature `{}` matches empty text", sig.pattern),
-                    ),
-                    Ok(regex) => signatures.push(SignatureSpec {
-                        pattern: sig.pattern.clone(),
-                        regex,
-                        weight,
-                    }),
+                // parse only: compiling every pattern on its own would double the load time; the
+                // matcher compiles them once, together, and each alone only when it has to quote it
+                match regex_syntax::ParserBuilder::new().build().parse(&sig.pattern) {
+                    Ok(_) => signatures.push(SignatureSpec::new(sig.pattern.clone(), weight)),
                     Err(e) => problems.add(
                         src,
                         Some(&sig.pattern),
@@ -545,7 +537,21 @@ impl KnowledgeBase {
         if !problems.list.is_empty() {
             return Err(KbError::Invalid(problems.list));
         }
-        let matcher = Matcher::new(features, off_topic);
+        let matcher = match Matcher::new(features, off_topic) {
+            Ok(m) => m,
+            Err(e) => {
+                let file = |i: usize| intents[i].file.clone();
+                return Err(KbError::Invalid(
+                    e.into_iter()
+                        .map(|(i, message)| Problem {
+                            file: file(i),
+                            line: None,
+                            message,
+                        })
+                        .collect(),
+                ));
+            }
+        };
         let mut hasher = Sha256::new();
         let mut sorted: Vec<&Source> = sources.iter().collect();
         sorted.sort_by_key(|s| file_name(s));
