@@ -193,7 +193,10 @@ impl Lexicon {
             if let Some(cands) = self.deletes.get(d) {
                 for cand in cands {
                     let dist = osa_distance(tok, cand);
+                    // two slips only when the first letter is right: "experienced" is not "experiment"
+                    let plausible = dist < 2 || tok.chars().next() == cand.chars().next();
                     if dist <= limit.min(max_distance(cand))
+                        && plausible
                         && best.is_none_or(|(b, w)| dist < b || (dist == b && cand < w))
                     {
                         best = Some((dist, cand));
@@ -259,7 +262,7 @@ fn drop_stopwords(mut toks: Vec<String>) -> Vec<String> {
 }
 
 fn max_distance(word: &str) -> usize {
-    if word.chars().count() >= 9 {
+    if word.chars().count() >= 10 {
         2
     } else {
         1
@@ -267,6 +270,7 @@ fn max_distance(word: &str) -> usize {
 }
 
 /// Every string made by deleting up to `n` characters from `word`.
+/// (Words of 5-9 letters are corrected across one slip, longer words across two.)
 fn deletions(word: &str, n: usize) -> Vec<String> {
     let mut frontier = vec![word.to_string()];
     let mut all = Vec::new();

@@ -1,0 +1,237 @@
+//! The Slack app manifest (`manifest.yaml`): valid against Slack's published schema
+//! (`tests/data/slack-manifest-schema/`, JSON Schema draft 7, MIT), and in step with the code — every event the
+//! bot handles is subscribed, every scope it needs is granted, and nothing more.
+//!
+//! The negative tests break one thing in the real manifest and check that the validator rejects exactly that,
+//! so the schema check cannot pass vacuously.
+
+use std::collections::BTreeSet;
+use std::sync::LazyLock;
+
+use jsonschema::Validator;
+use serde_json::{json, Value};
+
+const MANIFEST: &str = include_str!("../manifest.yaml");
+const SCHEMA: &str = include_str!("data/slack-manifest-schema/manifest.schema.1.0.0.json");
+
+// TODO(#4): compare against the code once it exposes them: replace these two lists with
+// `netrunbook::slack::SUBSCRIBED_EVENTS` and `netrunbook::slack::REQUIRED_SCOPES`, so that an event handled or
+// a Web API method called without the manifest following fails here.
+/// Bot events the code handles: mentions, and messages (thread replies) in public and private channels.
+const SUBSCRIBED_EVENTS: &[&str] = &["app_mention", "message.channels", "message.groups"];
+/// Bot scopes the code needs: `app_mentions:read` (app_mention), `channels:history` / `groups:history`
+/// (message.channels / message.groups, and `conversations.replies` for a thread's root), `chat:write`
+/// (`chat.postMessage`, `chat.postEphemeral`, `chat.update`), `commands` (the slash command).
+const REQUIRED_SCOPES: &[&str] = &[
+    "app_mentions:read",
+    "channels:history",
+    "groups:history",
+    "chat:write",
+    "commands",
+];
+
+static VALIDATOR: LazyLock<Validator> = LazyLock::new(|| {
+    let schema: Value = serde_json::from_str(SCHEMA).expect("the Slack manifest schema is JSON");
+    assert_eq!(schema["$schema"], "http://json-schema.org/draft-07/schema#");
+    jsonschema::draft7::options()
+        .should_validate_formats(true)
+        .build(&schema)
+        .expect("the Slack manifest schema compiles")
+});
+
+fn manifest() -> Value {
+    serde_yaml_ng::from_str(MANIFEST).expect("manifest.yaml is YAML that maps to JSON")
+}
+
+/// Every schema violation, as `(instance path, message)`.
+fn violations(instance: &Value) -> Vec<(String, String)> {
+    VALIDATOR
+        .iter_errors(instance)
+        .map(|e| (e.instance_path().to_string(), e.to_string()))
+        .collect()
+}
+
+/// The real manifest with one change made by `edit`; the change must be rejected, with every violation at
+/// `path`.
+fn check_rejected(path: &str, edit: impl FnOnce(&mut Value)) {
+    let mut m = manifest();
+    edit(&mut m);
+    let errors = violations(&m);
+    assert!(!errors.is_empty(), "the schema accepted a manifest broken at {path:?}");
+    assert!(
+        errors.iter().all(|(p, _)| p == path),
+        "expected violations at {path:?} only, got {errors:#?}"
+    );
+}
+
+fn strings(v: &Value) -> BTreeSet<&str> {
+    v.as_array()
+        .unwrap_or_else(|| panic!("expected a list, got {v}"))
+        .iter()
+        .map(|s| s.as_str().unwrap_or_else(|| panic!("expected a string, got {s}")))
+        .collect()
+}
+
+/// `actual` equals `wanted`; otherwise say what is missing and what is extra.
+fn assert_same_set(what: &str, actual: &BTreeSet<&str>, wanted: &[&str]) {
+    let wanted: BTreeSet<&str> = wanted.iter().copied().collect();
+    let missing: Vec<_> = wanted.difference(actual).collect();
+    let extra: Vec<_> = actual.difference(&wanted).collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "{what}: missing {missing:?}, not needed by the code {extra:?}"
+    );
+}
+
+#[test]
+fn manifest_is_valid_against_slacks_schema() {
+    let errors = violations(&manifest());
+    assert!(errors.is_empty(), "manifest.yaml violates Slack's schema: {errors:#?}");
+}
+
+#[test]
+fn every_handled_event_is_subscribed_and_nothing_more() {
+    let m = manifest();
+    let events = &m["settings"]["event_subscriptions"];
+    assert_same_set(
+        "settings.event_subscriptions.bot_events",
+        &strings(&events["bot_events"]),
+        SUBSCRIBED_EVENTS,
+    );
+    assert!(
+        events.get("user_events").is_none(),
+        "the bot acts for no user: no user_events"
+    );
+    assert!(
+        events.get("request_url").is_none(),
+        "Socket Mode: events come over the socket, no request_url"
+    );
+}
+
+#[test]
+fn every_needed_scope_is_granted_and_nothing_more() {
+    let m = manifest();
+    let scopes = &m["oauth_config"]["scopes"];
+    assert_same_set("oauth_config.scopes.bot", &strings(&scopes["bot"]), REQUIRED_SCOPES);
+    for other in ["user", "user_optional", "bot_optional"] {
+        assert!(scopes.get(other).is_none(), "no {other} scopes: the bot needs none");
+    }
+}
+
+#[test]
+fn socket_mode_with_interactivity_and_no_request_urls() {
+    let m = manifest();
+    let settings = &m["settings"];
+    assert_eq!(settings["socket_mode_enabled"], true, "settings.socket_mode_enabled");
+    assert_eq!(
+        settings["interactivity"]["is_enabled"], true,
+        "buttons need settings.interactivity.is_enabled"
+    );
+    assert_eq!(
+        settings["token_rotation_enabled"], false,
+        "the bot token is long-lived: no rotation"
+    );
+    for (path, v) in [
+        (
+            "settings.interactivity.request_url",
+            &settings["interactivity"]["request_url"],
+        ),
+        (
+            "settings.interactivity.message_menu_options_url",
+            &settings["interactivity"]["message_menu_options_url"],
+        ),
+        ("oauth_config.redirect_urls", &m["oauth_config"]["redirect_urls"]),
+    ] {
+        assert!(v.is_null(), "Socket Mode: {path} must not be set, found {v}");
+    }
+}
+
+#[test]
+fn the_slash_command_is_netrunbook_with_a_usage_hint() {
+    let m = manifest();
+    let commands = m["features"]["slash_commands"]
+        .as_array()
+        .expect("features.slash_commands");
+    assert_eq!(commands.len(), 1, "one slash command: {commands:?}");
+    let c = &commands[0];
+    assert_eq!(c["command"], "/netrunbook");
+    assert!(
+        c["description"].as_str().is_some_and(|d| !d.trim().is_empty()),
+        "a description"
+    );
+    assert!(
+        c["usage_hint"].as_str().is_some_and(|h| !h.trim().is_empty()),
+        "a usage hint"
+    );
+    assert!(
+        c.get("url").is_none(),
+        "Socket Mode: commands come over the socket, no url"
+    );
+}
+
+#[test]
+fn the_app_has_a_bot_user_and_a_name() {
+    let m = manifest();
+    assert_eq!(m["display_information"]["name"], "netrunbook");
+    assert!(
+        m["display_information"]["description"].is_string(),
+        "a short description"
+    );
+    assert!(
+        m["features"]["bot_user"]["display_name"].is_string(),
+        "a bot user: events and chat:write need one"
+    );
+}
+
+// ---- the validator rejects broken manifests ---------------------------------------------------------------
+
+#[test]
+fn rejects_an_unknown_top_level_key() {
+    check_rejected("", |m| {
+        m["socket_mode"] = json!(true);
+    });
+}
+
+#[test]
+fn rejects_a_wrong_type() {
+    check_rejected("/settings/socket_mode_enabled", |m| {
+        m["settings"]["socket_mode_enabled"] = json!("yes");
+    });
+}
+
+#[test]
+fn rejects_a_missing_required_field() {
+    check_rejected("/display_information", |m| {
+        m["display_information"].as_object_mut().unwrap().remove("name");
+    });
+}
+
+#[test]
+fn rejects_an_unknown_key_deep_inside() {
+    check_rejected("/settings/interactivity", |m| {
+        m["settings"]["interactivity"]["enabled"] = json!(true);
+    });
+}
+
+#[test]
+fn rejects_a_slash_command_without_its_slash() {
+    check_rejected("/features/slash_commands/0/command", |m| {
+        m["features"]["slash_commands"][0]["command"] = json!("netrunbook");
+    });
+}
+
+#[test]
+fn rejects_a_too_long_name() {
+    check_rejected("/display_information/name", |m| {
+        m["display_information"]["name"] = json!("n".repeat(36));
+    });
+}
+
+#[test]
+fn rejects_an_empty_manifest() {
+    let errors = violations(&json!({}));
+    assert!(
+        errors.iter().any(|(_, msg)| msg.contains("display_information")),
+        "{{}} lacks display_information: {errors:#?}"
+    );
+}
