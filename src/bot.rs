@@ -663,7 +663,12 @@ mod tests {
         let out = bot
             .handle(&event(InboundKind::Mention, "E1", "10.2", Some("10.1"), "<@UBOT> what does the runbook say?"), &root, 1)
             .await;
-        assert!(matches!(replies(&out).first(), Some(Reply::Answer(_))), "{out:?}");
+        // without the root the text alone ("what does the runbook say?") matches nothing
+        assert!(matches!(replies(&out).first(), Some(Reply::Answer(_) | Reply::Clarify { .. })), "{out:?}");
+        let alone = bot
+            .handle(&event(InboundKind::Mention, "E2", "20.3", Some("20.1"), "<@UBOT> what does the runbook say?"), &Root(None), 1)
+            .await;
+        assert!(matches!(replies(&alone).first(), Some(Reply::NoMatch)), "{alone:?}");
     }
 
     #[tokio::test]
