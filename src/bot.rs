@@ -254,10 +254,11 @@ impl<S: Store> Bot<S> {
     }
 
     fn save(&self, key: &ThreadKey, before: Option<&Conversation>, after: Option<&Conversation>) {
+        // durable before the reply goes out: a crash after replying must not lose the question
         let result = match after {
-            Some(c) if Some(c) != before => self.store.put(key, c),
+            Some(c) if Some(c) != before => self.store.put(key, c).and_then(|()| self.store.flush()),
             Some(_) => Ok(()),
-            None if before.is_some() => self.store.remove(key),
+            None if before.is_some() => self.store.remove(key).and_then(|()| self.store.flush()),
             None => Ok(()),
         };
         if let Err(e) = result {
