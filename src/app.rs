@@ -42,7 +42,10 @@ impl Application {
             &settings.app_token,
             settings.tuning.retry.clone(),
         )?;
-        let (user_id, bot_id, team) = web.auth_test().await.context("SLACK_BOT_TOKEN was not accepted by Slack (auth.test)")?;
+        let (user_id, bot_id, team) = web
+            .auth_test()
+            .await
+            .context("SLACK_BOT_TOKEN was not accepted by Slack (auth.test)")?;
         info!(
             bot_user = %user_id,
             team = %team,
@@ -101,7 +104,11 @@ async fn purge_loop(store: SledStore, idle: Duration) {
         let s = store.clone();
         match tokio::task::spawn_blocking(move || s.purge(unix_now(), idle.as_secs())).await {
             Ok(Ok(p)) if p.conversations + p.events > 0 => {
-                info!(conversations = p.conversations, events = p.events, "purged expired state")
+                info!(
+                    conversations = p.conversations,
+                    events = p.events,
+                    "purged expired state"
+                )
             }
             Ok(Ok(_)) => {}
             Ok(Err(e)) => warn!(error = %error_chain(&e), "purge failed"),

@@ -90,13 +90,25 @@ pub enum Message {
     Replies(Vec<Reply>),
     /// A slash command's private answer: `reply` without thread buttons, and a "Share in channel"
     /// button carrying `share` when the answer is worth sharing.
-    Private { reply: Reply, more: bool, share: Option<String> },
+    Private {
+        reply: Reply,
+        more: bool,
+        share: Option<String>,
+    },
     /// A shared answer posted in the channel: the question asked and its first reply.
-    Shared { user: String, question: String, reply: Reply },
+    Shared {
+        user: String,
+        question: String,
+        reply: Reply,
+    },
     /// The topic list.
     Help,
     /// A question after a click: the question and the choice, without buttons.
-    Answered { question: String, choice: String, user: String },
+    Answered {
+        question: String,
+        choice: String,
+        user: String,
+    },
     /// A one-line status.
     Notice(String),
 }
@@ -118,7 +130,11 @@ pub enum Outbound {
         message: Message,
     },
     /// Replace a message the bot posted (`chat.update`).
-    Update { channel: String, ts: String, message: Message },
+    Update {
+        channel: String,
+        ts: String,
+        message: Message,
+    },
     /// Answer through an interaction's `response_url`: replace the original with `message`, or
     /// delete it when `None`.
     Respond {
@@ -292,8 +308,17 @@ impl<S: Store> Bot<S> {
             debug!("ignoring a bot's message");
             return vec![];
         }
-        if inbound.edited || inbound.subtype.as_deref().is_some_and(|s| !READABLE_SUBTYPES.contains(&s)) {
-            debug!(subtype = inbound.subtype.as_deref(), edited = inbound.edited, "ignoring an edit or a non-message subtype");
+        if inbound.edited
+            || inbound
+                .subtype
+                .as_deref()
+                .is_some_and(|s| !READABLE_SUBTYPES.contains(&s))
+        {
+            debug!(
+                subtype = inbound.subtype.as_deref(),
+                edited = inbound.edited,
+                "ignoring an edit or a non-message subtype"
+            );
             return vec![];
         }
         let addressed = inbound.kind == InboundKind::Mention || self.mentions_me(&inbound.text);
@@ -422,7 +447,9 @@ impl<S: Store> Bot<S> {
             }
             Action::Choose { node, option } => {
                 let state = self.load(&key);
-                let current = state.as_ref().filter(|c| matches!(&c.pending, Pending::Question { node: n } if n == node));
+                let current = state
+                    .as_ref()
+                    .filter(|c| matches!(&c.pending, Pending::Question { node: n } if n == node));
                 let answered = current.and_then(|c| self.question_and_choice(c, node, option));
                 let step = dialogue::step(
                     &self.kb,
@@ -457,9 +484,9 @@ impl<S: Store> Bot<S> {
             }
             Action::Pick { intent } => {
                 let state = self.load(&key);
-                let waiting = state
-                    .as_ref()
-                    .is_some_and(|c| matches!(&c.pending, Pending::Clarify { candidates } if candidates.contains(intent)));
+                let waiting = state.as_ref().is_some_and(
+                    |c| matches!(&c.pending, Pending::Clarify { candidates } if candidates.contains(intent)),
+                );
                 let Some(picked) = self.kb.intent(intent).filter(|_| waiting) else {
                     return vec![ephemeral(Message::Notice(
                         "That choice was already made or has expired.".into(),
@@ -623,9 +650,21 @@ mod tests {
     async fn mention_in_channel_answers_in_a_new_thread() {
         let bot = bot();
         let out = bot
-            .handle(&event(InboundKind::Mention, "E1", "10.1", None, "<@UBOT> dns lookups time out in pods"), &Root(None), 100)
+            .handle(
+                &event(
+                    InboundKind::Mention,
+                    "E1",
+                    "10.1",
+                    None,
+                    "<@UBOT> dns lookups time out in pods",
+                ),
+                &Root(None),
+                100,
+            )
             .await;
-        let Outbound::Post { thread_ts, .. } = &out[0] else { panic!("{out:?}") };
+        let Outbound::Post { thread_ts, .. } = &out[0] else {
+            panic!("{out:?}")
+        };
         assert_eq!(thread_ts.as_deref(), Some("10.1"));
         assert!(matches!(replies(&out)[0], Reply::Answer(a) if a.intent == "dns"));
         assert!(bot.store().get(&ThreadKey::new("T1", "C1", "10.1")).unwrap().is_some());
@@ -635,17 +674,29 @@ mod tests {
     async fn twins_and_retries_are_answered_once() {
         let bot = bot();
         let text = "<@UBOT> dns lookups time out in pods";
-        let first = bot.handle(&event(InboundKind::Mention, "E1", "10.1", None, text), &Root(None), 100).await;
+        let first = bot
+            .handle(&event(InboundKind::Mention, "E1", "10.1", None, text), &Root(None), 100)
+            .await;
         assert_eq!(first.len(), 1);
-        let retry = bot.handle(&event(InboundKind::Mention, "E1", "10.1", None, text), &Root(None), 101).await;
-        let twin = bot.handle(&event(InboundKind::Message, "E2", "10.1", None, text), &Root(None), 101).await;
+        let retry = bot
+            .handle(&event(InboundKind::Mention, "E1", "10.1", None, text), &Root(None), 101)
+            .await;
+        let twin = bot
+            .handle(&event(InboundKind::Message, "E2", "10.1", None, text), &Root(None), 101)
+            .await;
         assert!(retry.is_empty() && twin.is_empty());
     }
 
     #[tokio::test]
     async fn chatter_bots_and_edits_get_no_reply() {
         let bot = bot();
-        let plain = bot.handle(&event(InboundKind::Message, "E1", "10.1", None, "dns is broken"), &Root(None), 1).await;
+        let plain = bot
+            .handle(
+                &event(InboundKind::Message, "E1", "10.1", None, "dns is broken"),
+                &Root(None),
+                1,
+            )
+            .await;
         assert!(plain.is_empty(), "a channel message without a mention");
         let mut own = event(InboundKind::Message, "E2", "10.2", None, "<@UBOT> dns");
         own.is_bot = true;
@@ -653,21 +704,52 @@ mod tests {
         let mut edit = event(InboundKind::Message, "E3", "10.3", None, "<@UBOT> dns");
         edit.subtype = Some("message_changed".into());
         assert!(bot.handle(&edit, &Root(None), 1).await.is_empty());
-        let thread = bot.handle(&event(InboundKind::Message, "E4", "10.5", Some("10.4"), "anyone?"), &Root(None), 1).await;
+        let thread = bot
+            .handle(
+                &event(InboundKind::Message, "E4", "10.5", Some("10.4"), "anyone?"),
+                &Root(None),
+                1,
+            )
+            .await;
         assert!(thread.is_empty(), "a thread the bot is not in");
     }
 
     #[tokio::test]
     async fn bare_mention_in_a_thread_reads_the_root() {
         let bot = bot();
-        let root = Root(Some("FIRING: calico-node pods in CrashLoopBackOff, NetworkUnavailable on 3 nodes"));
+        let root = Root(Some(
+            "FIRING: calico-node pods in CrashLoopBackOff, NetworkUnavailable on 3 nodes",
+        ));
         let out = bot
-            .handle(&event(InboundKind::Mention, "E1", "10.2", Some("10.1"), "<@UBOT> what does the runbook say?"), &root, 1)
+            .handle(
+                &event(
+                    InboundKind::Mention,
+                    "E1",
+                    "10.2",
+                    Some("10.1"),
+                    "<@UBOT> what does the runbook say?",
+                ),
+                &root,
+                1,
+            )
             .await;
         // without the root the text alone ("what does the runbook say?") matches nothing
-        assert!(matches!(replies(&out).first(), Some(Reply::Answer(_) | Reply::Clarify { .. })), "{out:?}");
+        assert!(
+            matches!(replies(&out).first(), Some(Reply::Answer(_) | Reply::Clarify { .. })),
+            "{out:?}"
+        );
         let alone = bot
-            .handle(&event(InboundKind::Mention, "E2", "20.3", Some("20.1"), "<@UBOT> what does the runbook say?"), &Root(None), 1)
+            .handle(
+                &event(
+                    InboundKind::Mention,
+                    "E2",
+                    "20.3",
+                    Some("20.1"),
+                    "<@UBOT> what does the runbook say?",
+                ),
+                &Root(None),
+                1,
+            )
             .await;
         assert!(matches!(replies(&alone).first(), Some(Reply::NoMatch)), "{alone:?}");
     }
@@ -675,12 +757,26 @@ mod tests {
     #[tokio::test]
     async fn stop_forgets_the_thread() {
         let bot = bot();
-        bot.handle(&event(InboundKind::Mention, "E1", "10.1", None, "<@UBOT> dns lookups fail in pods"), &Root(None), 1)
-            .await;
+        bot.handle(
+            &event(
+                InboundKind::Mention,
+                "E1",
+                "10.1",
+                None,
+                "<@UBOT> dns lookups fail in pods",
+            ),
+            &Root(None),
+            1,
+        )
+        .await;
         let key = ThreadKey::new("T1", "C1", "10.1");
         assert!(bot.store().get(&key).unwrap().is_some());
-        bot.handle(&event(InboundKind::Mention, "E2", "10.2", Some("10.1"), "<@UBOT> stop"), &Root(None), 2)
-            .await;
+        bot.handle(
+            &event(InboundKind::Mention, "E2", "10.2", Some("10.1"), "<@UBOT> stop"),
+            &Root(None),
+            2,
+        )
+        .await;
         assert!(bot.store().get(&key).unwrap().is_none());
     }
 
@@ -692,6 +788,9 @@ mod tests {
         assert_eq!(n, bot.kb().intents.len());
         assert_eq!(bot.command("help"), Message::Help);
         assert_eq!(bot.command("  "), Message::Help);
-        assert!(matches!(bot.command("coredns lookups fail"), Message::Private { share: Some(_), .. }));
+        assert!(matches!(
+            bot.command("coredns lookups fail"),
+            Message::Private { share: Some(_), .. }
+        ));
     }
 }

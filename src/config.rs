@@ -116,9 +116,8 @@ fn token(
     if v.is_empty() {
         return Err(ConfigError::Missing { var, what });
     }
-    let wellformed = v.starts_with(prefix)
-        && v.len() > prefix.len() + 8
-        && v.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+    let wellformed =
+        v.starts_with(prefix) && v.len() > prefix.len() + 8 && v.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
     if !wellformed {
         return Err(ConfigError::Malformed {
             var,

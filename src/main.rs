@@ -114,7 +114,9 @@ fn serve(args: ServeArgs, kb: KbArgs) -> anyhow::Result<i32> {
     Ok(match reason {
         StopReason::Shutdown => 0,
         StopReason::LinkDisabled => {
-            eprintln!("netrunbook: Slack disabled Socket Mode for this app (link_disabled); turn it back on and restart");
+            eprintln!(
+                "netrunbook: Slack disabled Socket Mode for this app (link_disabled); turn it back on and restart"
+            );
             3
         }
         StopReason::AppTokenRejected => {

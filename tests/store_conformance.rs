@@ -55,10 +55,16 @@ fn conformance(store: &dyn Store) {
     assert_eq!(store.get(&a).unwrap(), None);
     assert!(store.get(&b).unwrap().is_some());
     assert_eq!(purged.events, 0, "events younger than the memory stay");
-    assert!(!store.mark_event_seen("ev:T1:Ev1", 10_000).unwrap(), "still remembered after a purge");
+    assert!(
+        !store.mark_event_seen("ev:T1:Ev1", 10_000).unwrap(),
+        "still remembered after a purge"
+    );
     let purged = store.purge(5_001 + EVENT_MEMORY_SECS + 1, u64::MAX / 2).unwrap();
     assert_eq!(purged.events, 2);
-    assert!(store.mark_event_seen("ev:T1:Ev1", 20_000).unwrap(), "forgotten after the memory");
+    assert!(
+        store.mark_event_seen("ev:T1:Ev1", 20_000).unwrap(),
+        "forgotten after the memory"
+    );
     store.flush().unwrap();
 }
 
@@ -106,8 +112,11 @@ fn records_of_an_unknown_format_are_dropped_and_purged() {
     {
         let db = sled::open(dir.path()).unwrap();
         let tree = db.open_tree("conversations").unwrap();
-        tree.insert(b"T\0C\x001.0", br#"{"format":999,"conversation":{"whatever":true}}"#.to_vec())
-            .unwrap();
+        tree.insert(
+            b"T\0C\x001.0",
+            br#"{"format":999,"conversation":{"whatever":true}}"#.to_vec(),
+        )
+        .unwrap();
         db.flush().unwrap();
     }
     let s = SledStore::open(dir.path()).unwrap();

@@ -320,8 +320,10 @@ impl<'k> Builder<'k> {
         if self.blocks.is_empty() {
             return;
         }
-        self.blocks
-            .push(context(&format!("netrunbook · knowledge base `{}`", escape(&self.kb.version))));
+        self.blocks.push(context(&format!(
+            "netrunbook · knowledge base `{}`",
+            escape(&self.kb.version)
+        )));
         let text = if self.text.trim().is_empty() {
             "netrunbook".to_string()
         } else {
@@ -352,7 +354,8 @@ impl<'k> Builder<'k> {
             .iter()
             .map(|l| format!("• {}", link(&l.resolved, &l.title)))
             .collect();
-        self.blocks.extend(sections(&format!("*{title}*\n{}", lines.join("\n"))));
+        self.blocks
+            .extend(sections(&format!("*{title}*\n{}", lines.join("\n"))));
     }
 
     fn reply(&mut self, r: &Reply) {
@@ -398,7 +401,8 @@ impl<'k> Builder<'k> {
                 })
                 .collect();
             if !lines.is_empty() {
-                self.blocks.extend(sections(&format!("*Key facts*\n{}", lines.join("\n"))));
+                self.blocks
+                    .extend(sections(&format!("*Key facts*\n{}", lines.join("\n"))));
             }
         }
         if !a.alternatives.is_empty() {
@@ -543,8 +547,11 @@ pub fn render(kb: &KnowledgeBase, message: &Message) -> Vec<Rendered> {
         Message::Help => help(&mut b),
         Message::Answered { question, choice, user } => {
             b.blocks.extend(sections(&format!("*{}*", escape(question))));
-            b.blocks
-                .push(context(&format!("✅ *{}* (answered by <@{}>)", escape(choice), escape(user))));
+            b.blocks.push(context(&format!(
+                "✅ *{}* (answered by <@{}>)",
+                escape(choice),
+                escape(user)
+            )));
             b.fallback(&format!("{question} {choice}"));
         }
         Message::Notice(text) => {
@@ -615,7 +622,9 @@ mod tests {
             assert!(!msg.text.is_empty() && msg.text.chars().count() <= 3000);
             for b in &msg.blocks {
                 if let SlackBlock::Section(s) = b {
-                    let Some(SlackBlockText::MarkDown(t)) = &s.text else { panic!() };
+                    let Some(SlackBlockText::MarkDown(t)) = &s.text else {
+                        panic!()
+                    };
                     assert!(t.text.chars().count() <= SECTION_CHARS);
                     assert!(!t.text.ends_with("&am"), "entity cut");
                 }
@@ -651,10 +660,16 @@ mod tests {
         ];
         for a in actions {
             let (id, value) = encode_action(&a, 7);
-            assert!(id.len() <= 255 && value.chars().count() <= VALUE_CHARS, "{id} {}", value.len());
+            assert!(
+                id.len() <= 255 && value.chars().count() <= VALUE_CHARS,
+                "{id} {}",
+                value.len()
+            );
             let back = decode_action(&id, &value).expect("decodes");
             match (&a, &back) {
-                (Action::Share { question }, Action::Share { question: q }) => assert!(question.starts_with(q.as_str())),
+                (Action::Share { question }, Action::Share { question: q }) => {
+                    assert!(question.starts_with(q.as_str()))
+                }
                 _ => assert_eq!(a, back),
             }
         }
@@ -678,6 +693,9 @@ mod tests {
         let q = json(&rendered[1..]);
         assert!(q.contains(A_CHOOSE), "{q}");
         let a = json(&rendered[..1]);
-        assert!(a.contains(A_ESCALATE) && a.contains(A_UP) && a.contains(&kb.version), "{a}");
+        assert!(
+            a.contains(A_ESCALATE) && a.contains(A_UP) && a.contains(&kb.version),
+            "{a}"
+        );
     }
 }

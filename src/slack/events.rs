@@ -18,7 +18,9 @@ pub enum Envelope {
     Hello,
     /// Slack is about to close the connection; `reason` says why (`link_disabled`: Socket Mode was
     /// turned off for the app, do not reconnect).
-    Disconnect { reason: String },
+    Disconnect {
+        reason: String,
+    },
     /// An Events API event; `inbound` is `None` for events the bot does not read.
     Event {
         envelope_id: String,
@@ -39,7 +41,10 @@ pub enum Envelope {
         inbound: Option<Inbound>,
     },
     /// Anything else that carries an envelope id: acknowledged and dropped.
-    Other { envelope_id: String, kind: String },
+    Other {
+        envelope_id: String,
+        kind: String,
+    },
 }
 
 /// Why a frame could not be read.
@@ -246,7 +251,10 @@ mod tests {
     #[test]
     fn reads_the_documented_frames() {
         assert_eq!(
-            parse(r#"{"type":"hello","num_connections":1,"connection_info":{"app_id":"A1"},"debug_info":{"host":"h"}}"#).unwrap(),
+            parse(
+                r#"{"type":"hello","num_connections":1,"connection_info":{"app_id":"A1"},"debug_info":{"host":"h"}}"#
+            )
+            .unwrap(),
             Envelope::Hello
         );
         assert_eq!(
@@ -268,19 +276,38 @@ mod tests {
             panic!("{ev:?}")
         };
         assert_eq!((envelope_id.as_str(), retry_attempt), ("e1", 2));
-        assert_eq!((i.kind, i.channel.as_str(), i.ts.as_str(), i.event_id.as_deref()), (InboundKind::Mention, "C1", "1.2", Some("Ev1")));
+        assert_eq!(
+            (i.kind, i.channel.as_str(), i.ts.as_str(), i.event_id.as_deref()),
+            (InboundKind::Mention, "C1", "1.2", Some("Ev1"))
+        );
     }
 
     #[test]
     fn unknown_subtypes_and_edits_still_parse() {
-        let ev = parse(r#"{"envelope_id":"e","type":"events_api","payload":{"team_id":"T","event_id":"E","event":{"type":"message",
-            "subtype":"some_future_subtype","channel":"C","ts":"1.0","message":{"text":"x"}}}}"#)
+        let ev = parse(
+            r#"{"envelope_id":"e","type":"events_api","payload":{"team_id":"T","event_id":"E","event":{"type":"message",
+            "subtype":"some_future_subtype","channel":"C","ts":"1.0","message":{"text":"x"}}}}"#,
+        )
         .unwrap();
-        assert!(matches!(ev, Envelope::Event { inbound: Some(Inbound { subtype: Some(_), .. }), .. }));
-        let ev = parse(r#"{"envelope_id":"e","type":"events_api","payload":{"team_id":"T","event_id":"E","event":{"type":"message",
-            "bot_id":"B1","channel":"C","ts":"1.0","text":"x"}}}"#)
+        assert!(matches!(
+            ev,
+            Envelope::Event {
+                inbound: Some(Inbound { subtype: Some(_), .. }),
+                ..
+            }
+        ));
+        let ev = parse(
+            r#"{"envelope_id":"e","type":"events_api","payload":{"team_id":"T","event_id":"E","event":{"type":"message",
+            "bot_id":"B1","channel":"C","ts":"1.0","text":"x"}}}"#,
+        )
         .unwrap();
-        assert!(matches!(ev, Envelope::Event { inbound: Some(Inbound { is_bot: true, .. }), .. }));
+        assert!(matches!(
+            ev,
+            Envelope::Event {
+                inbound: Some(Inbound { is_bot: true, .. }),
+                ..
+            }
+        ));
     }
 
     #[test]
@@ -300,6 +327,12 @@ mod tests {
             panic!()
         };
         assert_eq!((i.ts.as_str(), i.thread_ts.as_deref()), ("5.0", Some("4.0")));
-        assert!(matches!(i.kind, InboundKind::Action { action: Action::Choose { .. }, .. }));
+        assert!(matches!(
+            i.kind,
+            InboundKind::Action {
+                action: Action::Choose { .. },
+                ..
+            }
+        ));
     }
 }

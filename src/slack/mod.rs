@@ -155,7 +155,10 @@ impl<S: Store + 'static> Engine<S> {
 
     /// Stop taking events, for `reason` (the first reason given wins).
     pub fn request_stop(&self, reason: StopReason) {
-        self.reason.lock().unwrap_or_else(|e| e.into_inner()).get_or_insert(reason);
+        self.reason
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_or_insert(reason);
         self.stop.cancel();
     }
 
@@ -188,7 +191,8 @@ impl<S: Store + 'static> Engine<S> {
         // when closing, `tx` drops here: the worker handles the one job and ends
         drop(queues);
         let engine = self.clone();
-        self.tasks.spawn(async move { engine.worker(key, generation, rx).await });
+        self.tasks
+            .spawn(async move { engine.worker(key, generation, rx).await });
     }
 
     async fn worker(self: Arc<Self>, key: ThreadKey, generation: u64, mut rx: mpsc::UnboundedReceiver<Job>) {
@@ -227,13 +231,21 @@ impl<S: Store + 'static> Engine<S> {
                 channel,
                 thread_ts,
                 message,
-            } => self.web.post(&kb, channel, thread_ts.as_deref(), message).await.map(drop),
+            } => self
+                .web
+                .post(&kb, channel, thread_ts.as_deref(), message)
+                .await
+                .map(drop),
             Outbound::Ephemeral {
                 channel,
                 user,
                 thread_ts,
                 message,
-            } => self.web.post_ephemeral(&kb, channel, user, thread_ts.as_deref(), message).await,
+            } => {
+                self.web
+                    .post_ephemeral(&kb, channel, user, thread_ts.as_deref(), message)
+                    .await
+            }
             Outbound::Update { channel, ts, message } => self.web.update(&kb, channel, ts, message).await,
             Outbound::Respond { response_url, message } => self.web.respond(&kb, response_url, message.as_ref()).await,
             Outbound::PostRoot { channel, message, then } => match self.web.post(&kb, channel, None, message).await {
@@ -261,7 +273,10 @@ impl<S: Store + 'static> Engine<S> {
         self.tasks.close();
         let done = tokio::time::timeout(grace, self.tasks.wait()).await.is_ok();
         if !done {
-            error!(grace_ms = grace.as_millis() as u64, "work still in flight at the end of the shutdown grace period");
+            error!(
+                grace_ms = grace.as_millis() as u64,
+                "work still in flight at the end of the shutdown grace period"
+            );
         } else {
             info!("in-flight work finished");
         }

@@ -227,14 +227,11 @@ fn on_frame<S: Store + 'static>(engine: &Arc<Engine<S>>, n: usize, text: &str) -
             let _entered = span.enter();
             debug!(user = %user, text = %crate::text::truncate(&text, 2000), "slash command");
             let message = engine.bot.command(&text);
-            let payload = blocks::render(engine.bot.kb(), &message)
-                .into_iter()
-                .next()
-                .map(|r| {
-                    let mut p = serde_json::to_value(r.content()).unwrap_or_default();
-                    p["response_type"] = json!("ephemeral");
-                    p
-                });
+            let payload = blocks::render(engine.bot.kb(), &message).into_iter().next().map(|r| {
+                let mut p = serde_json::to_value(r.content()).unwrap_or_default();
+                p["response_type"] = json!("ephemeral");
+                p
+            });
             info!("slash command answered");
             match payload {
                 Some(p) => Reaction::Ack(json!({ "envelope_id": envelope_id, "payload": p }).to_string()),

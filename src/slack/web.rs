@@ -57,8 +57,12 @@ enum Failure {
 
 fn classify(e: &SlackClientError, policy: &RetryPolicy) -> Failure {
     match e {
-        SlackClientError::RateLimitError(r) => Failure::RateLimited(r.retry_after.unwrap_or(policy.default_retry_after)),
-        SlackClientError::HttpError(h) if h.status_code.as_u16() == 429 => Failure::RateLimited(policy.default_retry_after),
+        SlackClientError::RateLimitError(r) => {
+            Failure::RateLimited(r.retry_after.unwrap_or(policy.default_retry_after))
+        }
+        SlackClientError::HttpError(h) if h.status_code.as_u16() == 429 => {
+            Failure::RateLimited(policy.default_retry_after)
+        }
         SlackClientError::HttpError(h) if h.status_code.is_server_error() || h.status_code.as_u16() == 408 => {
             Failure::Transient
         }
@@ -71,9 +75,9 @@ fn classify(e: &SlackClientError, policy: &RetryPolicy) -> Failure {
         {
             Failure::Transient
         }
-        SlackClientError::HttpProtocolError(_) | SlackClientError::SystemError(_) | SlackClientError::EndOfStream(_) => {
-            Failure::Transient
-        }
+        SlackClientError::HttpProtocolError(_)
+        | SlackClientError::SystemError(_)
+        | SlackClientError::EndOfStream(_) => Failure::Transient,
         _ => Failure::Permanent,
     }
 }
@@ -128,7 +132,11 @@ impl Web {
             };
             match classify(&err, &self.policy) {
                 Failure::RateLimited(wait) => {
-                    warn!(method, retry_after_ms = wait.as_millis() as u64, "rate limited by Slack; retrying after Retry-After");
+                    warn!(
+                        method,
+                        retry_after_ms = wait.as_millis() as u64,
+                        "rate limited by Slack; retrying after Retry-After"
+                    );
                     tokio::time::sleep(wait).await;
                 }
                 Failure::Transient if failures + 1 < self.policy.attempts => {
@@ -162,7 +170,12 @@ impl Web {
     pub async fn open_connection(&self) -> Result<String, SlackError> {
         let s = self.client.open_session(&self.app_token);
         // no retry loop here: the caller reconnects with its own backoff
-        match tokio::time::timeout(self.policy.timeout, s.apps_connections_open(&SlackApiAppsConnectionOpenRequest::new())).await {
+        match tokio::time::timeout(
+            self.policy.timeout,
+            s.apps_connections_open(&SlackApiAppsConnectionOpenRequest::new()),
+        )
+        .await
+        {
             Ok(Ok(r)) => Ok(r.url.0.to_string()),
             Ok(Err(e)) => Err(SlackError::Api {
                 method: "apps.connections.open",
@@ -226,11 +239,21 @@ impl Web {
     }
 
     /// Replace message `ts` with the first rendered message (updates are short by construction).
-    pub async fn update(&self, kb: &KnowledgeBase, channel: &str, ts: &str, message: &Message) -> Result<(), SlackError> {
+    pub async fn update(
+        &self,
+        kb: &KnowledgeBase,
+        channel: &str,
+        ts: &str,
+        message: &Message,
+    ) -> Result<(), SlackError> {
         let Some(r) = blocks::render(kb, message).into_iter().next() else {
             return Ok(());
         };
-        let req = SlackApiChatUpdateRequest::new(SlackChannelId(channel.to_string()), r.content(), SlackTs(ts.to_string()));
+        let req = SlackApiChatUpdateRequest::new(
+            SlackChannelId(channel.to_string()),
+            r.content(),
+            SlackTs(ts.to_string()),
+        );
         self.retry("chat.update", || {
             let s = self.client.open_session(&self.bot_token);
             let req = &req;
@@ -241,13 +264,18 @@ impl Web {
     }
 
     /// Replace (or, with `None`, delete) the message an interaction came from.
-    pub async fn respond(&self, kb: &KnowledgeBase, response_url: &str, message: Option<&Message>) -> Result<(), SlackError> {
+    pub async fn respond(
+        &self,
+        kb: &KnowledgeBase,
+        response_url: &str,
+        message: Option<&Message>,
+    ) -> Result<(), SlackError> {
         let url: url::Url = response_url.parse().map_err(|_| SlackError::BadResponseUrl)?;
         let req = match message.and_then(|m| blocks::render(kb, m).into_iter().next()) {
-            Some(Rendered { text, blocks }) => SlackApiPostWebhookMessageRequest::new(
-                SlackMessageContent::new().with_text(text).with_blocks(blocks),
-            )
-            .with_replace_original(true),
+            Some(Rendered { text, blocks }) => {
+                SlackApiPostWebhookMessageRequest::new(SlackMessageContent::new().with_text(text).with_blocks(blocks))
+                    .with_replace_original(true)
+            }
             None => SlackApiPostWebhookMessageRequest::new(SlackMessageContent::new()).with_delete_original(true),
         };
         let url = SlackResponseUrl(url);
@@ -261,8 +289,11 @@ impl Web {
 
     /// The root message of a thread (`conversations.replies`, first page of one).
     pub async fn thread_root(&self, channel: &str, thread_ts: &str) -> Result<Option<String>, SlackError> {
-        let req = SlackApiConversationsRepliesRequest::new(SlackChannelId(channel.to_string()), SlackTs(thread_ts.to_string()))
-            .with_limit(1);
+        let req = SlackApiConversationsRepliesRequest::new(
+            SlackChannelId(channel.to_string()),
+            SlackTs(thread_ts.to_string()),
+        )
+        .with_limit(1);
         let resp = self
             .retry("conversations.replies", || {
                 let s = self.client.open_session(&self.bot_token);
@@ -309,7 +340,9 @@ impl ThreadReader for Web {
 
 impl std::fmt::Debug for Web {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Web").field("policy", &self.policy).finish_non_exhaustive()
+        f.debug_struct("Web")
+            .field("policy", &self.policy)
+            .finish_non_exhaustive()
     }
 }
 

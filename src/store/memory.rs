@@ -60,9 +60,7 @@ impl Store for MemoryStore {
         inner
             .conversations
             .retain(|_, c| c.updated_at.saturating_add(idle_secs) >= now);
-        inner
-            .events
-            .retain(|_, at| at.saturating_add(EVENT_MEMORY_SECS) >= now);
+        inner.events.retain(|_, at| at.saturating_add(EVENT_MEMORY_SECS) >= now);
         Ok(Purged {
             conversations: c0 - inner.conversations.len(),
             events: e0 - inner.events.len(),

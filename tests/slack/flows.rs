@@ -19,56 +19,126 @@ const FLOWS: &[Flow] = &[
     Flow {
         intent: "loadbalancer",
         start: "LoadBalancer service stuck with pending external IP",
-        steps: &[("VPC", "it's a vpc cluster"), ("IKS", "iks"), ("No, still broken", "no, still broken")],
-        expect: &["IKS VPC LB docs", "armada-network-vpc-load-balancer-troubleshooting.html", "Escalation: Escalate to armada-network", "ibm.pagerduty.com/escalation_policies"],
+        steps: &[
+            ("VPC", "it's a vpc cluster"),
+            ("IKS", "iks"),
+            ("No, still broken", "no, still broken"),
+        ],
+        expect: &[
+            "IKS VPC LB docs",
+            "armada-network-vpc-load-balancer-troubleshooting.html",
+            "Escalation: Escalate to armada-network",
+            "ibm.pagerduty.com/escalation_policies",
+        ],
     },
     Flow {
         intent: "worker-deploy-failures",
         start: "new workers stuck in provisioning state",
-        steps: &[("Pending endpoint gateway creation", "pending endpoint gateway creation"), ("20 minutes or more", "about 45 minutes")],
-        expect: &["Stuck 20+ minutes on Pending endpoint gateway creation", "armada-network-pending-endpoint-gateway.html", "Escalation: Escalate to armada-network"],
+        steps: &[
+            ("Pending endpoint gateway creation", "pending endpoint gateway creation"),
+            ("20 minutes or more", "about 45 minutes"),
+        ],
+        expect: &[
+            "Stuck 20+ minutes on Pending endpoint gateway creation",
+            "armada-network-pending-endpoint-gateway.html",
+            "Escalation: Escalate to armada-network",
+        ],
     },
     Flow {
         intent: "network-unavailable",
         start: "nodes show NetworkUnavailable condition",
-        steps: &[("Stays stuck / calico-node restarting", "it stays stuck, calico-node keeps restarting")],
-        expect: &["rising restart count", "armada-network-calico-node-troubleshooting.html"],
+        steps: &[(
+            "Stays stuck / calico-node restarting",
+            "it stays stuck, calico-node keeps restarting",
+        )],
+        expect: &[
+            "rising restart count",
+            "armada-network-calico-node-troubleshooting.html",
+        ],
     },
     Flow {
         intent: "pods-not-starting",
         start: "pods stuck in ContainerCreating with FailedCreatePodSandbox",
-        steps: &[("Yes, both healthy", "yes both look healthy"), ("IPAM / out of pod IPs", "failed to request 1 IPv4 addresses. IPAM allocated only 0")],
-        expect: &["Out of pod IPs", "armada-network-calico-ipam-cleanup", "approved prod train", "containers-ts-app-container-start#calico-ips"],
+        steps: &[
+            ("Yes, both healthy", "yes both look healthy"),
+            (
+                "IPAM / out of pod IPs",
+                "failed to request 1 IPv4 addresses. IPAM allocated only 0",
+            ),
+        ],
+        expect: &[
+            "Out of pod IPs",
+            "armada-network-calico-ipam-cleanup",
+            "approved prod train",
+            "containers-ts-app-container-start#calico-ips",
+        ],
     },
     Flow {
         intent: "dns",
         start: "coredns lookups fail in pods",
-        steps: &[("OpenShift (ROKS)", "openshift"), ("No, still broken", "no, still broken")],
-        expect: &["access.redhat.com/solutions/3804501", "/etc/resolv.conf", "armada-network-calico-node-troubleshooting.html", "Escalation: Escalate to armada-network"],
+        steps: &[
+            ("OpenShift (ROKS)", "openshift"),
+            ("No, still broken", "no, still broken"),
+        ],
+        expect: &[
+            "access.redhat.com/solutions/3804501",
+            "/etc/resolv.conf",
+            "armada-network-calico-node-troubleshooting.html",
+            "Escalation: Escalate to armada-network",
+        ],
     },
     Flow {
         intent: "general-network-errors",
         start: "customer reports general network errors",
         steps: &[("No / only in their app / no specifics", "no, only in their app")],
-        expect: &["Network Must-Gather Doc", "reproducible case", "tcpdump", "kubernetes.io/docs/tasks/debug-application-cluster/debug-service/"],
+        expect: &[
+            "Network Must-Gather Doc",
+            "reproducible case",
+            "tcpdump",
+            "kubernetes.io/docs/tasks/debug-application-cluster/debug-service/",
+        ],
     },
     Flow {
         intent: "out-of-scope",
         start: "is this network problem out of scope for armada-network",
-        steps: &[("IBM Cloud infrastructure network", "looks like an ibm cloud network routing issue"), ("IBM service account (carriers/tugboats)", "it hits our carrier")],
-        expect: &["#conductors", "#containers-cie", "#network_response_team", "network Infra team"],
+        steps: &[
+            (
+                "IBM Cloud infrastructure network",
+                "looks like an ibm cloud network routing issue",
+            ),
+            ("IBM service account (carriers/tugboats)", "it hits our carrier"),
+        ],
+        expect: &[
+            "#conductors",
+            "#containers-cie",
+            "#network_response_team",
+            "network Infra team",
+        ],
     },
     Flow {
         intent: "roks-vpc-calico-node-after-update",
         start: "calico-node never starts on the new worker after a worker replace on ROKS VPC",
-        steps: &[("Yes, it is installed", "yes it is installed"), ("No, still broken", "no, still not running")],
-        expect: &["circular dependency", "less than 2 seconds", "calico-system", "armada-network-calico-node-troubleshooting.html"],
+        steps: &[
+            ("Yes, it is installed", "yes it is installed"),
+            ("No, still broken", "no, still not running"),
+        ],
+        expect: &[
+            "circular dependency",
+            "less than 2 seconds",
+            "calico-system",
+            "armada-network-calico-node-troubleshooting.html",
+        ],
     },
     Flow {
         intent: "gateway-enabled-private-workers",
         start: "gateway enabled cluster with private workers",
         steps: &[("Another customer", "another customer")],
-        expect: &["end of life", "IKS 1.23", "OpenShift 4.9", "armada-network-gateway-enabled-cluster-troubleshooting.html"],
+        expect: &[
+            "end of life",
+            "IKS 1.23",
+            "OpenShift 4.9",
+            "armada-network-gateway-enabled-cluster-troubleshooting.html",
+        ],
     },
 ];
 
@@ -93,11 +163,19 @@ async fn drive(bot: &TestBot, flow: &Flow, channel: &str, mode: Mode) {
             Mode::Buttons => {
                 let (_, action_id, value) = buttons(question).into_iter().find(|b| b.0 == *label).unwrap();
                 let ts = question["ts"].as_str().unwrap();
-                bot.emu.push_block_action(channel, USER, ts, Some(thread), &action_id, &value).await;
+                bot.emu
+                    .push_block_action(channel, USER, ts, Some(thread), &action_id, &value)
+                    .await;
                 // the clicked question shows the choice, without buttons
-                bot.wait_thread(channel, thread, &format!("{}: {label:?} shown in place", flow.intent), |m| {
-                    m.iter().any(|x| x["ts"] == ts && buttons(x).is_empty() && crate::shown(x).contains(label))
-                })
+                bot.wait_thread(
+                    channel,
+                    thread,
+                    &format!("{}: {label:?} shown in place", flow.intent),
+                    |m| {
+                        m.iter()
+                            .any(|x| x["ts"] == ts && buttons(x).is_empty() && crate::shown(x).contains(label))
+                    },
+                )
                 .await;
             }
             Mode::Words => {
@@ -111,13 +189,21 @@ async fn drive(bot: &TestBot, flow: &Flow, channel: &str, mode: Mode) {
             flow.expect.iter().all(|e| all.contains(e))
         })
         .await;
-    assert!(shown_all(&msgs).contains("armada-network-initial-troubleshooting.html#"), "the section link");
+    assert!(
+        shown_all(&msgs).contains("armada-network-initial-troubleshooting.html#"),
+        "the section link"
+    );
 }
 
 async fn every_flow(mode: Mode) {
     let bot = spawn_bot().await;
     let kb = netrunbook::kb::KnowledgeBase::builtin().unwrap();
-    let with_flows: Vec<&str> = kb.intents.iter().filter(|i| i.flow.is_some()).map(|i| i.id.as_str()).collect();
+    let with_flows: Vec<&str> = kb
+        .intents
+        .iter()
+        .filter(|i| i.flow.is_some())
+        .map(|i| i.id.as_str())
+        .collect();
     for id in &with_flows {
         assert!(FLOWS.iter().any(|f| f.intent == *id), "no test drives the flow of {id}");
     }

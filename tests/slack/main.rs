@@ -97,7 +97,10 @@ pub async fn start_bot(emu: SlackEmulator, dir: TempDir) -> TestBot {
         let _ = rx.await;
     }));
     let connections = test_tuning().connections;
-    assert!(emu.wait_connected(connections, WAIT).await, "the bot connects to Socket Mode");
+    assert!(
+        emu.wait_connected(connections, WAIT).await,
+        "the bot connects to Socket Mode"
+    );
     assert!(emu.connects_total() >= before + connections);
     TestBot {
         emu,
@@ -149,7 +152,13 @@ impl TestBot {
 
     /// Wait until the bot's messages in `thread` satisfy `done`; returns them (or panics saying what
     /// was there).
-    pub async fn wait_thread(&self, channel: &str, thread: &str, what: &str, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+    pub async fn wait_thread(
+        &self,
+        channel: &str,
+        thread: &str,
+        what: &str,
+        done: impl Fn(&[Value]) -> bool,
+    ) -> Vec<Value> {
         let deadline = tokio::time::Instant::now() + WAIT;
         loop {
             let msgs = self.thread(channel, thread);

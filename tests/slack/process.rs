@@ -51,7 +51,11 @@ async fn serve(emu: &SlackEmulator, db: &Path) -> Serve {
     });
     let deadline = tokio::time::Instant::now() + WAIT;
     while emu.connects_total() <= before {
-        assert!(tokio::time::Instant::now() < deadline, "serve connects; stderr:\n{}", stderr.lock().unwrap());
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "serve connects; stderr:\n{}",
+            stderr.lock().unwrap()
+        );
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     Serve { child, stderr }
@@ -59,7 +63,10 @@ async fn serve(emu: &SlackEmulator, db: &Path) -> Serve {
 
 impl Serve {
     async fn exit_code(&mut self) -> Option<i32> {
-        let status = tokio::time::timeout(WAIT, self.child.wait()).await.expect("exits in time").unwrap();
+        let status = tokio::time::timeout(WAIT, self.child.wait())
+            .await
+            .expect("exits in time")
+            .unwrap();
         // let the stderr reader catch up
         tokio::time::sleep(Duration::from_millis(100)).await;
         status.code()
@@ -71,12 +78,21 @@ impl Serve {
 
     fn signal(&self, sig: &str) {
         let pid = self.child.id().expect("running").to_string();
-        let ok = std::process::Command::new("kill").args([sig, &pid]).status().unwrap().success();
+        let ok = std::process::Command::new("kill")
+            .args([sig, &pid])
+            .status()
+            .unwrap()
+            .success();
         assert!(ok);
     }
 }
 
-async fn wait_thread(emu: &SlackEmulator, channel: &str, thread: &str, done: impl Fn(&[serde_json::Value]) -> bool) -> Vec<serde_json::Value> {
+async fn wait_thread(
+    emu: &SlackEmulator,
+    channel: &str,
+    thread: &str,
+    done: impl Fn(&[serde_json::Value]) -> bool,
+) -> Vec<serde_json::Value> {
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
         let msgs: Vec<_> = emu
@@ -87,7 +103,11 @@ async fn wait_thread(emu: &SlackEmulator, channel: &str, thread: &str, done: imp
         if done(&msgs) {
             return msgs;
         }
-        assert!(tokio::time::Instant::now() < deadline, "timed out; thread:\n{}", shown_all(&msgs));
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out; thread:\n{}",
+            shown_all(&msgs)
+        );
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }
@@ -99,20 +119,31 @@ async fn sigkill_mid_dialogue_then_restart_continues() {
     let db = dir.path().join("db");
     let mut first = serve(&emu, &db).await;
     let text = format!("<@{BOT_USER_ID}> LoadBalancer service stuck with pending external IP");
-    let post = emu.post_user_message("C0INC", USER, &text, None, &["app_mention"]).await;
+    let post = emu
+        .post_user_message("C0INC", USER, &text, None, &["app_mention"])
+        .await;
     wait_thread(&emu, "C0INC", &post.ts, |m| with_button(m, 0, "VPC").is_some()).await;
     first.child.start_kill().unwrap(); // SIGKILL: no flush, no goodbye
     first.child.wait().await.unwrap();
 
     let mut second = serve(&emu, &db).await;
-    emu.post_user_message("C0INC", USER, "vpc", Some(&post.ts), &["message"]).await;
+    emu.post_user_message("C0INC", USER, "vpc", Some(&post.ts), &["message"])
+        .await;
     let msgs = wait_thread(&emu, "C0INC", &post.ts, |m| with_button(m, 2, "IKS").is_some()).await;
-    assert_eq!(msgs.len(), 3, "answer, infra question, platform question:\n{}", shown_all(&msgs));
+    assert_eq!(
+        msgs.len(),
+        3,
+        "answer, infra question, platform question:\n{}",
+        shown_all(&msgs)
+    );
     second.signal("-TERM");
     assert_eq!(second.exit_code().await, Some(0), "{}", second.log());
     let log = second.log();
     assert!(log.contains("conversation store flushed"), "{log}");
-    assert!(!log.contains(APP_TOKEN) && !log.contains(BOT_TOKEN), "tokens never logged");
+    assert!(
+        !log.contains(APP_TOKEN) && !log.contains(BOT_TOKEN),
+        "tokens never logged"
+    );
 }
 
 #[tokio::test]
@@ -125,7 +156,10 @@ async fn link_disabled_stops_the_listener_with_a_clear_log_line() {
     assert_eq!(emu.disconnect("link_disabled").await, 1);
     assert_eq!(serve.exit_code().await, Some(3), "{}", serve.log());
     let log = serve.log();
-    assert!(log.contains("link_disabled") && log.contains("not reconnecting"), "{log}");
+    assert!(
+        log.contains("link_disabled") && log.contains("not reconnecting"),
+        "{log}"
+    );
     assert_eq!(emu.connects_total(), connects, "did not reconnect");
     assert!(emu.calls_to("apps.connections.open").len() <= connects);
 }
@@ -164,6 +198,9 @@ async fn a_store_held_by_another_process_is_a_clear_error() {
     let out = command(&emu, &db).output().await.unwrap();
     assert_ne!(out.status.code(), Some(0));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains(&db.display().to_string()) && err.contains("another process"), "{err}");
+    assert!(
+        err.contains(&db.display().to_string()) && err.contains("another process"),
+        "{err}"
+    );
     assert!(!err.contains("panicked"), "{err}");
 }
