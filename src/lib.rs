@@ -11,11 +11,21 @@
 //! - [`render`]: replies as terminal text.
 //! - [`eval`]: accuracy of the matcher on a labelled set.
 //! - [`cli`]: the offline commands (`ask`, `chat`, `check`, `eval`).
+//! - [`store`]: conversation state per Slack thread behind a `Store` trait (sled, in-memory).
+//! - [`bot`]: Slack-agnostic glue: `Inbound` -> load, step, save -> `Outbound`.
+//! - [`slack`]: the only user of slack-morphism: Socket Mode, Block Kit, the Web API outbox.
+//! - [`config`], [`telemetry`], [`app`]: `netrunbook serve` (settings, logs, `Application`).
 
+pub mod app;
+pub mod bot;
 pub mod cli;
+pub mod config;
 pub mod dialogue;
 pub mod eval;
 pub mod kb;
 pub mod matcher;
 pub mod render;
+pub mod slack;
+pub mod store;
+pub mod telemetry;
 pub mod text;

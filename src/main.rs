@@ -6,6 +6,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use netrunbook::cli::{self, KbArgs, MemoryChat};
+use netrunbook::config::{ServeArgs, Settings};
+use netrunbook::store::{SledStore, StoreChat};
 
 #[derive(Parser)]
 #[command(
@@ -30,7 +32,13 @@ enum Command {
         json: bool,
     },
     /// Talk to the bot in the terminal
-    Chat,
+    Chat {
+        /// Keep the conversation in this sled directory (the store `serve` uses), so it survives restarts
+        #[arg(long)]
+        db: Option<PathBuf>,
+    },
+    /// Run the Slack bot (Socket Mode); stops on SIGTERM or Ctrl-C
+    Serve(ServeArgs),
     /// Validate the knowledge base (and its coverage of a runbook)
     Check {
         /// The runbook Markdown file every section of which must be covered
@@ -64,6 +72,9 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
     if let Command::Check { runbook } = &cli.command {
         return cli::check(&cli.kb, runbook.as_deref(), &mut out);
     }
+    if let Command::Serve(args) = cli.command {
+        return serve(args, cli.kb);
+    }
     let kb = cli.kb.load()?;
     match cli.command {
         Command::Ask { text, json } => {
@@ -76,14 +87,43 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             };
             cli::ask(&kb, &text, json, &mut out)
         }
-        Command::Chat => cli::chat(&kb, &mut MemoryChat::default(), io::stdin().lock(), &mut out, now),
+        Command::Chat { db: None } => cli::chat(&kb, &mut MemoryChat::default(), io::stdin().lock(), &mut out, now),
+        Command::Chat { db: Some(dir) } => {
+            let mut state = StoreChat::new(SledStore::open(&dir)?);
+            cli::chat(&kb, &mut state, io::stdin().lock(), &mut out, now)
+        }
         Command::Eval {
             file,
             json,
             min_accuracy,
         } => cli::eval(&kb, &file, json, min_accuracy, &mut out),
-        Command::Check { .. } => unreachable!("handled above"),
+        Command::Check { .. } | Command::Serve(_) => unreachable!("handled above"),
     }
+}
+
+/// `netrunbook serve`: 0 after a requested shutdown, 3 when Slack disabled Socket Mode, 2 on errors.
+fn serve(args: ServeArgs, kb: KbArgs) -> anyhow::Result<i32> {
+    use netrunbook::slack::StopReason;
+    netrunbook::telemetry::init(args.log_format);
+    let settings = Settings::from_args(args, kb)?;
+    let runtime = tokio::runtime::Runtime::new()?;
+    let reason = runtime.block_on(async {
+        let app = netrunbook::app::Application::build(settings).await?;
+        app.run_until_stopped(netrunbook::app::shutdown_signal()).await
+    })?;
+    Ok(match reason {
+        StopReason::Shutdown => 0,
+        StopReason::LinkDisabled => {
+            eprintln!(
+                "netrunbook: Slack disabled Socket Mode for this app (link_disabled); turn it back on and restart"
+            );
+            3
+        }
+        StopReason::AppTokenRejected => {
+            eprintln!("netrunbook: Slack rejected SLACK_APP_TOKEN (see the log); check the app-level token");
+            2
+        }
+    })
 }
 
 fn now() -> u64 {

@@ -1,0 +1,796 @@
+//! The glue between Slack and the dialogue engine, with no Slack library types: an [`Inbound`] (a
+//! mention, a thread message, a slash command or a button click, already converted by `slack/`) goes
+//! in; the thread's conversation is loaded, stepped with [`dialogue::step`] and saved; what to show
+//! comes out as [`Outbound`] values for `slack/` to render and deliver.
+//!
+//! The rules that decide whether the bot speaks at all live here:
+//! - messages from bots (our own included), edits, joins and other subtypes are ignored;
+//! - a thread the bot has no conversation in is ignored unless the bot is mentioned;
+//! - in a thread with a pending question, plain replies are offered to the engine as
+//!   `addressed: false` (it ignores chatter that answers nothing), mentions as `addressed: true`;
+//! - a bare mention in a thread ("@netrunbook", "@netrunbook what does the runbook say?") reads the
+//!   thread's root message (the alert) and answers that;
+//! - each event is handled once: by event id (Slack retries) and by channel + ts (the `app_mention`
+//!   and `message` twins of one post).
+//!
+//! **Invariant:** the callers process the events of one thread one after another, so a load, step and
+//! save here never race with another for the same thread.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use tracing::{debug, error, info};
+
+use crate::dialogue::{self, Conversation, Input, Pending, Reply};
+use crate::kb::{KnowledgeBase, Node};
+use crate::matcher::Verdict;
+use crate::store::{Store, ThreadKey};
+
+/// Something that happened in Slack, in our terms.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Inbound {
+    /// The Events API `event_id`, for de-duplication; `None` for commands and clicks.
+    pub event_id: Option<String>,
+    pub team: String,
+    pub channel: String,
+    pub user: String,
+    /// The message's `ts` (for a click: the clicked message's).
+    pub ts: String,
+    /// The thread the message is in; `None` for a top-level message.
+    pub thread_ts: Option<String>,
+    /// The text as Slack sent it (mrkdwn, mentions as `<@U..>`).
+    pub text: String,
+    /// Posted by a bot (`bot_id` set or `bot_message` subtype).
+    pub is_bot: bool,
+    /// An edit (`message_changed`) or a message that carries an `edited` mark.
+    pub edited: bool,
+    /// The message subtype, if any (`channel_join`, `message_changed`, ...).
+    pub subtype: Option<String>,
+    pub kind: InboundKind,
+}
+
+/// Which kind of Slack input an [`Inbound`] is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InboundKind {
+    /// An `app_mention` event.
+    Mention,
+    /// A `message` event (a mention of the bot inside it still counts as a mention).
+    Message,
+    /// `/netrunbook <text>`; answered at once, in the command's acknowledgement.
+    Command,
+    /// A button of one of our messages.
+    Action {
+        action: Action,
+        /// Where to send a reply that replaces or deletes the clicked (ephemeral) message.
+        response_url: Option<String>,
+    },
+    /// A shared answer was posted as `ts` in the channel: start its thread with `text`.
+    Shared { question: String },
+}
+
+/// What a button does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Option `option` of the question at flow node `node`.
+    Choose { node: String, option: String },
+    /// The intent meant, when the bot asked which.
+    Pick { intent: String },
+    /// Show the escalation path.
+    Escalate,
+    /// 👍 (`helpful`) or 👎 on an answer about `intent`.
+    Feedback { intent: String, helpful: bool },
+    /// Post the (ephemeral) answer to `question` in the channel.
+    Share { question: String },
+}
+
+/// Something to show, rendered by `slack/` (Block Kit) with the knowledge base at hand.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Message {
+    /// The replies of one dialogue step, with their buttons.
+    Replies(Vec<Reply>),
+    /// A slash command's private answer: `reply` without thread buttons, and a "Share in channel"
+    /// button carrying `share` when the answer is worth sharing.
+    Private {
+        reply: Reply,
+        more: bool,
+        share: Option<String>,
+    },
+    /// A shared answer posted in the channel: the question asked and its first reply.
+    Shared {
+        user: String,
+        question: String,
+        reply: Reply,
+    },
+    /// The topic list.
+    Help,
+    /// A question after a click: the question and the choice, without buttons.
+    Answered {
+        question: String,
+        choice: String,
+        user: String,
+    },
+    /// A one-line status.
+    Notice(String),
+}
+
+/// What the bot wants done in Slack, in order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outbound {
+    /// Post in the channel, in the thread when `thread_ts` is set.
+    Post {
+        channel: String,
+        thread_ts: Option<String>,
+        message: Message,
+    },
+    /// Post visible to `user` only.
+    Ephemeral {
+        channel: String,
+        user: String,
+        thread_ts: Option<String>,
+        message: Message,
+    },
+    /// Replace a message the bot posted (`chat.update`).
+    Update {
+        channel: String,
+        ts: String,
+        message: Message,
+    },
+    /// Answer through an interaction's `response_url`: replace the original with `message`, or
+    /// delete it when `None`.
+    Respond {
+        response_url: String,
+        message: Option<Message>,
+    },
+    /// Post `message` at the top of the channel, then handle `then` with the new message's `ts` as
+    /// its `ts` and `thread_ts` (it starts a thread there).
+    PostRoot {
+        channel: String,
+        message: Message,
+        then: Box<Inbound>,
+    },
+}
+
+/// Reads a thread's root message, for bare mentions in incident threads.
+pub trait ThreadReader: Send + Sync {
+    /// The root message's text (with the text of its attachments), or `None` when it cannot be read.
+    fn root_text(&self, channel: &str, thread_ts: &str) -> impl Future<Output = Option<String>> + Send;
+}
+
+/// Who the bot is in the workspace, to recognise its own messages and mentions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub user_id: String,
+    pub bot_id: Option<String>,
+}
+
+/// Subtypes of human messages worth reading; every other subtype is ignored.
+const READABLE_SUBTYPES: &[&str] = &["thread_broadcast", "file_share"];
+/// Words that ask for the topic list.
+const HELP_WORDS: &[&str] = &["help", "topics", "?"];
+
+/// The bot: knowledge base, store and identity.
+pub struct Bot<S> {
+    kb: Arc<KnowledgeBase>,
+    store: S,
+    me: Identity,
+}
+
+impl<S: Store> Bot<S> {
+    pub fn new(kb: Arc<KnowledgeBase>, store: S, me: Identity) -> Bot<S> {
+        Bot { kb, store, me }
+    }
+
+    pub fn kb(&self) -> &Arc<KnowledgeBase> {
+        &self.kb
+    }
+
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    pub fn identity(&self) -> &Identity {
+        &self.me
+    }
+
+    /// The thread an inbound belongs to: its thread, or the thread its own `ts` starts.
+    pub fn thread_of(inbound: &Inbound) -> ThreadKey {
+        ThreadKey::new(
+            &inbound.team,
+            &inbound.channel,
+            inbound.thread_ts.as_deref().unwrap_or(&inbound.ts),
+        )
+    }
+
+    /// The immediate answer to `/netrunbook <text>`: the topic list, or the answer, privately.
+    pub fn command(&self, text: &str) -> Message {
+        let t = text.trim();
+        if t.is_empty() || HELP_WORDS.contains(&t.to_lowercase().as_str()) {
+            return Message::Help;
+        }
+        let step = dialogue::step(
+            &self.kb,
+            None,
+            &Input::Message {
+                text: t.to_string(),
+                addressed: true,
+            },
+            0,
+        );
+        record_intent(step.replies.first());
+        let mut replies = step.replies.into_iter();
+        let reply = replies.next().unwrap_or(Reply::NoMatch);
+        let more = replies.next().is_some() || matches!(&reply, Reply::Answer(a) if a.has_flow);
+        let share = match reply {
+            Reply::NoMatch => None,
+            _ => Some(t.to_string()),
+        };
+        Message::Private { reply, more, share }
+    }
+
+    /// Handle one event, click or shared answer; returns what to show, in order.
+    pub async fn handle(&self, inbound: &Inbound, reader: &impl ThreadReader, now: u64) -> Vec<Outbound> {
+        match &inbound.kind {
+            InboundKind::Mention | InboundKind::Message => self.message(inbound, reader, now).await,
+            InboundKind::Command => vec![],
+            InboundKind::Action { action, response_url } => self.action(inbound, action, response_url.as_deref(), now),
+            InboundKind::Shared { question } => self.shared(inbound, question, now),
+        }
+    }
+
+    fn mentions_me(&self, text: &str) -> bool {
+        text.contains(&format!("<@{}>", self.me.user_id)) || text.contains(&format!("<@{}|", self.me.user_id))
+    }
+
+    /// The text without mentions of the bot.
+    fn without_mention(&self, text: &str) -> String {
+        let mut out = text.replace(&format!("<@{}>", self.me.user_id), " ");
+        let prefix = format!("<@{}|", self.me.user_id);
+        while let Some(start) = out.find(&prefix) {
+            match out[start..].find('>') {
+                Some(end) => out.replace_range(start..start + end + 1, " "),
+                None => break,
+            }
+        }
+        out.trim().to_string()
+    }
+
+    fn is_mine_or_bot(&self, inbound: &Inbound) -> bool {
+        inbound.is_bot || inbound.user == self.me.user_id || inbound.subtype.as_deref() == Some("bot_message")
+    }
+
+    /// Load a thread's conversation; an unreadable one is logged and treated as none.
+    fn load(&self, key: &ThreadKey) -> Option<Conversation> {
+        match self.store.get(key) {
+            Ok(c) => c,
+            Err(e) => {
+                error!(thread = %key, error = %error_chain(&e), "cannot load the conversation; starting over");
+                None
+            }
+        }
+    }
+
+    fn save(&self, key: &ThreadKey, before: Option<&Conversation>, after: Option<&Conversation>) {
+        // durable before the reply goes out: a crash after replying must not lose the question
+        let result = match after {
+            Some(c) if Some(c) != before => self.store.put(key, c).and_then(|()| self.store.flush()),
+            Some(_) => Ok(()),
+            None if before.is_some() => self.store.remove(key).and_then(|()| self.store.flush()),
+            None => Ok(()),
+        };
+        if let Err(e) = result {
+            error!(thread = %key, error = %error_chain(&e), "cannot save the conversation");
+        }
+    }
+
+    /// True when the event was not handled before (by event id, and by channel + ts).
+    fn first_time(&self, inbound: &Inbound, now: u64) -> bool {
+        let mut keys = Vec::with_capacity(2);
+        if let Some(id) = &inbound.event_id {
+            keys.push(format!("ev:{}:{id}", inbound.team));
+        }
+        keys.push(format!("msg:{}:{}:{}", inbound.team, inbound.channel, inbound.ts));
+        for key in keys {
+            match self.store.mark_event_seen(&key, now) {
+                Ok(true) => {}
+                Ok(false) => {
+                    debug!(key = %key, "duplicate event dropped");
+                    return false;
+                }
+                // better a rare double answer than silence when the store fails
+                Err(e) => error!(error = %error_chain(&e), "cannot record a handled event"),
+            }
+        }
+        true
+    }
+
+    async fn message(&self, inbound: &Inbound, reader: &impl ThreadReader, now: u64) -> Vec<Outbound> {
+        if self.is_mine_or_bot(inbound) {
+            debug!("ignoring a bot's message");
+            return vec![];
+        }
+        if inbound.edited
+            || inbound
+                .subtype
+                .as_deref()
+                .is_some_and(|s| !READABLE_SUBTYPES.contains(&s))
+        {
+            debug!(
+                subtype = inbound.subtype.as_deref(),
+                edited = inbound.edited,
+                "ignoring an edit or a non-message subtype"
+            );
+            return vec![];
+        }
+        let addressed = inbound.kind == InboundKind::Mention || self.mentions_me(&inbound.text);
+        let in_thread = inbound.thread_ts.as_deref().is_some_and(|t| t != inbound.ts);
+        let key = Self::thread_of(inbound);
+        let state = if addressed || in_thread { self.load(&key) } else { None };
+        if !addressed {
+            // people talking to each other: only a pending question makes their replies ours
+            let pending = state.as_ref().is_some_and(|c| !matches!(c.pending, Pending::Nothing));
+            if !in_thread || !pending {
+                return vec![];
+            }
+        }
+        if !self.first_time(inbound, now) {
+            return vec![];
+        }
+        let reply_in = Some(key.thread_ts.clone());
+        let post = |message: Message| Outbound::Post {
+            channel: inbound.channel.clone(),
+            thread_ts: reply_in.clone(),
+            message,
+        };
+        let mut text = if addressed {
+            self.without_mention(&inbound.text)
+        } else {
+            inbound.text.clone()
+        };
+        debug!(text = %crate::text::truncate(&text, 2000), addressed, "message");
+        if addressed {
+            let waiting = state
+                .as_ref()
+                .is_some_and(|c| matches!(c.pending, Pending::Question { .. } | Pending::Clarify { .. }));
+            let says_nothing = text.is_empty() || self.abstains(&text);
+            if in_thread && !waiting && says_nothing {
+                match reader.root_text(&inbound.channel, &key.thread_ts).await {
+                    Some(root) if !root.trim().is_empty() => {
+                        debug!(root = %crate::text::truncate(&root, 2000), "answering from the thread's root message");
+                        text = format!("{root}\n{text}");
+                    }
+                    _ if text.is_empty() => {
+                        return vec![post(Message::Notice(
+                            "I could not read this thread's first message. Tell me the symptom or paste the error, and mention me."
+                                .into(),
+                        ))];
+                    }
+                    _ => {}
+                }
+            } else if !in_thread && (text.is_empty() || HELP_WORDS.contains(&text.to_lowercase().as_str())) {
+                return vec![post(Message::Help)];
+            }
+        }
+        let step = dialogue::step(&self.kb, state.as_ref(), &Input::Message { text, addressed }, now);
+        self.save(&key, state.as_ref(), step.state.as_ref());
+        record_intent_of(step.state.as_ref(), step.replies.first());
+        if step.replies.is_empty() {
+            return vec![];
+        }
+        vec![post(Message::Replies(step.replies))]
+    }
+
+    fn abstains(&self, text: &str) -> bool {
+        self.kb.matcher.rank(&self.kb.prepare(text)).verdict == Verdict::Abstain
+    }
+
+    fn action(&self, inbound: &Inbound, action: &Action, response_url: Option<&str>, now: u64) -> Vec<Outbound> {
+        let key = Self::thread_of(inbound);
+        let thread = Some(key.thread_ts.clone());
+        let ephemeral = |message: Message| Outbound::Ephemeral {
+            channel: inbound.channel.clone(),
+            user: inbound.user.clone(),
+            thread_ts: thread.clone(),
+            message,
+        };
+        let post = |replies: Vec<Reply>| Outbound::Post {
+            channel: inbound.channel.clone(),
+            thread_ts: thread.clone(),
+            message: Message::Replies(replies),
+        };
+        match action {
+            Action::Feedback { intent, helpful } => {
+                info!(feedback.intent = %intent, feedback.helpful = helpful, user = %inbound.user, "feedback");
+                vec![ephemeral(Message::Notice("Thanks, noted.".into()))]
+            }
+            Action::Share { question } => {
+                let step = dialogue::step(
+                    &self.kb,
+                    None,
+                    &Input::Message {
+                        text: question.clone(),
+                        addressed: true,
+                    },
+                    now,
+                );
+                let Some(first) = step.replies.into_iter().next() else {
+                    return vec![];
+                };
+                let mut out = vec![Outbound::PostRoot {
+                    channel: inbound.channel.clone(),
+                    message: Message::Shared {
+                        user: inbound.user.clone(),
+                        question: question.clone(),
+                        reply: first,
+                    },
+                    then: Box::new(Inbound {
+                        event_id: None,
+                        thread_ts: None,
+                        kind: InboundKind::Shared {
+                            question: question.clone(),
+                        },
+                        ..inbound.clone()
+                    }),
+                }];
+                if let Some(url) = response_url {
+                    out.push(Outbound::Respond {
+                        response_url: url.to_string(),
+                        message: None,
+                    });
+                }
+                out
+            }
+            Action::Escalate => {
+                let state = self.load(&key);
+                let step = dialogue::step(&self.kb, state.as_ref(), &Input::Escalate, now);
+                self.save(&key, state.as_ref(), step.state.as_ref());
+                vec![post(step.replies)]
+            }
+            Action::Choose { node, option } => {
+                let state = self.load(&key);
+                let current = state
+                    .as_ref()
+                    .filter(|c| matches!(&c.pending, Pending::Question { node: n } if n == node));
+                let answered = current.and_then(|c| self.question_and_choice(c, node, option));
+                let step = dialogue::step(
+                    &self.kb,
+                    state.as_ref(),
+                    &Input::Choose {
+                        node: node.clone(),
+                        option: option.clone(),
+                    },
+                    now,
+                );
+                self.save(&key, state.as_ref(), step.state.as_ref());
+                record_intent_of(step.state.as_ref(), None);
+                match answered {
+                    Some((question, choice)) => {
+                        let mut out = vec![Outbound::Update {
+                            channel: inbound.channel.clone(),
+                            ts: inbound.ts.clone(),
+                            message: Message::Answered {
+                                question,
+                                choice,
+                                user: inbound.user.clone(),
+                            },
+                        }];
+                        if !step.replies.is_empty() {
+                            out.push(post(step.replies));
+                        }
+                        out
+                    }
+                    // a stale or repeated click: tell the clicker only
+                    None => vec![ephemeral(Message::Replies(step.replies))],
+                }
+            }
+            Action::Pick { intent } => {
+                let state = self.load(&key);
+                let waiting = state.as_ref().is_some_and(
+                    |c| matches!(&c.pending, Pending::Clarify { candidates } if candidates.contains(intent)),
+                );
+                let Some(picked) = self.kb.intent(intent).filter(|_| waiting) else {
+                    return vec![ephemeral(Message::Notice(
+                        "That choice was already made or has expired.".into(),
+                    ))];
+                };
+                let step = dialogue::step(&self.kb, state.as_ref(), &Input::Pick { intent: intent.clone() }, now);
+                self.save(&key, state.as_ref(), step.state.as_ref());
+                record_intent_of(step.state.as_ref(), None);
+                vec![
+                    Outbound::Update {
+                        channel: inbound.channel.clone(),
+                        ts: inbound.ts.clone(),
+                        message: Message::Answered {
+                            question: "Which runbook section did you mean?".into(),
+                            choice: picked.title.clone(),
+                            user: inbound.user.clone(),
+                        },
+                    },
+                    post(step.replies),
+                ]
+            }
+        }
+    }
+
+    /// The shared answer's thread: step the question, keep the state, post everything after the first
+    /// reply (which the shared root message shows).
+    fn shared(&self, inbound: &Inbound, question: &str, now: u64) -> Vec<Outbound> {
+        let key = Self::thread_of(inbound);
+        let state = self.load(&key);
+        let step = dialogue::step(
+            &self.kb,
+            state.as_ref(),
+            &Input::Message {
+                text: question.to_string(),
+                addressed: true,
+            },
+            now,
+        );
+        self.save(&key, state.as_ref(), step.state.as_ref());
+        record_intent_of(step.state.as_ref(), step.replies.first());
+        let rest: Vec<Reply> = step.replies.into_iter().skip(1).collect();
+        if rest.is_empty() {
+            return vec![];
+        }
+        vec![Outbound::Post {
+            channel: inbound.channel.clone(),
+            thread_ts: Some(key.thread_ts),
+            message: Message::Replies(rest),
+        }]
+    }
+
+    /// The question text at `node` of the conversation's flow and the label of `option`.
+    fn question_and_choice(&self, c: &Conversation, node: &str, option: &str) -> Option<(String, String)> {
+        let intent = self.kb.intent(c.intent.as_deref()?)?;
+        let Node::Ask { slot, question, .. } = intent.flow.as_ref()?.nodes.get(node)? else {
+            return None;
+        };
+        let slot = self.kb.slots.get(slot)?;
+        let label = slot.options.iter().find(|o| o.id == option)?.label.clone();
+        Some((question.clone().unwrap_or_else(|| slot.question.clone()), label))
+    }
+}
+
+/// Note the intent being worked in the current tracing span (the Slack event's).
+fn record_intent_of(state: Option<&Conversation>, first: Option<&Reply>) {
+    match state.and_then(|c| c.intent.as_deref()) {
+        Some(intent) => {
+            tracing::Span::current().record("intent", intent);
+        }
+        None => record_intent(first),
+    }
+}
+
+fn record_intent(first: Option<&Reply>) {
+    let intent = match first {
+        Some(Reply::Answer(a)) => a.intent.as_str(),
+        Some(Reply::Clarify { .. }) => "(clarify)",
+        Some(Reply::NoMatch) => "(none)",
+        _ => return,
+    };
+    tracing::Span::current().record("intent", intent);
+}
+
+/// An error with its causes, `a: b: c`, for logs.
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+/// The topic list: intents grouped as the knowledge base groups them, in order of first appearance.
+pub fn topic_groups(kb: &KnowledgeBase) -> Vec<(String, Vec<String>)> {
+    let mut groups: Vec<(String, Vec<String>)> = Vec::new();
+    for i in &kb.intents {
+        match groups.iter_mut().find(|(g, _)| *g == i.group) {
+            Some((_, titles)) => titles.push(i.title.clone()),
+            None => groups.push((i.group.clone(), vec![i.title.clone()])),
+        }
+    }
+    groups
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::MemoryStore;
+
+    struct Root(Option<&'static str>);
+
+    impl ThreadReader for Root {
+        async fn root_text(&self, _channel: &str, _thread_ts: &str) -> Option<String> {
+            self.0.map(str::to_string)
+        }
+    }
+
+    fn bot() -> Bot<MemoryStore> {
+        Bot::new(
+            Arc::new(KnowledgeBase::builtin().expect("built-in knowledge base")),
+            MemoryStore::new(),
+            Identity {
+                user_id: "UBOT".into(),
+                bot_id: Some("BBOT".into()),
+            },
+        )
+    }
+
+    fn event(kind: InboundKind, id: &str, ts: &str, thread_ts: Option<&str>, text: &str) -> Inbound {
+        Inbound {
+            event_id: Some(id.into()),
+            team: "T1".into(),
+            channel: "C1".into(),
+            user: "UHUMAN".into(),
+            ts: ts.into(),
+            thread_ts: thread_ts.map(str::to_string),
+            text: text.into(),
+            is_bot: false,
+            edited: false,
+            subtype: None,
+            kind,
+        }
+    }
+
+    fn replies(out: &[Outbound]) -> Vec<&Reply> {
+        out.iter()
+            .flat_map(|o| match o {
+                Outbound::Post {
+                    message: Message::Replies(r),
+                    ..
+                } => r.iter().collect(),
+                _ => vec![],
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn mention_in_channel_answers_in_a_new_thread() {
+        let bot = bot();
+        let out = bot
+            .handle(
+                &event(
+                    InboundKind::Mention,
+                    "E1",
+                    "10.1",
+                    None,
+                    "<@UBOT> dns lookups time out in pods",
+                ),
+                &Root(None),
+                100,
+            )
+            .await;
+        let Outbound::Post { thread_ts, .. } = &out[0] else {
+            panic!("{out:?}")
+        };
+        assert_eq!(thread_ts.as_deref(), Some("10.1"));
+        assert!(matches!(replies(&out)[0], Reply::Answer(a) if a.intent == "dns"));
+        assert!(bot.store().get(&ThreadKey::new("T1", "C1", "10.1")).unwrap().is_some());
+    }
+
+    #[tokio::test]
+    async fn twins_and_retries_are_answered_once() {
+        let bot = bot();
+        let text = "<@UBOT> dns lookups time out in pods";
+        let first = bot
+            .handle(&event(InboundKind::Mention, "E1", "10.1", None, text), &Root(None), 100)
+            .await;
+        assert_eq!(first.len(), 1);
+        let retry = bot
+            .handle(&event(InboundKind::Mention, "E1", "10.1", None, text), &Root(None), 101)
+            .await;
+        let twin = bot
+            .handle(&event(InboundKind::Message, "E2", "10.1", None, text), &Root(None), 101)
+            .await;
+        assert!(retry.is_empty() && twin.is_empty());
+    }
+
+    #[tokio::test]
+    async fn chatter_bots_and_edits_get_no_reply() {
+        let bot = bot();
+        let plain = bot
+            .handle(
+                &event(InboundKind::Message, "E1", "10.1", None, "dns is broken"),
+                &Root(None),
+                1,
+            )
+            .await;
+        assert!(plain.is_empty(), "a channel message without a mention");
+        let mut own = event(InboundKind::Message, "E2", "10.2", None, "<@UBOT> dns");
+        own.is_bot = true;
+        assert!(bot.handle(&own, &Root(None), 1).await.is_empty());
+        let mut edit = event(InboundKind::Message, "E3", "10.3", None, "<@UBOT> dns");
+        edit.subtype = Some("message_changed".into());
+        assert!(bot.handle(&edit, &Root(None), 1).await.is_empty());
+        let thread = bot
+            .handle(
+                &event(InboundKind::Message, "E4", "10.5", Some("10.4"), "anyone?"),
+                &Root(None),
+                1,
+            )
+            .await;
+        assert!(thread.is_empty(), "a thread the bot is not in");
+    }
+
+    #[tokio::test]
+    async fn bare_mention_in_a_thread_reads_the_root() {
+        let bot = bot();
+        let root = Root(Some(
+            "FIRING: calico-node pods in CrashLoopBackOff, NetworkUnavailable on 3 nodes",
+        ));
+        let out = bot
+            .handle(
+                &event(
+                    InboundKind::Mention,
+                    "E1",
+                    "10.2",
+                    Some("10.1"),
+                    "<@UBOT> what does the runbook say?",
+                ),
+                &root,
+                1,
+            )
+            .await;
+        // without the root the text alone ("what does the runbook say?") matches nothing
+        assert!(
+            matches!(replies(&out).first(), Some(Reply::Answer(_) | Reply::Clarify { .. })),
+            "{out:?}"
+        );
+        let alone = bot
+            .handle(
+                &event(
+                    InboundKind::Mention,
+                    "E2",
+                    "20.3",
+                    Some("20.1"),
+                    "<@UBOT> what does the runbook say?",
+                ),
+                &Root(None),
+                1,
+            )
+            .await;
+        assert!(matches!(replies(&alone).first(), Some(Reply::NoMatch)), "{alone:?}");
+    }
+
+    #[tokio::test]
+    async fn stop_forgets_the_thread() {
+        let bot = bot();
+        bot.handle(
+            &event(
+                InboundKind::Mention,
+                "E1",
+                "10.1",
+                None,
+                "<@UBOT> dns lookups fail in pods",
+            ),
+            &Root(None),
+            1,
+        )
+        .await;
+        let key = ThreadKey::new("T1", "C1", "10.1");
+        assert!(bot.store().get(&key).unwrap().is_some());
+        bot.handle(
+            &event(InboundKind::Mention, "E2", "10.2", Some("10.1"), "<@UBOT> stop"),
+            &Root(None),
+            2,
+        )
+        .await;
+        assert!(bot.store().get(&key).unwrap().is_none());
+    }
+
+    #[test]
+    fn help_groups_every_intent() {
+        let bot = bot();
+        let groups = topic_groups(bot.kb());
+        let n: usize = groups.iter().map(|(_, t)| t.len()).sum();
+        assert_eq!(n, bot.kb().intents.len());
+        assert_eq!(bot.command("help"), Message::Help);
+        assert_eq!(bot.command("  "), Message::Help);
+        assert!(matches!(
+            bot.command("coredns lookups fail"),
+            Message::Private { share: Some(_), .. }
+        ));
+    }
+}

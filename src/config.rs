@@ -1,0 +1,210 @@
+//! Configuration of `netrunbook serve`: command-line flags and environment variables ([`ServeArgs`],
+//! clap) checked into [`Settings`]. Tokens are secrets from the moment they are read: they are never
+//! printed, not even in error messages about them.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::cli::KbArgs;
+use crate::slack::Tuning;
+
+/// Flags of `netrunbook serve`; each can also come from the environment variable named.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// App-level token (xapp-...) with connections:write; prefer the environment variable
+    #[arg(long, env = "SLACK_APP_TOKEN", hide_env_values = true)]
+    pub app_token: Option<String>,
+    /// Bot token (xoxb-...); prefer the environment variable
+    #[arg(long, env = "SLACK_BOT_TOKEN", hide_env_values = true)]
+    pub bot_token: Option<String>,
+    /// Directory of the conversation store (sled) [default: /data in a container, else ./netrunbook.sled]
+    #[arg(long, env = "NETRUNBOOK_DB")]
+    pub db: Option<PathBuf>,
+    /// Slack Web API base URL
+    #[arg(long, env = "SLACK_API_URL", default_value = "https://slack.com/api")]
+    pub slack_api_url: String,
+    /// Forget a thread's conversation after this long without activity (e.g. 7d, 12h, 90m)
+    #[arg(long, env = "NETRUNBOOK_IDLE_TTL", default_value = "7d", value_parser = parse_duration)]
+    pub idle_ttl: Duration,
+    /// Socket Mode connections to keep open
+    #[arg(long, env = "NETRUNBOOK_CONNECTIONS", default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=10))]
+    pub connections: u16,
+    /// On SIGTERM, how long in-flight replies may take before the store is flushed and we exit
+    #[arg(long, env = "NETRUNBOOK_SHUTDOWN_GRACE", default_value = "20s", value_parser = parse_duration)]
+    pub shutdown_grace: Duration,
+    /// Log format
+    #[arg(long, env = "NETRUNBOOK_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Everything `serve` needs, checked.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub app_token: SecretString,
+    pub bot_token: SecretString,
+    pub db: PathBuf,
+    pub slack_api_url: String,
+    pub idle_ttl: Duration,
+    pub shutdown_grace: Duration,
+    pub kb: KbArgs,
+    pub tuning: Tuning,
+}
+
+/// A setting that is missing or malformed. Never contains a token's value.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigError {
+    #[error("{var} is not set: {what}")]
+    Missing { var: &'static str, what: &'static str },
+    #[error("{var} is malformed: {what}")]
+    Malformed { var: &'static str, what: &'static str },
+}
+
+impl Settings {
+    pub fn from_args(args: ServeArgs, kb: KbArgs) -> Result<Settings, ConfigError> {
+        let app_token = token(
+            args.app_token,
+            "SLACK_APP_TOKEN",
+            "xapp-",
+            "set it to the app-level token (xapp-..., scope connections:write) from the app's Basic Information page",
+        )?;
+        let bot_token = token(
+            args.bot_token,
+            "SLACK_BOT_TOKEN",
+            "xoxb-",
+            "set it to the bot token (xoxb-...) from the app's OAuth & Permissions page",
+        )?;
+        let url = args.slack_api_url.trim_end_matches('/').to_string();
+        if !(url.starts_with("https://") || url.starts_with("http://")) {
+            return Err(ConfigError::Malformed {
+                var: "SLACK_API_URL",
+                what: "it must be an http:// or https:// URL such as https://slack.com/api",
+            });
+        }
+        Ok(Settings {
+            app_token,
+            bot_token,
+            db: args.db.unwrap_or_else(default_db_dir),
+            slack_api_url: url,
+            idle_ttl: args.idle_ttl,
+            shutdown_grace: args.shutdown_grace,
+            kb,
+            tuning: Tuning {
+                connections: args.connections.into(),
+                ..Tuning::default()
+            },
+        })
+    }
+}
+
+fn token(
+    value: Option<String>,
+    var: &'static str,
+    prefix: &'static str,
+    what: &'static str,
+) -> Result<SecretString, ConfigError> {
+    let secret = SecretString::from(value.unwrap_or_default().trim().to_string());
+    let v = secret.expose_secret();
+    if v.is_empty() {
+        return Err(ConfigError::Missing { var, what });
+    }
+    let wellformed =
+        v.starts_with(prefix) && v.len() > prefix.len() + 8 && v.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+    if !wellformed {
+        return Err(ConfigError::Malformed {
+            var,
+            what: if prefix == "xapp-" {
+                "expected an app-level token starting with xapp- (letters, digits and dashes)"
+            } else {
+                "expected a bot token starting with xoxb- (letters, digits and dashes)"
+            },
+        });
+    }
+    Ok(secret)
+}
+
+/// `/data` when running in a container that mounts it, else `./netrunbook.sled`.
+pub fn default_db_dir() -> PathBuf {
+    let in_container = Path::new("/.dockerenv").exists()
+        || Path::new("/run/.containerenv").exists()
+        || std::env::var_os("KUBERNETES_SERVICE_HOST").is_some();
+    if in_container && Path::new("/data").is_dir() {
+        PathBuf::from("/data")
+    } else {
+        PathBuf::from("./netrunbook.sled")
+    }
+}
+
+/// `7d`, `12h`, `90m`, `30s`, `250ms`, or a number of seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("`{s}` is not a duration: use e.g. 7d, 12h, 90m, 30s"))?;
+    let secs = match unit.trim() {
+        "" | "s" => n,
+        "ms" => return Ok(Duration::from_millis(n)),
+        "m" | "min" => n * 60,
+        "h" => n * 3600,
+        "d" => n * 86_400,
+        _ => return Err(format!("`{s}` is not a duration: use e.g. 7d, 12h, 90m, 30s")),
+    };
+    Ok(Duration::from_secs(secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(app: Option<&str>, bot: Option<&str>) -> ServeArgs {
+        ServeArgs {
+            app_token: app.map(str::to_string),
+            bot_token: bot.map(str::to_string),
+            db: Some("/tmp/x".into()),
+            slack_api_url: "https://slack.com/api/".into(),
+            idle_ttl: Duration::from_secs(60),
+            connections: 2,
+            shutdown_grace: Duration::from_secs(1),
+            log_format: LogFormat::Text,
+        }
+    }
+
+    fn kb() -> KbArgs {
+        KbArgs {
+            intents: None,
+            runbook_base_url: None,
+        }
+    }
+
+    #[test]
+    fn tokens_are_checked_without_being_echoed() {
+        let e = Settings::from_args(args(None, Some("xoxb-1234567890")), kb()).unwrap_err();
+        assert!(e.to_string().starts_with("SLACK_APP_TOKEN is not set"), "{e}");
+        let e = Settings::from_args(args(Some("xoxb-secretsecret"), Some("xoxb-1234567890")), kb()).unwrap_err();
+        assert!(e.to_string().contains("SLACK_APP_TOKEN is malformed") && !e.to_string().contains("secretsecret"));
+        let e = Settings::from_args(args(Some("xapp-1-A1-2-abcdef"), Some("xapp-secretsecret")), kb()).unwrap_err();
+        assert!(e.to_string().contains("SLACK_BOT_TOKEN") && !e.to_string().contains("secretsecret"));
+        let s = Settings::from_args(args(Some("xapp-1-A1-2-abcdef"), Some("xoxb-1-2-abcdefgh")), kb()).unwrap();
+        assert_eq!(s.slack_api_url, "https://slack.com/api");
+        assert!(!format!("{s:?}").contains("abcdef"), "Debug must not show tokens");
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("7d"), Ok(Duration::from_secs(604_800)));
+        assert_eq!(parse_duration("90m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("30"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert!(parse_duration("soon").is_err());
+    }
+}

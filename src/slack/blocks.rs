@@ -1,0 +1,701 @@
+//! Block Kit rendering of the bot's [`Message`]s, and the encoding of our buttons (`action_id` +
+//! `value`) and its inverse. Pure.
+//!
+//! Every message gets a plain `text` fallback (notifications, screen readers). Text from users and from
+//! the knowledge base is escaped (`&`, `<`, `>`), so `<!channel>` or `<@U..>` in a paste never become
+//! live; only the links we build ourselves are Slack markup. Section text is split to at most
+//! [`SECTION_CHARS`] characters and a message to at most [`MAX_BLOCKS`] blocks (more become more
+//! messages). A question or a clarification is a message of its own, so a click can replace it in
+//! place without touching the answer above it.
+
+use serde::{Deserialize, Serialize};
+use slack_morphism::prelude::*;
+
+use crate::bot::{topic_groups, Action, Message};
+use crate::dialogue::{Answer, Choice, Escalation, Guidance, Question, Reply};
+use crate::kb::{KnowledgeBase, Link};
+
+/// Slack rejects a section whose text is longer (`invalid_blocks`).
+pub const SECTION_CHARS: usize = 3000;
+/// Slack rejects a message with more blocks.
+pub const MAX_BLOCKS: usize = 50;
+/// Button `value` limit.
+pub const VALUE_CHARS: usize = 2000;
+/// Button label limit (plain text).
+const BUTTON_CHARS: usize = 75;
+/// How long the notification fallback may get.
+const FALLBACK_CHARS: usize = 2900;
+/// How much of a user's text we quote back.
+const QUOTE_CHARS: usize = 500;
+
+const NO_MATCH: &str = "No runbook section fits that. I cover in-cluster networking on IKS and ROKS: Calico, load balancers, DNS, worker deploys, PD alerts, escalation. Try describing the symptom or paste the error; `/netrunbook help` lists the topics.";
+
+/// One Slack message: the fallback text and the blocks.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rendered {
+    pub text: String,
+    pub blocks: Vec<SlackBlock>,
+}
+
+impl Rendered {
+    pub fn content(&self) -> SlackMessageContent {
+        SlackMessageContent::new()
+            .with_text(self.text.clone())
+            .with_blocks(self.blocks.clone())
+    }
+}
+
+/// Escape text for mrkdwn: `&`, `<` and `>` become entities, so nothing in it is Slack markup.
+pub fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            // control characters (binary pastes) would only garble the message
+            c if c.is_control() && c != '\n' && c != '\t' => out.push('\u{fffd}'),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A Slack link `<url|title>` with both parts made safe.
+fn link(url: &str, title: &str) -> String {
+    let url: String = url
+        .chars()
+        .map(|c| match c {
+            '|' => "%7C".to_string(),
+            '<' => "%3C".to_string(),
+            '>' => "%3E".to_string(),
+            '&' => "&amp;".to_string(),
+            c if c.is_whitespace() => "%20".to_string(),
+            c => c.to_string(),
+        })
+        .collect();
+    format!("<{url}|{}>", escape(title).replace('|', "¦"))
+}
+
+fn first_chars(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_string()
+    } else {
+        let mut t: String = s.chars().take(n.saturating_sub(1)).collect();
+        t.push('…');
+        t
+    }
+}
+
+/// Split mrkdwn into pieces of at most `max` characters: at line ends where possible, then at spaces,
+/// never inside an `&..;` entity or one of our `<..>` links.
+pub fn split_text(text: &str, max: usize) -> Vec<String> {
+    let mut pieces = Vec::new();
+    let mut rest: &str = text;
+    while rest.chars().count() > max {
+        // byte offset of the max-th char
+        let limit = rest.char_indices().nth(max).map_or(rest.len(), |(i, _)| i);
+        let window = &rest[..limit];
+        let mut cut = window
+            .rfind('\n')
+            .filter(|&i| i > limit / 2)
+            .or_else(|| window.rfind(' ').filter(|&i| i > limit / 2))
+            .unwrap_or(limit);
+        // do not cut an entity or a link in two
+        if let Some(amp) = window[..cut].rfind('&') {
+            if !window[amp..cut].contains(';') && cut - amp < 6 {
+                cut = amp;
+            }
+        }
+        if let Some(open) = window[..cut].rfind('<') {
+            if !window[open..cut].contains('>') && open > 0 {
+                cut = open;
+            }
+        }
+        if cut == 0 {
+            cut = limit;
+        }
+        pieces.push(rest[..cut].trim_end().to_string());
+        rest = rest[cut..].trim_start_matches('\n');
+    }
+    if !rest.is_empty() || pieces.is_empty() {
+        pieces.push(rest.to_string());
+    }
+    pieces
+}
+
+fn md(text: impl Into<String>) -> SlackBlockText {
+    SlackBlockText::MarkDown(SlackBlockMarkDownText::new(text.into()))
+}
+
+/// Sections for `text`, split to the section limit.
+fn sections(text: &str) -> Vec<SlackBlock> {
+    split_text(text, SECTION_CHARS)
+        .into_iter()
+        .filter(|t| !t.trim().is_empty())
+        .map(|t| SlackSectionBlock::new().with_text(md(t)).into())
+        .collect()
+}
+
+fn context(text: &str) -> SlackBlock {
+    SlackContextBlock::new(vec![SlackContextBlockElement::MarkDown(SlackBlockMarkDownText::new(
+        first_chars(text, SECTION_CHARS),
+    ))])
+    .into()
+}
+
+// ---- buttons ------------------------------------------------------------------------------------
+
+/// What a button carries in its `value`: short keys, JSON.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Value {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    n: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    o: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    i: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    q: Option<String>,
+}
+
+const A_CHOOSE: &str = "nrb_choose";
+const A_PICK: &str = "nrb_pick";
+const A_ESCALATE: &str = "nrb_escalate";
+const A_UP: &str = "nrb_helpful";
+const A_DOWN: &str = "nrb_unhelpful";
+const A_SHARE: &str = "nrb_share";
+
+/// The `action_id` (unique in its message thanks to `seq`) and `value` of an action's button.
+pub fn encode_action(action: &Action, seq: usize) -> (String, String) {
+    let (kind, v) = match action {
+        Action::Choose { node, option } => (
+            A_CHOOSE,
+            Value {
+                n: Some(node.clone()),
+                o: Some(option.clone()),
+                ..Value::default()
+            },
+        ),
+        Action::Pick { intent } => (
+            A_PICK,
+            Value {
+                i: Some(intent.clone()),
+                ..Value::default()
+            },
+        ),
+        Action::Escalate => (A_ESCALATE, Value::default()),
+        Action::Feedback { intent, helpful } => (
+            if *helpful { A_UP } else { A_DOWN },
+            Value {
+                i: Some(intent.clone()),
+                ..Value::default()
+            },
+        ),
+        Action::Share { question } => {
+            // shorten the question until the value fits the limit
+            let mut keep = question.chars().count().min(VALUE_CHARS);
+            loop {
+                let q: String = question.chars().take(keep).collect();
+                let value = serde_json::to_string(&Value {
+                    q: Some(q),
+                    ..Value::default()
+                })
+                .unwrap_or_default();
+                if value.chars().count() <= VALUE_CHARS || keep == 0 {
+                    return (format!("{A_SHARE}:{seq}"), value);
+                }
+                keep = keep * 9 / 10;
+            }
+        }
+    };
+    (format!("{kind}:{seq}"), serde_json::to_string(&v).unwrap_or_default())
+}
+
+/// The action behind one of our buttons; `None` for anything else.
+pub fn decode_action(action_id: &str, value: &str) -> Option<Action> {
+    let kind = action_id.split(':').next()?;
+    let v: Value = if value.is_empty() {
+        Value::default()
+    } else {
+        serde_json::from_str(value).ok()?
+    };
+    Some(match kind {
+        A_CHOOSE => Action::Choose {
+            node: v.n?,
+            option: v.o?,
+        },
+        A_PICK => Action::Pick { intent: v.i? },
+        A_ESCALATE => Action::Escalate,
+        A_UP => Action::Feedback {
+            intent: v.i.unwrap_or_default(),
+            helpful: true,
+        },
+        A_DOWN => Action::Feedback {
+            intent: v.i.unwrap_or_default(),
+            helpful: false,
+        },
+        A_SHARE => Action::Share { question: v.q? },
+        _ => return None,
+    })
+}
+
+/// Collects the blocks of one Slack message and numbers its buttons.
+struct Builder<'k> {
+    kb: &'k KnowledgeBase,
+    messages: Vec<Rendered>,
+    blocks: Vec<SlackBlock>,
+    text: String,
+    seq: usize,
+    /// Buttons for the thread (false in private, ephemeral answers).
+    interactive: bool,
+}
+
+impl<'k> Builder<'k> {
+    fn new(kb: &'k KnowledgeBase, interactive: bool) -> Builder<'k> {
+        Builder {
+            kb,
+            messages: Vec::new(),
+            blocks: Vec::new(),
+            text: String::new(),
+            seq: 0,
+            interactive,
+        }
+    }
+
+    fn fallback(&mut self, s: &str) {
+        if !self.text.is_empty() {
+            self.text.push('\n');
+        }
+        self.text.push_str(s);
+    }
+
+    fn button(&mut self, label: &str, action: &Action, primary: bool) -> SlackActionBlockElement {
+        self.seq += 1;
+        let (id, value) = encode_action(action, self.seq);
+        let mut b = SlackBlockButtonElement::new(first_chars(label, BUTTON_CHARS).into())
+            .with_action_id(SlackActionId(id))
+            .with_value(value);
+        if primary {
+            b = b.with_style(SlackBlockButtonStyle::Primary);
+        }
+        SlackActionBlockElement::Button(b)
+    }
+
+    fn actions(&mut self, buttons: Vec<SlackActionBlockElement>) {
+        // an actions block holds at most 25 elements
+        for chunk in buttons.chunks(25) {
+            self.blocks.push(SlackActionsBlock::new(chunk.to_vec()).into());
+        }
+    }
+
+    fn feedback_row(&mut self, intent: &str) {
+        if !self.interactive {
+            return;
+        }
+        let buttons = vec![
+            self.button("Escalate", &Action::Escalate, false),
+            self.button(
+                "👍 Helpful",
+                &Action::Feedback {
+                    intent: intent.to_string(),
+                    helpful: true,
+                },
+                false,
+            ),
+            self.button(
+                "👎 Not helpful",
+                &Action::Feedback {
+                    intent: intent.to_string(),
+                    helpful: false,
+                },
+                false,
+            ),
+        ];
+        self.actions(buttons);
+    }
+
+    /// End the current Slack message (with the knowledge-base footer).
+    fn finish(&mut self) {
+        if self.blocks.is_empty() {
+            return;
+        }
+        self.blocks.push(context(&format!(
+            "netrunbook · knowledge base `{}`",
+            escape(&self.kb.version)
+        )));
+        let text = if self.text.trim().is_empty() {
+            "netrunbook".to_string()
+        } else {
+            // the fallback is mrkdwn too: escape it, then cut where no entity breaks
+            split_text(&escape(&self.text), FALLBACK_CHARS).swap_remove(0)
+        };
+        let mut blocks = std::mem::take(&mut self.blocks);
+        // keep within the block limit: the footer goes with the last part
+        while blocks.len() > MAX_BLOCKS {
+            let rest = blocks.split_off(MAX_BLOCKS - 1);
+            blocks.push(context("(continued below)"));
+            self.messages.push(Rendered {
+                text: text.clone(),
+                blocks,
+            });
+            blocks = rest;
+        }
+        self.messages.push(Rendered { text, blocks });
+        self.text.clear();
+        self.seq = 0;
+    }
+
+    fn links(&mut self, title: &str, links: &[Link]) {
+        if links.is_empty() {
+            return;
+        }
+        let lines: Vec<String> = links
+            .iter()
+            .map(|l| format!("• {}", link(&l.resolved, &l.title)))
+            .collect();
+        self.blocks
+            .extend(sections(&format!("*{title}*\n{}", lines.join("\n"))));
+    }
+
+    fn reply(&mut self, r: &Reply) {
+        match r {
+            Reply::Answer(a) => self.answer(a),
+            Reply::Question(q) => self.question(q),
+            Reply::Guidance(g) => self.guidance(g),
+            Reply::Clarify { candidates } => self.clarify(candidates),
+            Reply::NoMatch => {
+                self.blocks.extend(sections(NO_MATCH));
+                self.fallback("No runbook section fits that.");
+            }
+            Reply::Escalation(e) => self.escalation(e),
+            Reply::Notice { text } => {
+                self.blocks.extend(sections(&format!("_{}_", escape(text))));
+                self.fallback(text);
+            }
+        }
+    }
+
+    fn answer(&mut self, a: &Answer) {
+        self.blocks.extend(sections(&format!(
+            "*{}*\n{}",
+            link(&a.url, &a.heading),
+            escape(a.summary.trim())
+        )));
+        self.fallback(&format!("{}: {}", a.heading, a.summary.trim()));
+        let section = Link {
+            title: format!("Runbook: {}", a.heading),
+            url: a.url.clone(),
+            resolved: a.url.clone(),
+        };
+        let links: Vec<Link> = std::iter::once(section).chain(a.links.iter().cloned()).collect();
+        self.links("Links", &links);
+        if !a.facts.is_empty() {
+            let lines: Vec<String> = a
+                .facts
+                .iter()
+                .filter(|(_, v)| !v.is_empty())
+                .map(|(k, v)| {
+                    let values: Vec<String> = v.iter().map(|x| escape(&first_chars(x, 300))).collect();
+                    format!("*{}:* {}", escape(&k.replace('_', " ")), values.join(" · "))
+                })
+                .collect();
+            if !lines.is_empty() {
+                self.blocks
+                    .extend(sections(&format!("*Key facts*\n{}", lines.join("\n"))));
+            }
+        }
+        if !a.alternatives.is_empty() {
+            let alts: Vec<String> = a.alternatives.iter().map(|c| escape(&c.label)).collect();
+            self.blocks
+                .push(context(&format!("Not quite it? Also possible: {}", alts.join(", "))));
+        }
+        self.feedback_row(&a.intent);
+    }
+
+    fn question(&mut self, q: &Question) {
+        // a question is a message of its own, so a click can replace it
+        self.finish();
+        let mut text = String::new();
+        if q.reask {
+            text.push_str("I could not tell the answer from that.\n");
+        }
+        text.push_str(&format!("*{}*", escape(&q.text)));
+        self.blocks.extend(sections(&text));
+        self.fallback(&q.text);
+        if self.interactive {
+            let buttons: Vec<_> = q
+                .options
+                .iter()
+                .enumerate()
+                .map(|(i, o)| {
+                    self.button(
+                        &o.label,
+                        &Action::Choose {
+                            node: q.node.clone(),
+                            option: o.id.clone(),
+                        },
+                        i == 0,
+                    )
+                })
+                .collect();
+            self.actions(buttons);
+            self.blocks
+                .push(context("Click an answer, or reply in this thread in your own words."));
+        } else {
+            let list: Vec<String> = q.options.iter().map(|o| format!("• {}", escape(&o.label))).collect();
+            self.blocks.extend(sections(&list.join("\n")));
+        }
+        self.finish();
+    }
+
+    fn clarify(&mut self, candidates: &[Choice]) {
+        self.finish();
+        self.blocks.extend(sections(
+            "*That could be more than one runbook section. Which one did you mean?*",
+        ));
+        self.fallback("Which runbook section did you mean?");
+        if self.interactive {
+            let buttons: Vec<_> = candidates
+                .iter()
+                .map(|c| self.button(&c.label, &Action::Pick { intent: c.id.clone() }, false))
+                .collect();
+            self.actions(buttons);
+        } else {
+            let list: Vec<String> = candidates.iter().map(|c| format!("• {}", escape(&c.label))).collect();
+            self.blocks.extend(sections(&list.join("\n")));
+        }
+        self.finish();
+    }
+
+    fn guidance(&mut self, g: &Guidance) {
+        self.blocks.extend(sections(&escape(g.text.trim())));
+        self.fallback(g.text.trim());
+        self.links("Links", &g.links);
+        if g.end && !g.escalate {
+            self.feedback_row(&g.intent);
+        }
+    }
+
+    fn escalation(&mut self, e: &Escalation) {
+        let esc = self.kb.escalation_intent();
+        let mut text = format!("*Escalation: {}*\n{}", escape(&esc.title), escape(esc.summary.trim()));
+        if let Some(t) = &e.topic {
+            text.push_str(&format!("\n*Topic:* {}", escape(t)));
+        }
+        self.blocks.extend(sections(&text));
+        self.fallback(&format!("Escalation: {}", esc.title));
+        self.links("Escalation path", &e.links);
+        if !e.collected.is_empty() {
+            let lines: Vec<String> = e
+                .collected
+                .iter()
+                .map(|(q, a)| format!("• {} *{}*", escape(q), escape(a)))
+                .collect();
+            self.blocks
+                .extend(sections(&format!("*What we know so far*\n{}", lines.join("\n"))));
+        }
+        if !e.origin.trim().is_empty() {
+            self.blocks.extend(sections(&format!(
+                "*Reported problem*\n{}",
+                quote(&first_chars(e.origin.trim(), QUOTE_CHARS))
+            )));
+        }
+    }
+}
+
+/// User text as a mrkdwn quote, escaped.
+fn quote(s: &str) -> String {
+    s.lines()
+        .map(|l| format!(">{}", escape(l)))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The Slack messages for `message`, in order (usually one; a question adds one; very long content
+/// more).
+pub fn render(kb: &KnowledgeBase, message: &Message) -> Vec<Rendered> {
+    let mut b = Builder::new(kb, true);
+    match message {
+        Message::Replies(replies) => {
+            for r in replies {
+                b.reply(r);
+            }
+        }
+        Message::Private { reply, more, share } => {
+            b.interactive = false;
+            b.reply(reply);
+            b.interactive = true;
+            if *more {
+                b.blocks.push(context(
+                    "This topic has follow-up questions: share it in the channel and I will walk through them in a thread.",
+                ));
+            }
+            if let Some(q) = share {
+                let button = b.button("Share in channel", &Action::Share { question: q.clone() }, true);
+                b.actions(vec![button]);
+            }
+        }
+        Message::Shared { user, question, reply } => {
+            b.blocks.extend(sections(&format!(
+                "<@{}> asked:\n{}",
+                escape(user),
+                quote(&first_chars(question.trim(), QUOTE_CHARS))
+            )));
+            b.reply(reply);
+        }
+        Message::Help => help(&mut b),
+        Message::Answered { question, choice, user } => {
+            b.blocks.extend(sections(&format!("*{}*", escape(question))));
+            b.blocks.push(context(&format!(
+                "✅ *{}* (answered by <@{}>)",
+                escape(choice),
+                escape(user)
+            )));
+            b.fallback(&format!("{question} {choice}"));
+        }
+        Message::Notice(text) => {
+            b.blocks.extend(sections(&format!("_{}_", escape(text))));
+            b.fallback(text);
+        }
+    }
+    b.finish();
+    b.messages
+}
+
+fn help(b: &mut Builder<'_>) {
+    let mut text = String::from(
+        "*netrunbook* points you at the right section of the armada-network troubleshooting runbook and walks through its follow-up questions.\nAsk with `/netrunbook <symptom or error>`, or mention me in an incident thread.\n",
+    );
+    for (group, titles) in topic_groups(b.kb) {
+        let titles: Vec<String> = titles.iter().map(|t| escape(t)).collect();
+        text.push_str(&format!("\n*{}:* {}", escape(&group), titles.join(" · ")));
+    }
+    b.blocks.extend(sections(&text));
+    b.fallback("netrunbook topics");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kb() -> KnowledgeBase {
+        KnowledgeBase::builtin().expect("built-in knowledge base")
+    }
+
+    fn json(r: &[Rendered]) -> String {
+        serde_json::to_string(&r.iter().map(|m| m.content()).collect::<Vec<_>>()).unwrap()
+    }
+
+    #[test]
+    fn user_text_cannot_ping() {
+        let kb = kb();
+        let m = Message::Shared {
+            user: "U1".into(),
+            question: "<!channel> <@U999> help & <https://evil|x>".into(),
+            reply: Reply::NoMatch,
+        };
+        let out = json(&render(&kb, &m));
+        assert!(!out.contains("<!channel>"), "{out}");
+        assert!(!out.contains("<@U999>"), "{out}");
+        assert!(out.contains("&lt;!channel&gt;"), "{out}");
+        assert!(out.contains("&amp;"), "{out}");
+    }
+
+    #[test]
+    fn long_text_is_split_within_the_limits() {
+        let kb = kb();
+        let long = "word ".repeat(5000) + &"x".repeat(7000) + "\n<tail> & done";
+        let m = Message::Replies(vec![
+            Reply::Notice { text: long.clone() },
+            Reply::Escalation(Escalation {
+                topic: Some("t".into()),
+                links: vec![],
+                facts: Default::default(),
+                collected: vec![],
+                origin: long,
+            }),
+        ]);
+        let rendered = render(&kb, &m);
+        for msg in &rendered {
+            assert!(msg.blocks.len() <= MAX_BLOCKS);
+            assert!(!msg.text.is_empty() && msg.text.chars().count() <= 3000);
+            for b in &msg.blocks {
+                if let SlackBlock::Section(s) = b {
+                    let Some(SlackBlockText::MarkDown(t)) = &s.text else {
+                        panic!()
+                    };
+                    assert!(t.text.chars().count() <= SECTION_CHARS);
+                    assert!(!t.text.ends_with("&am"), "entity cut");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn many_blocks_become_several_messages() {
+        let kb = kb();
+        let replies: Vec<Reply> = (0..120).map(|i| Reply::Notice { text: format!("n{i}") }).collect();
+        let rendered = render(&kb, &Message::Replies(replies));
+        assert!(rendered.len() >= 3);
+        assert!(rendered.iter().all(|m| m.blocks.len() <= MAX_BLOCKS));
+    }
+
+    #[test]
+    fn actions_round_trip_within_limits() {
+        let actions = [
+            Action::Choose {
+                node: "infra".into(),
+                option: "vpc".into(),
+            },
+            Action::Pick { intent: "dns".into() },
+            Action::Escalate,
+            Action::Feedback {
+                intent: "dns".into(),
+                helpful: false,
+            },
+            Action::Share {
+                question: "\"quoted\" \u{0}".repeat(2000),
+            },
+        ];
+        for a in actions {
+            let (id, value) = encode_action(&a, 7);
+            assert!(
+                id.len() <= 255 && value.chars().count() <= VALUE_CHARS,
+                "{id} {}",
+                value.len()
+            );
+            let back = decode_action(&id, &value).expect("decodes");
+            match (&a, &back) {
+                (Action::Share { question }, Action::Share { question: q }) => {
+                    assert!(question.starts_with(q.as_str()))
+                }
+                _ => assert_eq!(a, back),
+            }
+        }
+        assert_eq!(decode_action("someone_else", "{}"), None);
+    }
+
+    #[test]
+    fn a_question_is_a_message_of_its_own_with_buttons() {
+        let kb = kb();
+        let step = crate::dialogue::step(
+            &kb,
+            None,
+            &crate::dialogue::Input::Message {
+                text: "coredns lookups fail in pods".into(),
+                addressed: true,
+            },
+            0,
+        );
+        let rendered = render(&kb, &Message::Replies(step.replies));
+        assert_eq!(rendered.len(), 2, "answer, then the question");
+        let q = json(&rendered[1..]);
+        assert!(q.contains(A_CHOOSE), "{q}");
+        let a = json(&rendered[..1]);
+        assert!(
+            a.contains(A_ESCALATE) && a.contains(A_UP) && a.contains(&kb.version),
+            "{a}"
+        );
+    }
+}

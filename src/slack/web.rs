@@ -1,0 +1,362 @@
+//! The Web API side: a slack-morphism client pointed at Slack (or an emulator), and the outbox that
+//! delivers [`Outbound`]s with retries. A 429 is waited out for its `Retry-After` and retried for as
+//! long as it takes (a reply is never dropped for rate limiting); transient failures (timeouts,
+//! connection errors, 5xx, Slack's `internal_error`...) are retried with exponential backoff, a bounded
+//! number of times; everything is logged, tokens never.
+
+use std::future::Future;
+use std::time::Duration;
+
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::connect::HttpConnector;
+use secrecy::{ExposeSecret, SecretString};
+use slack_morphism::errors::*;
+use slack_morphism::prelude::*;
+use tracing::{error, warn};
+
+use super::blocks::{self, Rendered};
+use super::SlackError;
+use crate::bot::{Message, ThreadReader};
+use crate::kb::KnowledgeBase;
+
+type Connector = SlackClientHyperConnector<HttpsConnector<HttpConnector>>;
+
+/// How Web API calls are retried.
+#[derive(Debug, Clone)]
+pub struct RetryPolicy {
+    /// Attempts for a call that keeps failing transiently (rate limits do not count).
+    pub attempts: u32,
+    /// First backoff; doubles each time up to `max_backoff`.
+    pub backoff: Duration,
+    pub max_backoff: Duration,
+    /// A call that takes longer is abandoned and counts as a transient failure.
+    pub timeout: Duration,
+    /// Used when a 429 carries no `Retry-After`.
+    pub default_retry_after: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> RetryPolicy {
+        RetryPolicy {
+            attempts: 5,
+            backoff: Duration::from_millis(500),
+            max_backoff: Duration::from_secs(10),
+            timeout: Duration::from_secs(20),
+            default_retry_after: Duration::from_secs(1),
+        }
+    }
+}
+
+/// How a failed call should be treated.
+#[derive(Debug, PartialEq)]
+enum Failure {
+    RateLimited(Duration),
+    Transient,
+    Permanent,
+}
+
+fn classify(e: &SlackClientError, policy: &RetryPolicy) -> Failure {
+    match e {
+        SlackClientError::RateLimitError(r) => {
+            Failure::RateLimited(r.retry_after.unwrap_or(policy.default_retry_after))
+        }
+        SlackClientError::HttpError(h) if h.status_code.as_u16() == 429 => {
+            Failure::RateLimited(policy.default_retry_after)
+        }
+        SlackClientError::HttpError(h) if h.status_code.is_server_error() || h.status_code.as_u16() == 408 => {
+            Failure::Transient
+        }
+        SlackClientError::ApiError(a) if a.code == "ratelimited" => Failure::RateLimited(policy.default_retry_after),
+        SlackClientError::ApiError(a)
+            if matches!(
+                a.code.as_str(),
+                "internal_error" | "fatal_error" | "service_unavailable" | "request_timeout"
+            ) =>
+        {
+            Failure::Transient
+        }
+        SlackClientError::HttpProtocolError(_)
+        | SlackClientError::SystemError(_)
+        | SlackClientError::EndOfStream(_) => Failure::Transient,
+        _ => Failure::Permanent,
+    }
+}
+
+/// The Web API client with the bot's and the app's tokens.
+pub struct Web {
+    client: SlackClient<Connector>,
+    bot_token: SlackApiToken,
+    app_token: SlackApiToken,
+    policy: RetryPolicy,
+}
+
+impl Web {
+    /// A client for the Web API at `api_url` (`https://slack.com/api`, or `http://127.0.0.1:PORT/api`).
+    pub fn new(
+        api_url: &str,
+        bot_token: &SecretString,
+        app_token: &SecretString,
+        policy: RetryPolicy,
+    ) -> Result<Web, SlackError> {
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_native_roots()
+            .map_err(SlackError::Tls)?
+            .https_or_http()
+            .enable_http1()
+            .build();
+        let connector = SlackClientHyperConnector::from(https).with_slack_api_url(api_url.trim_end_matches('/'));
+        let token = |s: &SecretString| SlackApiToken::new(SlackApiTokenValue(s.expose_secret().to_string()));
+        Ok(Web {
+            client: SlackClient::new(connector),
+            bot_token: token(bot_token),
+            app_token: token(app_token),
+            policy,
+        })
+    }
+
+    /// Run `call` until it succeeds, waiting out rate limits and retrying transient failures.
+    async fn retry<T, F, Fut>(&self, method: &'static str, mut call: F) -> Result<T, SlackError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = ClientResult<T>>,
+    {
+        let mut failures = 0u32;
+        let mut backoff = self.policy.backoff;
+        loop {
+            let err = match tokio::time::timeout(self.policy.timeout, call()).await {
+                Ok(Ok(v)) => return Ok(v),
+                Ok(Err(e)) => e,
+                Err(_) => SlackClientError::SystemError(
+                    SlackClientSystemError::new().with_message(format!("no answer within {:?}", self.policy.timeout)),
+                ),
+            };
+            match classify(&err, &self.policy) {
+                Failure::RateLimited(wait) => {
+                    warn!(
+                        method,
+                        retry_after_ms = wait.as_millis() as u64,
+                        "rate limited by Slack; retrying after Retry-After"
+                    );
+                    tokio::time::sleep(wait).await;
+                }
+                Failure::Transient if failures + 1 < self.policy.attempts => {
+                    failures += 1;
+                    warn!(method, attempt = failures, backoff_ms = backoff.as_millis() as u64, error = %err, "Slack call failed; retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(self.policy.max_backoff);
+                }
+                _ => {
+                    return Err(SlackError::Api {
+                        method,
+                        source: Box::new(err),
+                    })
+                }
+            }
+        }
+    }
+
+    /// `auth.test` with the bot token: the bot's user id, bot id and team.
+    pub async fn auth_test(&self) -> Result<(String, Option<String>, String), SlackError> {
+        let r = self
+            .retry("auth.test", || {
+                let s = self.client.open_session(&self.bot_token);
+                async move { s.auth_test().await }
+            })
+            .await?;
+        Ok((r.user_id.0, r.bot_id.map(|b| b.0), r.team_id.0))
+    }
+
+    /// `apps.connections.open` with the app token: a fresh WebSocket URL.
+    pub async fn open_connection(&self) -> Result<String, SlackError> {
+        let s = self.client.open_session(&self.app_token);
+        // no retry loop here: the caller reconnects with its own backoff
+        match tokio::time::timeout(
+            self.policy.timeout,
+            s.apps_connections_open(&SlackApiAppsConnectionOpenRequest::new()),
+        )
+        .await
+        {
+            Ok(Ok(r)) => Ok(r.url.0.to_string()),
+            Ok(Err(e)) => Err(SlackError::Api {
+                method: "apps.connections.open",
+                source: Box::new(e),
+            }),
+            Err(_) => Err(SlackError::Timeout("apps.connections.open")),
+        }
+    }
+
+    /// Post each rendered message; returns the `ts` of the first.
+    pub async fn post(
+        &self,
+        kb: &KnowledgeBase,
+        channel: &str,
+        thread_ts: Option<&str>,
+        message: &Message,
+    ) -> Result<Option<String>, SlackError> {
+        let mut first = None;
+        for r in blocks::render(kb, message) {
+            let mut req = SlackApiChatPostMessageRequest::new(SlackChannelId(channel.to_string()), r.content());
+            if let Some(t) = thread_ts {
+                req = req.with_thread_ts(SlackTs(t.to_string()));
+            }
+            let resp = self
+                .retry("chat.postMessage", || {
+                    let s = self.client.open_session(&self.bot_token);
+                    let req = &req;
+                    async move { s.chat_post_message(req).await }
+                })
+                .await?;
+            first.get_or_insert(resp.ts.0);
+        }
+        Ok(first)
+    }
+
+    pub async fn post_ephemeral(
+        &self,
+        kb: &KnowledgeBase,
+        channel: &str,
+        user: &str,
+        thread_ts: Option<&str>,
+        message: &Message,
+    ) -> Result<(), SlackError> {
+        for r in blocks::render(kb, message) {
+            let mut req = SlackApiChatPostEphemeralRequest::new(
+                SlackChannelId(channel.to_string()),
+                SlackUserId(user.to_string()),
+                r.content(),
+            );
+            if let Some(t) = thread_ts {
+                req = req.with_thread_ts(SlackTs(t.to_string()));
+            }
+            self.retry("chat.postEphemeral", || {
+                let s = self.client.open_session(&self.bot_token);
+                let req = &req;
+                async move { s.chat_post_ephemeral(req).await }
+            })
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Replace message `ts` with the first rendered message (updates are short by construction).
+    pub async fn update(
+        &self,
+        kb: &KnowledgeBase,
+        channel: &str,
+        ts: &str,
+        message: &Message,
+    ) -> Result<(), SlackError> {
+        let Some(r) = blocks::render(kb, message).into_iter().next() else {
+            return Ok(());
+        };
+        let req = SlackApiChatUpdateRequest::new(
+            SlackChannelId(channel.to_string()),
+            r.content(),
+            SlackTs(ts.to_string()),
+        );
+        self.retry("chat.update", || {
+            let s = self.client.open_session(&self.bot_token);
+            let req = &req;
+            async move { s.chat_update(req).await }
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// Replace (or, with `None`, delete) the message an interaction came from.
+    pub async fn respond(
+        &self,
+        kb: &KnowledgeBase,
+        response_url: &str,
+        message: Option<&Message>,
+    ) -> Result<(), SlackError> {
+        let url: url::Url = response_url.parse().map_err(|_| SlackError::BadResponseUrl)?;
+        let req = match message.and_then(|m| blocks::render(kb, m).into_iter().next()) {
+            Some(Rendered { text, blocks }) => {
+                SlackApiPostWebhookMessageRequest::new(SlackMessageContent::new().with_text(text).with_blocks(blocks))
+                    .with_replace_original(true)
+            }
+            None => SlackApiPostWebhookMessageRequest::new(SlackMessageContent::new()).with_delete_original(true),
+        };
+        let url = SlackResponseUrl(url);
+        self.retry("response_url", || {
+            let (client, req, url) = (&self.client, &req, &url);
+            async move { client.respond_to_event(url, req).await }
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// The root message of a thread (`conversations.replies`, first page of one).
+    pub async fn thread_root(&self, channel: &str, thread_ts: &str) -> Result<Option<String>, SlackError> {
+        let req = SlackApiConversationsRepliesRequest::new(
+            SlackChannelId(channel.to_string()),
+            SlackTs(thread_ts.to_string()),
+        )
+        .with_limit(1);
+        let resp = self
+            .retry("conversations.replies", || {
+                let s = self.client.open_session(&self.bot_token);
+                let req = &req;
+                async move { s.conversations_replies(req).await }
+            })
+            .await?;
+        Ok(resp
+            .messages
+            .into_iter()
+            .find(|m| m.origin.ts.0 == thread_ts)
+            .map(|m| message_text(&m.content)))
+    }
+}
+
+/// The readable text of a message: its text and its attachments' (alert bots often use those).
+fn message_text(c: &SlackMessageContent) -> String {
+    let mut parts: Vec<String> = c.text.iter().cloned().collect();
+    for a in c.attachments.iter().flatten() {
+        parts.extend(a.title.iter().cloned());
+        parts.extend(a.text.iter().cloned());
+        if a.text.is_none() {
+            parts.extend(a.fallback.iter().cloned());
+        }
+        for f in a.fields.iter().flatten() {
+            parts.extend(f.title.iter().cloned());
+            parts.extend(f.value.iter().cloned());
+        }
+    }
+    parts.join("\n")
+}
+
+impl ThreadReader for Web {
+    async fn root_text(&self, channel: &str, thread_ts: &str) -> Option<String> {
+        match self.thread_root(channel, thread_ts).await {
+            Ok(t) => t,
+            Err(e) => {
+                error!(channel, thread = thread_ts, error = %crate::bot::error_chain(&e), "cannot read the thread's root message");
+                None
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for Web {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Web")
+            .field("policy", &self.policy)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failures_are_classified() {
+        let p = RetryPolicy::default();
+        let rl = SlackClientError::RateLimitError(SlackRateLimitError::new().with_retry_after(Duration::from_secs(3)));
+        assert_eq!(classify(&rl, &p), Failure::RateLimited(Duration::from_secs(3)));
+        let api = |code: &str| SlackClientError::ApiError(SlackClientApiError::new(code.to_string()));
+        assert_eq!(classify(&api("internal_error"), &p), Failure::Transient);
+        assert_eq!(classify(&api("channel_not_found"), &p), Failure::Permanent);
+    }
+}

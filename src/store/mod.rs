@@ -1,0 +1,211 @@
+//! Conversation storage: the [`Store`] trait, keyed by Slack thread, with a sled backend for real use
+//! ([`SledStore`]) and an in-memory one for tests and the terminal ([`MemoryStore`]).
+//!
+//! A store keeps two things: each thread's [`Conversation`], and the ids of events already handled, so
+//! that a Slack retry, a re-delivery after a reconnect or the `message` twin of an `app_mention` is
+//! answered once. Both expire: conversations after an idle time the caller chooses, event ids after
+//! [`EVENT_MEMORY_SECS`]. Time is passed in (`now`, seconds since the epoch), never read here.
+//!
+//! Every backend must pass the one generic conformance test in `tests/store_conformance.rs`.
+
+mod memory;
+mod sled_store;
+
+use std::fmt;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::dialogue::Conversation;
+
+pub use memory::MemoryStore;
+pub use sled_store::SledStore;
+
+/// How long handled event ids are remembered. Slack retries within minutes and re-delivers after a
+/// reconnect within seconds; an hour is the floor the bot promises, two leave a margin.
+pub const EVENT_MEMORY_SECS: u64 = 2 * 60 * 60;
+
+/// Version of the stored record around a conversation; bump it when [`Stored`] changes shape.
+pub const STORE_FORMAT: u32 = 1;
+
+/// One Slack thread: the unit a conversation belongs to.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ThreadKey {
+    pub team: String,
+    pub channel: String,
+    /// The `ts` of the thread's root message.
+    pub thread_ts: String,
+}
+
+impl ThreadKey {
+    pub fn new(team: impl Into<String>, channel: impl Into<String>, thread_ts: impl Into<String>) -> ThreadKey {
+        ThreadKey {
+            team: team.into(),
+            channel: channel.into(),
+            thread_ts: thread_ts.into(),
+        }
+    }
+
+    /// The key's bytes in a backend: the three parts joined by NUL, which Slack ids never contain.
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        format!("{}\0{}\0{}", self.team, self.channel, self.thread_ts).into_bytes()
+    }
+}
+
+impl fmt::Display for ThreadKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}/{}", self.team, self.channel, self.thread_ts)
+    }
+}
+
+/// What a backend stores for a thread: the conversation with the record's format version.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Stored {
+    pub format: u32,
+    pub conversation: Conversation,
+}
+
+impl Stored {
+    pub(crate) fn encode(c: &Conversation) -> Result<Vec<u8>, StoreError> {
+        serde_json::to_vec(&Stored {
+            format: STORE_FORMAT,
+            conversation: c.clone(),
+        })
+        .map_err(StoreError::Encode)
+    }
+
+    /// The conversation in `bytes`; `Ok(None)` when it was written in another format (it is dropped:
+    /// the thread starts over rather than misreading old state).
+    pub(crate) fn decode(key: &ThreadKey, bytes: &[u8]) -> Result<Option<Conversation>, StoreError> {
+        #[derive(Deserialize)]
+        struct Probe {
+            format: u32,
+            conversation: serde_json::Value,
+        }
+        let probe: Probe = serde_json::from_slice(bytes).map_err(|source| StoreError::Corrupt {
+            key: key.to_string(),
+            source,
+        })?;
+        if probe.format != STORE_FORMAT {
+            tracing::warn!(thread = %key, format = probe.format, "dropping a conversation stored in an unknown format");
+            return Ok(None);
+        }
+        let conversation: Conversation =
+            serde_json::from_value(probe.conversation).map_err(|source| StoreError::Corrupt {
+                key: key.to_string(),
+                source,
+            })?;
+        if conversation.format != crate::dialogue::FORMAT_VERSION {
+            tracing::warn!(thread = %key, format = conversation.format, "dropping a conversation of an older dialogue format");
+            return Ok(None);
+        }
+        Ok(Some(conversation))
+    }
+}
+
+/// What [`Store::purge`] removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Purged {
+    pub conversations: usize,
+    pub events: usize,
+}
+
+/// Errors of the storage boundary.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot open the conversation store in {}: another process (a running `netrunbook serve`?) holds it", dir.display())]
+    Locked {
+        dir: PathBuf,
+        #[source]
+        source: sled::Error,
+    },
+    #[error("cannot open the conversation store in {}", dir.display())]
+    Open {
+        dir: PathBuf,
+        #[source]
+        source: sled::Error,
+    },
+    #[error("conversation store I/O failed")]
+    Backend(#[from] sled::Error),
+    #[error("stored conversation of thread {key} is unreadable")]
+    Corrupt {
+        key: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("cannot serialise a conversation")]
+    Encode(#[source] serde_json::Error),
+}
+
+/// Where conversations live, keyed by thread. Implementations are shared between tasks.
+pub trait Store: Send + Sync {
+    /// The thread's conversation, if it has one.
+    fn get(&self, key: &ThreadKey) -> Result<Option<Conversation>, StoreError>;
+    /// Replace the thread's conversation.
+    fn put(&self, key: &ThreadKey, conversation: &Conversation) -> Result<(), StoreError>;
+    /// Forget the thread's conversation (no error when there is none).
+    fn remove(&self, key: &ThreadKey) -> Result<(), StoreError>;
+    /// Record that the event `event` was handled at `now`. True the first time, false when it was
+    /// already recorded (and not purged since): the caller then drops it as a duplicate. Atomic.
+    fn mark_event_seen(&self, event: &str, now: u64) -> Result<bool, StoreError>;
+    /// Remove conversations not updated for more than `idle_secs`, and event ids older than
+    /// [`EVENT_MEMORY_SECS`].
+    fn purge(&self, now: u64, idle_secs: u64) -> Result<Purged, StoreError>;
+    /// Make every write so far durable.
+    fn flush(&self) -> Result<(), StoreError>;
+}
+
+impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
+    fn get(&self, key: &ThreadKey) -> Result<Option<Conversation>, StoreError> {
+        (**self).get(key)
+    }
+    fn put(&self, key: &ThreadKey, conversation: &Conversation) -> Result<(), StoreError> {
+        (**self).put(key, conversation)
+    }
+    fn remove(&self, key: &ThreadKey) -> Result<(), StoreError> {
+        (**self).remove(key)
+    }
+    fn mark_event_seen(&self, event: &str, now: u64) -> Result<bool, StoreError> {
+        (**self).mark_event_seen(event, now)
+    }
+    fn purge(&self, now: u64, idle_secs: u64) -> Result<Purged, StoreError> {
+        (**self).purge(now, idle_secs)
+    }
+    fn flush(&self) -> Result<(), StoreError> {
+        (**self).flush()
+    }
+}
+
+/// `netrunbook chat` over a store: the terminal is one thread.
+pub struct StoreChat<S> {
+    store: S,
+    key: ThreadKey,
+}
+
+impl<S: Store> StoreChat<S> {
+    pub fn new(store: S) -> StoreChat<S> {
+        StoreChat {
+            store,
+            key: ThreadKey::new("terminal", "chat", "0"),
+        }
+    }
+
+    pub fn into_inner(self) -> S {
+        self.store
+    }
+}
+
+impl<S: Store> crate::cli::ChatState for StoreChat<S> {
+    fn load(&mut self) -> anyhow::Result<Option<Conversation>> {
+        Ok(self.store.get(&self.key)?)
+    }
+
+    fn save(&mut self, c: Option<&Conversation>) -> anyhow::Result<()> {
+        match c {
+            Some(c) => self.store.put(&self.key, c)?,
+            None => self.store.remove(&self.key)?,
+        }
+        self.store.flush()?;
+        Ok(())
+    }
+}

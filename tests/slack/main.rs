@@ -1,0 +1,245 @@
+//! End-to-end scenarios: the real bot (the library's `Application`, or the `netrunbook` binary where a
+//! process must die) against the Slack emulator, each test with a fresh emulator, a fresh sled
+//! directory and ports the OS picks on 127.0.0.1. Every assertion is about what Slack would show.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod delivery;
+mod flows;
+mod hostile;
+mod mentions;
+mod process;
+mod slash;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use netrunbook::app::Application;
+use netrunbook::cli::KbArgs;
+use netrunbook::config::Settings;
+use netrunbook::slack::{RetryPolicy, StopReason, Tuning};
+use secrecy::SecretString;
+use serde_json::Value;
+use support::slack_emulator::{ApiCall, SlackEmulator, UserPost, BOT_USER_ID};
+use tempfile::TempDir;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// Upper bound for anything that should happen promptly; passing tests never wait this long.
+pub const WAIT: Duration = Duration::from_secs(8);
+/// How long "nothing more happens" is watched for.
+pub const QUIET: Duration = Duration::from_millis(400);
+pub const USER: &str = "U0ALICE";
+pub const OTHER_USER: &str = "U0BOB";
+pub const APP_TOKEN: &str = "xapp-1-A0EMU-1-integrationtest";
+pub const BOT_TOKEN: &str = "xoxb-1-integrationtest";
+
+/// Timings short enough for tests.
+pub fn test_tuning() -> Tuning {
+    Tuning {
+        connections: 2,
+        worker_idle: Duration::from_secs(2),
+        ping_every: Duration::from_secs(5),
+        dead_after: Duration::from_secs(30),
+        reconnect_backoff: Duration::from_millis(50),
+        max_reconnect_backoff: Duration::from_millis(500),
+        retry: RetryPolicy {
+            attempts: 4,
+            backoff: Duration::from_millis(50),
+            max_backoff: Duration::from_millis(400),
+            timeout: Duration::from_secs(5),
+            default_retry_after: Duration::from_millis(500),
+        },
+    }
+}
+
+pub fn settings(emu: &SlackEmulator, db: &Path) -> Settings {
+    Settings {
+        app_token: SecretString::from(APP_TOKEN),
+        bot_token: SecretString::from(BOT_TOKEN),
+        db: db.to_path_buf(),
+        slack_api_url: emu.api_url(),
+        idle_ttl: Duration::from_secs(7 * 86_400),
+        shutdown_grace: Duration::from_secs(5),
+        kb: KbArgs {
+            intents: None,
+            runbook_base_url: None,
+        },
+        tuning: test_tuning(),
+    }
+}
+
+/// A running bot with its emulator and store.
+pub struct TestBot {
+    pub emu: SlackEmulator,
+    pub db: PathBuf,
+    /// Keeps the sled directory alive as long as the test needs it.
+    pub dir: TempDir,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<anyhow::Result<StopReason>>,
+}
+
+/// A fresh emulator, a fresh sled directory, the bot connected.
+pub async fn spawn_bot() -> TestBot {
+    let emu = SlackEmulator::start().await;
+    let dir = tempfile::tempdir().expect("temporary directory");
+    start_bot(emu, dir).await
+}
+
+/// The bot on `emu` with the store in `dir` (a restart when `dir` was used before).
+pub async fn start_bot(emu: SlackEmulator, dir: TempDir) -> TestBot {
+    let db = dir.path().join("netrunbook.sled");
+    let before = emu.connects_total();
+    let app = Application::build(settings(&emu, &db)).await.expect("the bot builds");
+    let (tx, rx) = oneshot::channel::<()>();
+    let task = tokio::spawn(app.run_until_stopped(async {
+        let _ = rx.await;
+    }));
+    let connections = test_tuning().connections;
+    assert!(
+        emu.wait_connected(connections, WAIT).await,
+        "the bot connects to Socket Mode"
+    );
+    assert!(emu.connects_total() >= before + connections);
+    TestBot {
+        emu,
+        db,
+        dir,
+        stop: Some(tx),
+        task,
+    }
+}
+
+impl TestBot {
+    /// Ask the bot to stop as SIGTERM would; returns why it stopped, the emulator and the store dir.
+    pub async fn stop(mut self) -> (StopReason, SlackEmulator, TempDir) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        let reason = tokio::time::timeout(WAIT, self.task)
+            .await
+            .expect("the bot stops in time")
+            .expect("the bot task does not panic")
+            .expect("the bot stops without error");
+        (reason, self.emu, self.dir)
+    }
+
+    /// `USER` mentions the bot in `channel` (in `thread`, if any); Slack sends `app_mention`.
+    pub async fn mention(&self, channel: &str, text: &str, thread: Option<&str>) -> UserPost {
+        let text = format!("<@{BOT_USER_ID}> {text}");
+        self.emu
+            .post_user_message(channel, USER, &text, thread, &["app_mention"])
+            .await
+    }
+
+    /// `user` posts `text` without mentioning the bot; Slack sends `message`.
+    pub async fn say(&self, channel: &str, user: &str, text: &str, thread: Option<&str>) -> UserPost {
+        self.emu
+            .post_user_message(channel, user, text, thread, &["message"])
+            .await
+    }
+
+    /// The bot's messages in `thread` (root included when it is the bot's), oldest first, as shown.
+    pub fn thread(&self, channel: &str, thread: &str) -> Vec<Value> {
+        self.emu
+            .messages(channel)
+            .into_iter()
+            .filter(|m| m["bot_id"].is_string())
+            .filter(|m| m["thread_ts"] == thread || m["ts"] == thread)
+            .collect()
+    }
+
+    /// Wait until the bot's messages in `thread` satisfy `done`; returns them (or panics saying what
+    /// was there).
+    pub async fn wait_thread(
+        &self,
+        channel: &str,
+        thread: &str,
+        what: &str,
+        done: impl Fn(&[Value]) -> bool,
+    ) -> Vec<Value> {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let msgs = self.thread(channel, thread);
+            if done(&msgs) {
+                return msgs;
+            }
+            if tokio::time::Instant::now() > deadline {
+                panic!("timed out waiting for {what}; the thread shows:\n{}", shown_all(&msgs));
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    /// Wait until no Web API call arrives for [`QUIET`]; returns all calls so far.
+    pub async fn settle(&self) -> Vec<ApiCall> {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        let mut n = self.emu.calls().len();
+        loop {
+            tokio::time::sleep(QUIET).await;
+            let now = self.emu.calls().len();
+            if now == n || tokio::time::Instant::now() > deadline {
+                return self.emu.calls();
+            }
+            n = now;
+        }
+    }
+}
+
+/// Every piece of text a message shows: fallback, section and context text, button labels.
+pub fn shown(m: &Value) -> String {
+    let mut out = vec![m["text"].as_str().unwrap_or_default().to_string()];
+    fn walk(v: &Value, out: &mut Vec<String>) {
+        match v {
+            Value::Object(o) => {
+                if let Some(Value::String(t)) = o.get("text") {
+                    out.push(t.clone());
+                }
+                for (k, x) in o {
+                    if k != "value" && k != "action_id" {
+                        walk(x, out);
+                    }
+                }
+            }
+            Value::Array(a) => a.iter().for_each(|x| walk(x, out)),
+            _ => {}
+        }
+    }
+    walk(&m["blocks"], &mut out);
+    out.join("\n")
+}
+
+pub fn shown_all(msgs: &[Value]) -> String {
+    msgs.iter().map(shown).collect::<Vec<_>>().join("\n-----\n")
+}
+
+/// The buttons of a message: (label, action_id, value).
+pub fn buttons(m: &Value) -> Vec<(String, String, String)> {
+    let mut out = Vec::new();
+    for block in m["blocks"].as_array().into_iter().flatten() {
+        for e in block["elements"].as_array().into_iter().flatten() {
+            if e["type"] == "button" {
+                out.push((
+                    e["text"]["text"].as_str().unwrap_or_default().to_string(),
+                    e["action_id"].as_str().unwrap_or_default().to_string(),
+                    e["value"].as_str().unwrap_or_default().to_string(),
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// The params of a call as a message (`text` + `blocks`), for [`shown`] and [`buttons`].
+pub fn as_message(call: &ApiCall) -> Value {
+    call.params.clone()
+}
+
+/// The latest message among `msgs[from..]` that has a button labelled `label`.
+pub fn with_button<'m>(msgs: &'m [Value], from: usize, label: &str) -> Option<&'m Value> {
+    msgs.iter()
+        .skip(from)
+        .rev()
+        .find(|m| buttons(m).iter().any(|(l, _, _)| l == label))
+}
