@@ -11,9 +11,7 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use slack_morphism::errors::SlackClientError;
 use slack_morphism::prelude::*;
-use support::slack_emulator::{
-    Fault, SlackEmulator, APP_ID, BOT_ID, BOT_USER_ID, DISCONNECT_GRACE,
-};
+use support::slack_emulator::{Fault, SlackEmulator, APP_ID, BOT_ID, BOT_USER_ID, DISCONNECT_GRACE};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
@@ -39,25 +37,16 @@ struct RawResponse {
 
 impl RawResponse {
     fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
     }
 
     fn json(&self) -> Value {
-        serde_json::from_str(&self.body)
-            .unwrap_or_else(|e| panic!("JSON body ({e}): {}", self.body))
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("JSON body ({e}): {}", self.body))
     }
 }
 
 /// Sends one request with `Connection: close` and reads the whole answer.
-async fn http_request(
-    url: &str,
-    method: &str,
-    headers: &[(&str, &str)],
-    body: &str,
-) -> RawResponse {
+async fn http_request(url: &str, method: &str, headers: &[(&str, &str)], body: &str) -> RawResponse {
     let rest = url.strip_prefix("http://").expect("an http:// URL");
     let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
     let mut request = format!(
@@ -71,13 +60,8 @@ async fn http_request(
     request.push_str(body);
 
     let raw = timeout(WAIT, async {
-        let mut stream = TcpStream::connect(authority)
-            .await
-            .expect("connect to the emulator");
-        stream
-            .write_all(request.as_bytes())
-            .await
-            .expect("write the request");
+        let mut stream = TcpStream::connect(authority).await.expect("connect to the emulator");
+        stream.write_all(request.as_bytes()).await.expect("write the request");
         let mut raw = Vec::new();
         stream.read_to_end(&mut raw).await.expect("read the answer");
         raw
@@ -86,9 +70,7 @@ async fn http_request(
     .expect("an HTTP answer within 5 s");
 
     let text = String::from_utf8(raw).expect("a UTF-8 answer");
-    let (head, body) = text
-        .split_once("\r\n\r\n")
-        .expect("a header/body separator");
+    let (head, body) = text.split_once("\r\n\r\n").expect("a header/body separator");
     let mut lines = head.split("\r\n");
     let status = lines
         .next()
@@ -139,13 +121,8 @@ async fn open_raw_socket(emulator: &SlackEmulator) -> (RawSocket, Value, String)
 /// The next text frame as JSON, skipping pings and pongs.
 async fn next_json(socket: &mut RawSocket) -> Value {
     loop {
-        match timeout(WAIT, socket.next())
-            .await
-            .expect("a frame within 5 s")
-        {
-            Some(Ok(Message::Text(text))) => {
-                return serde_json::from_str(text.as_str()).expect("a JSON frame")
-            }
+        match timeout(WAIT, socket.next()).await.expect("a frame within 5 s") {
+            Some(Ok(Message::Text(text))) => return serde_json::from_str(text.as_str()).expect("a JSON frame"),
             Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
             other => panic!("expected a text frame, got {other:?}"),
         }
@@ -162,19 +139,9 @@ async fn raw_client_gets_hello_and_an_event_and_its_ack_is_recorded() {
     assert_eq!(hello["connection_info"]["app_id"], APP_ID);
     assert!(hello["debug_info"]["host"].is_string());
     assert!(emulator.wait_connected(1, WAIT).await);
-    assert_eq!(
-        (emulator.connection_count(), emulator.connects_total()),
-        (1, 1)
-    );
+    assert_eq!((emulator.connection_count(), emulator.connects_total()), (1, 1));
 
-    let event = SlackEmulator::user_event(
-        "app_mention",
-        "C1",
-        "U1",
-        "1700000000.000001",
-        None,
-        "<@UBOT> help",
-    );
+    let event = SlackEmulator::user_event("app_mention", "C1", "U1", "1700000000.000001", None, "<@UBOT> help");
     let pushed = emulator.push_event(event.clone()).await;
     let envelope = next_json(&mut socket).await;
     assert_eq!(envelope["type"], "events_api");
@@ -182,10 +149,7 @@ async fn raw_client_gets_hello_and_an_event_and_its_ack_is_recorded() {
     assert_eq!(envelope["accepts_response_payload"], false);
     assert_eq!(envelope["retry_attempt"], 0);
     assert_eq!(envelope["payload"]["type"], "event_callback");
-    assert_eq!(
-        envelope["payload"]["event_id"],
-        pushed.event_id.as_deref().unwrap()
-    );
+    assert_eq!(envelope["payload"]["event_id"], pushed.event_id.as_deref().unwrap());
     assert_eq!(envelope["payload"]["api_app_id"], APP_ID);
     assert_eq!(envelope["payload"]["event"], event);
 
@@ -229,10 +193,7 @@ async fn disconnect_sends_the_frame_stops_delivery_and_closes_after_the_grace() 
         "a disconnected connection gets no more envelopes"
     );
 
-    match timeout(WAIT, socket.next())
-        .await
-        .expect("a close within 5 s")
-    {
+    match timeout(WAIT, socket.next()).await.expect("a close within 5 s") {
         Some(Ok(Message::Close(_))) => {}
         other => panic!("expected a close frame, got {other:?}"),
     }
@@ -315,18 +276,12 @@ async fn web_api_checks_tokens_methods_and_block_kit_limits() {
             if let Some(auth) = auth.as_deref() {
                 headers.push(("Authorization", auth));
             }
-            http_request(&url, "POST", &headers, &body.to_string())
-                .await
-                .json()["error"]
-                .clone()
+            http_request(&url, "POST", &headers, &body.to_string()).await.json()["error"].clone()
         }
     };
     let text = json!({"channel": "C1", "text": "hi"});
 
-    assert_eq!(
-        post("chat.postMessage", None, text.clone()).await,
-        "not_authed"
-    );
+    assert_eq!(post("chat.postMessage", None, text.clone()).await, "not_authed");
     assert_eq!(
         post("chat.postMessage", Some("bogus"), text.clone()).await,
         "invalid_auth"
@@ -344,12 +299,7 @@ async fn web_api_checks_tokens_methods_and_block_kit_limits() {
         "unknown_method"
     );
     assert_eq!(
-        post(
-            "chat.postMessage",
-            Some(BOT_TOKEN),
-            json!({"channel": "C1"})
-        )
-        .await,
+        post("chat.postMessage", Some(BOT_TOKEN), json!({"channel": "C1"})).await,
         "no_text"
     );
     let long_section = json!({"channel": "C1", "text": "x", "blocks": [
@@ -434,11 +384,7 @@ async fn on_interaction(
                 "click {} {} block={} message={}",
                 action.action_id.value(),
                 action.value.as_deref().unwrap_or_default(),
-                action
-                    .block_id
-                    .as_ref()
-                    .map(|b| b.value().as_str())
-                    .unwrap_or_default(),
+                action.block_id.as_ref().map(|b| b.value().as_str()).unwrap_or_default(),
                 click
                     .message
                     .as_ref()
@@ -515,9 +461,7 @@ async fn slack_morphism_listener_acks_event_command_and_click_and_reconnects() {
     let (listener, mut seen) = start_listener(&emulator, 1).await;
     assert!(emulator.wait_connected(1, WAIT).await);
     assert_eq!(
-        emulator.calls_to("apps.connections.open")[0]
-            .token_kind
-            .as_deref(),
+        emulator.calls_to("apps.connections.open")[0].token_kind.as_deref(),
         Some("xapp")
     );
 
@@ -558,8 +502,7 @@ async fn slack_morphism_listener_acks_event_command_and_click_and_reconnects() {
 
     let bot = client(&emulator);
     let url: SlackResponseUrl = serde_json::from_value(json!(response_url)).expect("a URL");
-    let followup =
-        SlackApiPostWebhookMessageRequest::new(SlackMessageContent::new().with_text("done".into()));
+    let followup = SlackApiPostWebhookMessageRequest::new(SlackMessageContent::new().with_text("done".into()));
     bot.respond_to_event(&url, &followup)
         .await
         .expect("post to the response_url");
@@ -580,8 +523,7 @@ async fn slack_morphism_listener_acks_event_command_and_click_and_reconnects() {
                 .with_text(SlackBlockMarkDownText::new("Is it resolved?".into()).into()),
         ),
         SlackBlock::from(
-            SlackActionsBlock::new(vec![SlackActionBlockElement::Button(button)])
-                .with_block_id("answers".into()),
+            SlackActionsBlock::new(vec![SlackActionBlockElement::Button(button)]).with_block_id("answers".into()),
         ),
     ];
     let question = bot
@@ -598,14 +540,7 @@ async fn slack_morphism_listener_acks_event_command_and_click_and_reconnects() {
         .await
         .expect("post the question");
     let click = emulator
-        .push_block_action(
-            "C1",
-            "U1",
-            question.ts.value(),
-            Some(&post.ts),
-            "resolve",
-            "yes",
-        )
+        .push_block_action("C1", "U1", question.ts.value(), Some(&post.ts), "resolve", "yes")
         .await;
     assert_eq!(
         next_seen(&mut seen).await,
@@ -618,19 +553,9 @@ async fn slack_morphism_listener_acks_event_command_and_click_and_reconnects() {
 
     // `disconnect` makes slack-morphism open a new connection at once.
     assert_eq!(emulator.disconnect("refresh_requested").await, 1);
-    assert!(
-        emulator.wait_connected(1, WAIT).await,
-        "reconnected after disconnect"
-    );
+    assert!(emulator.wait_connected(1, WAIT).await, "reconnected after disconnect");
     assert_eq!(emulator.connects_total(), 2);
-    let event = SlackEmulator::user_event(
-        "app_mention",
-        "C1",
-        "U1",
-        &emulator.next_ts(),
-        None,
-        "<@UBOT> again",
-    );
+    let event = SlackEmulator::user_event("app_mention", "C1", "U1", &emulator.next_ts(), None, "<@UBOT> again");
     let again = emulator.push_event(event).await;
     assert!(next_seen(&mut seen).await.ends_with("<@UBOT> again"));
     let ack = emulator
@@ -642,19 +567,9 @@ async fn slack_morphism_listener_acks_event_command_and_click_and_reconnects() {
 
     // So does a connection reset without a close frame.
     assert_eq!(emulator.drop_sockets().await, 1);
-    assert!(
-        emulator.wait_connected(1, WAIT).await,
-        "reconnected after a reset"
-    );
+    assert!(emulator.wait_connected(1, WAIT).await, "reconnected after a reset");
     assert_eq!(emulator.connects_total(), 3);
-    let event = SlackEmulator::user_event(
-        "app_mention",
-        "C1",
-        "U1",
-        &emulator.next_ts(),
-        None,
-        "<@UBOT> third",
-    );
+    let event = SlackEmulator::user_event("app_mention", "C1", "U1", &emulator.next_ts(), None, "<@UBOT> third");
     let third = emulator.push_event(event).await;
     assert!(next_seen(&mut seen).await.ends_with("<@UBOT> third"));
     assert!(emulator.wait_ack(&third.envelope_id, WAIT).await.is_some());
@@ -680,15 +595,9 @@ async fn slack_morphism_acks_unknown_envelopes_and_survives_garbage() {
     // An event type slack-morphism does not model reaches the callback as `Unknown`.
     let pin = json!({"type": "pin_added", "user": "U1", "channel_id": "C1", "event_ts": emulator.next_ts()});
     let pushed = emulator.push_event(pin).await;
-    assert!(next_seen(&mut seen)
-        .await
-        .starts_with("other event Unknown("));
+    assert!(next_seen(&mut seen).await.starts_with("other event Unknown("));
     assert!(emulator.wait_ack(&pushed.envelope_id, WAIT).await.is_some());
-    assert_eq!(
-        emulator.connects_total(),
-        1,
-        "garbage does not cost the connection"
-    );
+    assert_eq!(emulator.connects_total(), 1, "garbage does not cost the connection");
 
     listener.shutdown().await;
 }
@@ -701,14 +610,7 @@ async fn slack_morphism_listener_with_two_connections_gets_envelopes_round_robin
 
     let mut pushed = Vec::new();
     for i in 0..4 {
-        let event = SlackEmulator::user_event(
-            "app_mention",
-            "C1",
-            "U1",
-            &emulator.next_ts(),
-            None,
-            &format!("#{i}"),
-        );
+        let event = SlackEmulator::user_event("app_mention", "C1", "U1", &emulator.next_ts(), None, &format!("#{i}"));
         pushed.push(emulator.push_event(event).await);
     }
     for _ in 0..4 {
@@ -716,14 +618,8 @@ async fn slack_morphism_listener_with_two_connections_gets_envelopes_round_robin
     }
     let mut per_connection = std::collections::BTreeMap::new();
     for p in &pushed {
-        let ack = emulator
-            .wait_ack(&p.envelope_id, WAIT)
-            .await
-            .expect("acked");
-        assert_eq!(
-            ack.connection, p.connection,
-            "acked on the connection that carried it"
-        );
+        let ack = emulator.wait_ack(&p.envelope_id, WAIT).await.expect("acked");
+        assert_eq!(ack.connection, p.connection, "acked on the connection that carried it");
         *per_connection.entry(p.connection).or_insert(0) += 1;
     }
     assert_eq!(per_connection.values().collect::<Vec<_>>(), vec![&2, &2]);
@@ -750,11 +646,8 @@ async fn slack_morphism_client_posts_reads_threads_and_sees_faults() {
     let root = emulator.next_ts();
     emulator.add_message("C1", &root, None, "U1", "my LB is broken");
     let reply = |text: &str| {
-        SlackApiChatPostMessageRequest::new(
-            "C1".into(),
-            SlackMessageContent::new().with_text(text.into()),
-        )
-        .with_thread_ts(root.clone().into())
+        SlackApiChatPostMessageRequest::new("C1".into(), SlackMessageContent::new().with_text(text.into()))
+            .with_thread_ts(root.clone().into())
     };
     let posted = session
         .chat_post_message(&reply("Which cluster?"))
@@ -791,11 +684,7 @@ async fn slack_morphism_client_posts_reads_threads_and_sees_faults() {
         .collect();
     assert_eq!(texts, vec!["my LB is broken", "Which cluster?"]);
     assert_eq!(
-        thread.messages[1]
-            .sender
-            .bot_id
-            .as_ref()
-            .map(|b| b.value().as_str()),
+        thread.messages[1].sender.bot_id.as_ref().map(|b| b.value().as_str()),
         Some(BOT_ID)
     );
 
@@ -811,24 +700,14 @@ async fn slack_morphism_client_posts_reads_threads_and_sees_faults() {
     assert_eq!(emulator.messages("C1")[1]["text"], "Which cluster is it?");
 
     // 429 with Retry-After: slack-morphism (without rate control) reports it and does not retry.
-    emulator.fail_next(
-        "chat.postMessage",
-        Fault::RateLimited {
-            retry_after_secs: 1,
-        },
-    );
+    emulator.fail_next("chat.postMessage", Fault::RateLimited { retry_after_secs: 1 });
     match session.chat_post_message(&reply("again")).await {
         Err(SlackClientError::RateLimitError(limited)) => {
             assert_eq!(limited.retry_after, Some(Duration::from_secs(1)))
         }
         other => panic!("expected a rate limit error, got {other:?}"),
     }
-    emulator.fail_next(
-        "chat.postMessage",
-        Fault::RateLimited {
-            retry_after_secs: 1,
-        },
-    );
+    emulator.fail_next("chat.postMessage", Fault::RateLimited { retry_after_secs: 1 });
     let raw = http_request(
         &format!("{}/chat.postMessage", emulator.api_url()),
         "POST",
@@ -847,10 +726,7 @@ async fn slack_morphism_client_posts_reads_threads_and_sees_faults() {
         Err(SlackClientError::HttpError(error)) => assert_eq!(error.status_code.as_u16(), 500),
         other => panic!("expected an HTTP error, got {other:?}"),
     }
-    emulator.fail_next(
-        "chat.postMessage",
-        Fault::SlackError("channel_not_found".into()),
-    );
+    emulator.fail_next("chat.postMessage", Fault::SlackError("channel_not_found".into()));
     match session.chat_post_message(&reply("again")).await {
         Err(SlackClientError::ApiError(error)) => assert_eq!(error.code, "channel_not_found"),
         other => panic!("expected an API error, got {other:?}"),
@@ -871,17 +747,9 @@ async fn slack_morphism_client_posts_reads_threads_and_sees_faults() {
     assert_eq!(faults.len(), 6, "faulted calls are recorded too");
     assert_eq!(faults[0], None);
     assert_eq!(faults[5], Some(Fault::Hang(Duration::from_millis(300))));
-    let texts: Vec<_> = emulator
-        .messages("C1")
-        .iter()
-        .map(|m| m["text"].clone())
-        .collect();
+    let texts: Vec<_> = emulator.messages("C1").iter().map(|m| m["text"].clone()).collect();
     assert_eq!(
         texts,
-        vec![
-            json!("my LB is broken"),
-            json!("Which cluster is it?"),
-            json!("slow")
-        ]
+        vec![json!("my LB is broken"), json!("Which cluster is it?"), json!("slow")]
     );
 }

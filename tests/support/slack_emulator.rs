@@ -290,14 +290,8 @@ impl SlackEmulator {
 
     /// Pushes an event the way Slack retries one: the same `event_id`, a new envelope id, and
     /// `retry_attempt` (with `retry_reason` `timeout` when it is above 0).
-    pub async fn push_event_with_id(
-        &self,
-        event_id: &str,
-        retry_attempt: u32,
-        event: Value,
-    ) -> Pushed {
-        self.push_events_api(event_id.to_owned(), retry_attempt, event)
-            .await
+    pub async fn push_event_with_id(&self, event_id: &str, retry_attempt: u32, event: Value) -> Pushed {
+        self.push_events_api(event_id.to_owned(), retry_attempt, event).await
     }
 
     /// Pushes `/netrunbook <text>` typed by `user` in `channel`. Its `response_url` is
@@ -374,9 +368,9 @@ impl SlackEmulator {
             "channel_id": channel,
             "is_ephemeral": false,
         });
-        let message = stored.unwrap_or_else(|| {
-            json!({"type": "message", "ts": message_ts, "text": "", "user": BOT_USER_ID, "bot_id": BOT_ID})
-        });
+        let message = stored.unwrap_or_else(
+            || json!({"type": "message", "ts": message_ts, "text": "", "user": BOT_USER_ID, "bot_id": BOT_ID}),
+        );
         if let Some(thread_ts) = thread_ts {
             container["thread_ts"] = json!(thread_ts);
         }
@@ -423,12 +417,7 @@ impl SlackEmulator {
                     "debug_info": {"host": format!("applink-emu-{id}")},
                 });
                 connection.draining = true;
-                told += usize::from(
-                    connection
-                        .commands
-                        .send(Command::Disconnect(frame.to_string()))
-                        .is_ok(),
-                );
+                told += usize::from(connection.commands.send(Command::Disconnect(frame.to_string())).is_ok());
             }
             told
         };
@@ -461,10 +450,7 @@ impl SlackEmulator {
     pub async fn wait_ack(&self, envelope_id: &str, timeout: Duration) -> Option<Ack> {
         self.inner
             .wait_for(timeout, |s| {
-                s.acks
-                    .iter()
-                    .find(|a| a.envelope_id == envelope_id)
-                    .cloned()
+                s.acks.iter().find(|a| a.envelope_id == envelope_id).cloned()
             })
             .await
     }
@@ -483,9 +469,7 @@ impl SlackEmulator {
     /// `timeout` returns what there is (fewer than `n`).
     pub async fn wait_calls(&self, method: &str, n: usize, timeout: Duration) -> Vec<ApiCall> {
         self.inner
-            .wait_for(timeout, |s| {
-                Some(s.calls_to(method)).filter(|calls| calls.len() >= n)
-            })
+            .wait_for(timeout, |s| Some(s.calls_to(method)).filter(|calls| calls.len() >= n))
             .await
             .unwrap_or_else(|| self.calls_to(method))
     }
@@ -509,16 +493,8 @@ impl SlackEmulator {
 
     /// Stores a message (as a person posted it) for `conversations.replies` and block actions;
     /// a message with the same `ts` in `channel` is replaced.
-    pub fn add_message(
-        &self,
-        channel: &str,
-        ts: &str,
-        thread_ts: Option<&str>,
-        user: &str,
-        text: &str,
-    ) {
-        let mut message =
-            json!({"type": "message", "user": user, "text": text, "ts": ts, "team": TEAM_ID});
+    pub fn add_message(&self, channel: &str, ts: &str, thread_ts: Option<&str>, user: &str, text: &str) {
+        let mut message = json!({"type": "message", "user": user, "text": text, "ts": ts, "team": TEAM_ID});
         if let Some(thread_ts) = thread_ts {
             message["thread_ts"] = json!(thread_ts);
         }
@@ -527,13 +503,7 @@ impl SlackEmulator {
 
     /// A channel's stored messages, oldest first.
     pub fn messages(&self, channel: &str) -> Vec<Value> {
-        let mut messages = self
-            .inner
-            .state()
-            .messages
-            .get(channel)
-            .cloned()
-            .unwrap_or_default();
+        let mut messages = self.inner.state().messages.get(channel).cloned().unwrap_or_default();
         messages.sort_by_key(|m| ts_key(m["ts"].as_str().unwrap_or_default()));
         messages
     }
@@ -546,14 +516,7 @@ impl SlackEmulator {
 
     /// The inner event of a person's post, as Slack sends it: `kind` is `message` or
     /// `app_mention`.
-    pub fn user_event(
-        kind: &str,
-        channel: &str,
-        user: &str,
-        ts: &str,
-        thread_ts: Option<&str>,
-        text: &str,
-    ) -> Value {
+    pub fn user_event(kind: &str, channel: &str, user: &str, ts: &str, thread_ts: Option<&str>, text: &str) -> Value {
         let mut event = json!({
             "type": kind,
             "client_msg_id": format!("emu-msg-{ts}"),
@@ -627,9 +590,7 @@ impl SlackEmulator {
             let event_id = first.event_id.unwrap_or_default();
             let mut envelope_id = first.envelope_id;
             let mut attempt = first_attempt;
-            while attempt < MAX_RETRY_ATTEMPT
-                && emulator.wait_ack(&envelope_id, after).await.is_none()
-            {
+            while attempt < MAX_RETRY_ATTEMPT && emulator.wait_ack(&envelope_id, after).await.is_none() {
                 attempt += 1;
                 envelope_id = emulator.inner.state().next_id("emu-envelope-");
                 let frame = events_api_frame(&envelope_id, &event_id, attempt, &event);
@@ -645,12 +606,7 @@ impl SlackEmulator {
         });
     }
 
-    async fn push_envelope(
-        &self,
-        envelope_id: String,
-        event_id: Option<String>,
-        frame: Value,
-    ) -> Pushed {
+    async fn push_envelope(&self, envelope_id: String, event_id: Option<String>, frame: Value) -> Pushed {
         let (connection, at) = self.deliver(frame.to_string()).await;
         Pushed {
             envelope_id,
@@ -679,11 +635,7 @@ impl Inner {
     }
 
     /// Runs `check` on every change of the state until it yields something or `timeout` passes.
-    async fn wait_for<T>(
-        &self,
-        timeout: Duration,
-        mut check: impl FnMut(&mut State) -> Option<T>,
-    ) -> Option<T> {
+    async fn wait_for<T>(&self, timeout: Duration, mut check: impl FnMut(&mut State) -> Option<T>) -> Option<T> {
         let deadline = Instant::now() + timeout;
         loop {
             let notified = self.changed.notified();
@@ -701,10 +653,8 @@ impl Inner {
 
     /// Hands `frame` to one live connection, waiting up to `wait` for one to exist.
     async fn try_deliver(&self, frame: String, wait: Duration) -> Option<(u64, Instant)> {
-        self.wait_for(wait, |s| {
-            s.send_round_robin(&frame).map(|id| (id, Instant::now()))
-        })
-        .await
+        self.wait_for(wait, |s| s.send_round_robin(&frame).map(|id| (id, Instant::now())))
+            .await
     }
 
     fn record_client_frame(&self, connection: u64, text: &str) {
@@ -734,11 +684,7 @@ impl State {
     fn next_ts(&mut self) -> String {
         self.last_ts += 1;
         let micros = self.last_ts * 100;
-        format!(
-            "{}.{:06}",
-            FIRST_TS_SECS + micros / 1_000_000,
-            micros % 1_000_000
-        )
+        format!("{}.{:06}", FIRST_TS_SECS + micros / 1_000_000, micros % 1_000_000)
     }
 
     fn live_connections(&self) -> usize {
@@ -746,11 +692,7 @@ impl State {
     }
 
     fn calls_to(&self, method: &str) -> Vec<ApiCall> {
-        self.calls
-            .iter()
-            .filter(|c| c.method == method)
-            .cloned()
-            .collect()
+        self.calls.iter().filter(|c| c.method == method).cloned().collect()
     }
 
     /// Queues `frame` on the next live connection; `None` if there is none.
@@ -839,19 +781,9 @@ fn channel_type(channel: &str) -> &'static str {
 fn find_button(message: &Value, action_id: &str) -> Option<(Option<String>, Value)> {
     for block in message.get("blocks")?.as_array()? {
         let accessory = block.get("accessory").into_iter();
-        let elements = block
-            .get("elements")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten();
-        if let Some(element) = accessory
-            .chain(elements)
-            .find(|e| e["action_id"] == action_id)
-        {
-            let block_id = block
-                .get("block_id")
-                .and_then(Value::as_str)
-                .map(str::to_owned);
+        let elements = block.get("elements").and_then(Value::as_array).into_iter().flatten();
+        if let Some(element) = accessory.chain(elements).find(|e| e["action_id"] == action_id) {
+            let block_id = block.get("block_id").and_then(Value::as_str).map(str::to_owned);
             return Some((block_id, element.clone()));
         }
     }
@@ -893,8 +825,7 @@ async fn serve_socket(inner: Arc<Inner>, stream: TcpStream) {
             Ok(response)
         } else {
             let mut rejection = ErrorResponse::new(Some("invalid or used ticket".to_owned()));
-            *rejection.status_mut() =
-                tokio_tungstenite::tungstenite::http::StatusCode::UNAUTHORIZED;
+            *rejection.status_mut() = tokio_tungstenite::tungstenite::http::StatusCode::UNAUTHORIZED;
             Err(rejection)
         }
     };
@@ -1032,25 +963,18 @@ async fn serve_http(inner: Arc<Inner>, listener: TcpListener) {
 async fn handle_http(inner: &Inner, request: Request<Incoming>) -> HttpResponse {
     let (parts, body) = request.into_parts();
     let Ok(body) = body.collect().await.map(|collected| collected.to_bytes()) else {
-        return json_response(
-            StatusCode::BAD_REQUEST,
-            &json!({"ok": false, "error": "invalid_body"}),
-        );
+        return json_response(StatusCode::BAD_REQUEST, &json!({"ok": false, "error": "invalid_body"}));
     };
     let path = parts.uri.path().to_owned();
     if let Some(method) = path.strip_prefix("/api/") {
         web_api(inner, method, &parts, &body).await
     } else if let Some(id) = path.strip_prefix("/response/") {
-        let posted = serde_json::from_slice(&body)
-            .unwrap_or_else(|_| json!({"raw": String::from_utf8_lossy(&body)}));
+        let posted = serde_json::from_slice(&body).unwrap_or_else(|_| json!({"raw": String::from_utf8_lossy(&body)}));
         inner.state().responses.push((id.to_owned(), posted));
         inner.changed.notify_waiters();
         json_response(StatusCode::OK, &json!({"ok": true}))
     } else {
-        json_response(
-            StatusCode::NOT_FOUND,
-            &json!({"ok": false, "error": "not_found"}),
-        )
+        json_response(StatusCode::NOT_FOUND, &json!({"ok": false, "error": "not_found"}))
     }
 }
 
@@ -1071,9 +995,7 @@ async fn web_api(inner: &Inner, method: &str, parts: &Parts, body: &Bytes) -> Ht
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
     let (mut params, malformed) = request_params(parts.uri.query(), content_type.as_deref(), body);
-    let body_token = params
-        .remove("token")
-        .and_then(|t| t.as_str().map(str::to_owned));
+    let body_token = params.remove("token").and_then(|t| t.as_str().map(str::to_owned));
     let header_token = parts
         .headers
         .get(AUTHORIZATION)
@@ -1106,19 +1028,13 @@ async fn web_api(inner: &Inner, method: &str, parts: &Parts, body: &Bytes) -> Ht
             );
             response.headers_mut().insert(
                 RETRY_AFTER,
-                retry_after_secs
-                    .to_string()
-                    .parse()
-                    .expect("digits are a valid header"),
+                retry_after_secs.to_string().parse().expect("digits are a valid header"),
             );
             return response;
         }
         Some(Fault::Status(code)) => {
             let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            return json_response(
-                status,
-                &json!({"ok": false, "error": format!("emulated_http_{code}")}),
-            );
+            return json_response(status, &json!({"ok": false, "error": format!("emulated_http_{code}")}));
         }
         Some(Fault::SlackError(code)) => return json_response(StatusCode::OK, &slack_error(&code)),
         Some(Fault::Hang(delay)) => tokio::time::sleep(delay).await,
@@ -1138,11 +1054,7 @@ async fn web_api(inner: &Inner, method: &str, parts: &Parts, body: &Bytes) -> Ht
 }
 
 /// Query parameters and body fields in one object, and whether a JSON body failed to parse.
-fn request_params(
-    query: Option<&str>,
-    content_type: Option<&str>,
-    body: &[u8],
-) -> (Map<String, Value>, bool) {
+fn request_params(query: Option<&str>, content_type: Option<&str>, body: &[u8]) -> (Map<String, Value>, bool) {
     let mut params = Map::new();
     for (key, value) in query.map(parse_form).unwrap_or_default() {
         params.insert(key.clone(), form_value(&key, value));
@@ -1184,23 +1096,14 @@ fn check_token(method: &str, kind: Option<&str>) -> Result<(), &'static str> {
     match kind {
         None => Err("not_authed"),
         Some("unknown") => Err("invalid_auth"),
-        Some(kind) if method == "apps.connections.open" && kind != "xapp" => {
-            Err("not_allowed_token_type")
-        }
-        Some("xapp") if !matches!(method, "apps.connections.open" | "auth.test") => {
-            Err("not_allowed_token_type")
-        }
+        Some(kind) if method == "apps.connections.open" && kind != "xapp" => Err("not_allowed_token_type"),
+        Some("xapp") if !matches!(method, "apps.connections.open" | "auth.test") => Err("not_allowed_token_type"),
         Some(_) => Ok(()),
     }
 }
 
 fn answer(inner: &Inner, method: &str, params: &Map<String, Value>) -> Value {
-    let param = |key: &str| {
-        params
-            .get(key)
-            .and_then(Value::as_str)
-            .filter(|v| !v.is_empty())
-    };
+    let param = |key: &str| params.get(key).and_then(Value::as_str).filter(|v| !v.is_empty());
     match method {
         "apps.connections.open" => {
             let ticket = {
@@ -1339,10 +1242,7 @@ fn thread_page(s: &State, channel: &str, ts: &str, offset: usize, limit: usize) 
         .cloned()
         .collect();
     thread.sort_by_key(|m| ts_key(m["ts"].as_str().unwrap_or_default()));
-    let replies: Vec<&Value> = thread
-        .iter()
-        .filter(|m| m["ts"] != root_ts.as_str())
-        .collect();
+    let replies: Vec<&Value> = thread.iter().filter(|m| m["ts"] != root_ts.as_str()).collect();
     let reply_count = replies.len();
     let latest_reply = replies.last().map(|m| m["ts"].clone());
     let mut reply_users: Vec<Value> = Vec::new();
@@ -1395,10 +1295,7 @@ fn echo_bot_message(inner: &Inner, channel: &str, message: &Value) {
 
 /// Checks a message's content the way Slack does before posting it.
 fn check_content(params: &Map<String, Value>) -> Result<(), Value> {
-    let text = params
-        .get("text")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
+    let text = params.get("text").and_then(Value::as_str).unwrap_or_default();
     let blocks = params
         .get("blocks")
         .filter(|b| b.as_array().is_none_or(|a| !a.is_empty()));
@@ -1430,14 +1327,8 @@ fn block_problems(blocks: &Value) -> Vec<String> {
     };
     let mut problems = Vec::new();
     let mut too_long = |value: Option<&Value>, max: usize, at: String| {
-        if value
-            .and_then(Value::as_str)
-            .is_some_and(|s| s.chars().count() > max)
-        {
-            problems.push(format!(
-                "must be less than {} characters [json-pointer:{at}]",
-                max + 1
-            ));
+        if value.and_then(Value::as_str).is_some_and(|s| s.chars().count() > max) {
+            problems.push(format!("must be less than {} characters [json-pointer:{at}]", max + 1));
         }
     };
     let mut structural = Vec::new();
@@ -1459,16 +1350,12 @@ fn block_problems(blocks: &Value) -> Vec<String> {
                 let text = block.get("text");
                 let fields = block.get("fields").and_then(Value::as_array);
                 if text.is_none() && fields.is_none() {
-                    structural.push(format!(
-                        "must provide either text or fields [json-pointer:{at}]"
-                    ));
+                    structural.push(format!("must provide either text or fields [json-pointer:{at}]"));
                 }
                 too_long(block.pointer("/text/text"), 3000, format!("{at}/text/text"));
                 if let Some(fields) = fields {
                     if fields.len() > 10 {
-                        structural.push(format!(
-                            "no more than 10 items allowed [json-pointer:{at}/fields]"
-                        ));
+                        structural.push(format!("no more than 10 items allowed [json-pointer:{at}/fields]"));
                     }
                     for (j, field) in fields.iter().enumerate() {
                         too_long(field.get("text"), 2000, format!("{at}/fields/{j}/text"));
@@ -1480,32 +1367,23 @@ fn block_problems(blocks: &Value) -> Vec<String> {
             }
             Some("header") => too_long(block.pointer("/text/text"), 150, format!("{at}/text/text")),
             Some("context") => {
-                let count = block
-                    .get("elements")
-                    .and_then(Value::as_array)
-                    .map_or(0, Vec::len);
+                let count = block.get("elements").and_then(Value::as_array).map_or(0, Vec::len);
                 if count == 0 || count > 10 {
-                    structural.push(format!(
-                        "must have between 1 and 10 items [json-pointer:{at}/elements]"
-                    ));
+                    structural.push(format!("must have between 1 and 10 items [json-pointer:{at}/elements]"));
                 }
             }
             Some("actions") => {
                 let actions = block.get("elements").and_then(Value::as_array);
                 let count = actions.map_or(0, Vec::len);
                 if count == 0 || count > 25 {
-                    structural.push(format!(
-                        "must have between 1 and 25 items [json-pointer:{at}/elements]"
-                    ));
+                    structural.push(format!("must have between 1 and 25 items [json-pointer:{at}/elements]"));
                 }
                 for (j, element) in actions.into_iter().flatten().enumerate() {
                     elements.push((format!("{at}/elements/{j}"), element));
                 }
             }
             Some("divider" | "image" | "rich_text" | "input" | "markdown" | "video" | "file") => {}
-            Some(other) => structural.push(format!(
-                "unsupported type `{other}` [json-pointer:{at}/type]"
-            )),
+            Some(other) => structural.push(format!("unsupported type `{other}` [json-pointer:{at}/type]")),
             None => structural.push(format!("missing required field: type [json-pointer:{at}]")),
         }
         let mut action_ids = HashSet::new();
@@ -1536,9 +1414,7 @@ fn json_response(status: StatusCode, body: &Value) -> HttpResponse {
     *response.status_mut() = status;
     response.headers_mut().insert(
         CONTENT_TYPE,
-        "application/json; charset=utf-8"
-            .parse()
-            .expect("a valid header value"),
+        "application/json; charset=utf-8".parse().expect("a valid header value"),
     );
     response
 }
