@@ -98,6 +98,9 @@ pub struct Lexicon {
     protected: HashSet<String>,
     /// Deletion index for typo correction: a word with one or two letters deleted -> known words.
     deletes: HashMap<String, Vec<String>>,
+    /// Length in characters of the longest known word: a longer token is more than two slips away
+    /// from every known word, so it is never corrected (and never costs the cubic deletion search).
+    longest_known: usize,
 }
 
 impl Lexicon {
@@ -132,6 +135,7 @@ impl Lexicon {
             lex.known.extend(raw_tokens(p));
         }
         let known: Vec<String> = lex.known.iter().cloned().collect();
+        lex.longest_known = known.iter().map(|w| w.chars().count()).max().unwrap_or(0);
         for word in known {
             if word.chars().count() < 5 || word.chars().any(|c| c.is_ascii_digit()) {
                 continue;
@@ -182,7 +186,8 @@ impl Lexicon {
 
     fn correct(&self, tok: &str) -> Option<String> {
         let len = tok.chars().count();
-        if len < 5 || !tok.chars().all(|c| c.is_alphabetic()) {
+        // at most two slips: a token longer than every known word by more than that cannot be one
+        if len < 5 || len > self.longest_known + 2 || !tok.chars().all(|c| c.is_alphabetic()) {
             return None;
         }
         let limit = max_distance(tok);
@@ -442,6 +447,25 @@ mod tests {
         assert_eq!(l.tokens("konectivity"), l.canonical("konnectivity"));
         assert_eq!(l.tokens("provisoning"), l.canonical("provisioning"));
         assert_eq!(l.tokens("notes"), vec![stem("notes")]);
+    }
+
+    #[test]
+    fn a_huge_word_is_not_typo_corrected() {
+        // the deletion search is cubic in the word's length: a 70 KB word must not reach it
+        let l = lex();
+        let word = "calico".repeat(12_000);
+        let start = std::time::Instant::now();
+        assert_eq!(l.tokens(&word), vec![stem(&word)]);
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(2),
+            "{:?}",
+            start.elapsed()
+        );
+        assert_eq!(
+            l.tokens("calcio-node"),
+            l.canonical("calico node"),
+            "typos are still corrected"
+        );
     }
 
     #[test]

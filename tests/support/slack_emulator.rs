@@ -455,6 +455,17 @@ impl SlackEmulator {
             .await
     }
 
+    /// The acks from the `from`-th on (0-based), in arrival order: for tests that follow thousands
+    /// of acks without copying them all each time.
+    pub fn acks_since(&self, from: usize) -> Vec<Ack> {
+        self.inner.state().acks.get(from..).unwrap_or_default().to_vec()
+    }
+
+    /// The Web API calls from the `from`-th on (0-based), in arrival order.
+    pub fn calls_since(&self, from: usize) -> Vec<ApiCall> {
+        self.inner.state().calls.get(from..).unwrap_or_default().to_vec()
+    }
+
     /// Every Web API call so far, in arrival order.
     pub fn calls(&self) -> Vec<ApiCall> {
         self.inner.state().calls.clone()
