@@ -1,0 +1,233 @@
+//! The real `netrunbook serve` as a child process, pointed at an emulator on 127.0.0.1: started,
+//! watched (`/proc/PID/status` and `/proc/PID/stat`), killed with SIGKILL or stopped with SIGTERM.
+//! Its standard error is kept in memory, so tests can count ERROR and WARN lines.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::io::AsyncReadExt;
+use tokio::process::{Child, Command};
+
+use crate::support::slack_emulator::SlackEmulator;
+
+pub const APP_TOKEN: &str = "xapp-1-A0EMU-1-evidencetoken";
+pub const BOT_TOKEN: &str = "xoxb-1-evidencetoken";
+
+/// How a bot process is started.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Socket Mode connections (`NETRUNBOOK_CONNECTIONS`).
+    pub connections: u16,
+    /// `--intents DIR`; the built-in knowledge base when `None`.
+    pub intents: Option<PathBuf>,
+    /// `RUST_LOG`; the bot's default (`info`) when `None`.
+    pub rust_log: Option<String>,
+    /// Run under `ulimit -f <blocks>` (RLIMIT_FSIZE, 1 KiB blocks) with SIGXFSZ ignored, so that a write
+    /// past the limit fails with EFBIG as on a full disk.
+    pub fsize_blocks: Option<u64>,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            connections: 2,
+            intents: None,
+            rust_log: None,
+            fsize_blocks: None,
+        }
+    }
+}
+
+pub fn binary() -> &'static str {
+    env!("CARGO_BIN_EXE_netrunbook")
+}
+
+/// The command line of `netrunbook serve` against `emu` with the store in `db`.
+pub fn command(emu: &SlackEmulator, db: &Path, opts: &Options) -> Command {
+    let mut c = match opts.fsize_blocks {
+        Some(blocks) => {
+            let mut c = Command::new("sh");
+            c.arg("-c")
+                .arg(format!("ulimit -f {blocks} && trap '' XFSZ && exec \"$0\" \"$@\""))
+                .arg(binary());
+            c
+        }
+        None => Command::new(binary()),
+    };
+    c.arg("serve");
+    if let Some(dir) = &opts.intents {
+        c.arg("--intents").arg(dir);
+    }
+    c.env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("SLACK_APP_TOKEN", APP_TOKEN)
+        .env("SLACK_BOT_TOKEN", BOT_TOKEN)
+        .env("SLACK_API_URL", emu.api_url())
+        .env("NETRUNBOOK_DB", db)
+        .env("NETRUNBOOK_CONNECTIONS", opts.connections.to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    if let Some(filter) = &opts.rust_log {
+        c.env("RUST_LOG", filter);
+    }
+    c
+}
+
+/// A running (or exited) bot process.
+pub struct BotProcess {
+    child: Child,
+    pub pid: u32,
+    log: Arc<Mutex<String>>,
+    /// From spawning the process to the emulator seeing all its connections say hello.
+    pub start_to_connected: Duration,
+}
+
+impl BotProcess {
+    /// Start the bot and wait (up to `timeout`) until all its connections are open; panics with the
+    /// bot's log if they are not.
+    pub async fn start(emu: &SlackEmulator, db: &Path, opts: &Options, timeout: Duration) -> BotProcess {
+        let before = emu.connects_total();
+        let started = Instant::now();
+        let mut child = command(emu, db, opts).spawn().expect("netrunbook starts");
+        let pid = child.id().expect("a running child has a pid");
+        let log = capture(&mut child);
+        let deadline = started + timeout;
+        while emu.connects_total() < before + usize::from(opts.connections) {
+            if Instant::now() > deadline {
+                panic!(
+                    "netrunbook did not connect within {timeout:?}; its log:\n{}",
+                    log.lock().unwrap()
+                );
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                panic!("netrunbook exited with {status} before connecting; its log:\n{}", log.lock().unwrap());
+            }
+            tokio::time::sleep(Duration::from_micros(500)).await;
+        }
+        BotProcess {
+            child,
+            pid,
+            log,
+            start_to_connected: started.elapsed(),
+        }
+    }
+
+    /// Run the bot to completion (for start-up failures): exit code and standard error.
+    pub async fn run_to_exit(emu: &SlackEmulator, db: &Path, opts: &Options, timeout: Duration) -> (Option<i32>, String) {
+        let out = tokio::time::timeout(timeout, command(emu, db, opts).output())
+            .await
+            .expect("netrunbook exits in time")
+            .expect("netrunbook runs");
+        (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Lines of the log at this level (`ERROR`, `WARN`).
+    pub fn log_lines(&self, level: &str) -> Vec<String> {
+        let needle = format!(" {level} ");
+        self.log().lines().filter(|l| l.contains(&needle)).map(str::to_string).collect()
+    }
+
+    /// SIGKILL: no flush, no goodbye. Waits until the process is gone.
+    pub async fn kill(mut self) {
+        self.child.start_kill().expect("SIGKILL the bot");
+        let _ = self.child.wait().await;
+    }
+
+    /// SIGTERM, then the exit code (panics if it does not exit within `timeout`).
+    pub async fn terminate(mut self, timeout: Duration) -> (Option<i32>, String) {
+        let ok = std::process::Command::new("kill")
+            .args(["-TERM", &self.pid.to_string()])
+            .status()
+            .expect("kill runs")
+            .success();
+        assert!(ok, "SIGTERM delivered");
+        let status = tokio::time::timeout(timeout, self.child.wait())
+            .await
+            .unwrap_or_else(|_| panic!("netrunbook exits within {timeout:?} of SIGTERM"))
+            .expect("wait for netrunbook");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        (status.code(), self.log())
+    }
+
+    /// Whether the process is still running.
+    pub fn running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Resident memory now and at its peak, in KiB (`VmRSS`, `VmHWM`).
+    pub fn memory_kib(&self) -> Option<(u64, u64)> {
+        memory_kib(self.pid)
+    }
+
+    /// CPU time used so far (user + system).
+    pub fn cpu(&self) -> Option<Duration> {
+        cpu_time(self.pid)
+    }
+}
+
+fn capture(child: &mut Child) -> Arc<Mutex<String>> {
+    let log = Arc::new(Mutex::new(String::new()));
+    let mut pipe = child.stderr.take().expect("stderr is piped");
+    let sink = log.clone();
+    tokio::spawn(async move {
+        let mut buf = vec![0u8; 64 * 1024];
+        while let Ok(n) = pipe.read(&mut buf).await {
+            if n == 0 {
+                break;
+            }
+            sink.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    });
+    log
+}
+
+/// `VmRSS` and `VmHWM` of a process, in KiB.
+pub fn memory_kib(pid: u32) -> Option<(u64, u64)> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<u64>().ok())
+    };
+    Some((field("VmRSS:")?, field("VmHWM:")?))
+}
+
+/// utime + stime of a process (`/proc/PID/stat` fields 14 and 15).
+pub fn cpu_time(pid: u32) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // the command name (field 2) is in parentheses and may hold spaces: count from after it
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(Duration::from_secs_f64(ticks as f64 / clock_ticks() as f64))
+}
+
+/// `getconf CLK_TCK` (100 on Linux).
+fn clock_ticks() -> u64 {
+    static TICKS: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *TICKS.get_or_init(|| {
+        std::process::Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8(o.stdout).ok())
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(100)
+    })
+}
+
+/// CPU time of this (test) process: the emulator and the load generator.
+pub fn own_cpu() -> Option<Duration> {
+    cpu_time(std::process::id())
+}

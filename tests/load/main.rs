@@ -1,0 +1,300 @@
+//! End-to-end load: the real `netrunbook serve` (a child process, sled on disk) against the Slack
+//! emulator on 127.0.0.1, driven by scripted incident conversations (mention twins, button clicks,
+//! plain thread replies, slash commands) from many sessions at once. Prints event->ack and
+//! event->reply latency (p50, p99, max), sustained events per second, errors, the bot's memory
+//! (`VmRSS`, `VmHWM`) and CPU (utime + stime), and start-to-connected time.
+//!
+//! The runs that produce the figures in BENCHMARKS.md are `#[ignore]`d (they take minutes); run them
+//! on a release build:
+//!
+//! ```sh
+//! cargo test --release --test load -- --ignored --nocapture --test-threads 1
+//! cargo test --release --test load load_at_500_events_per_second -- --ignored --nocapture
+//! ```
+//!
+//! `LOAD_CONVERSATIONS`, `LOAD_SESSIONS` and `LOAD_RATE` change the shape of a run (six events per
+//! conversation). `smoke_load` runs in `cargo test` with a small N and asserts no error.
+//! Everything is on loopback; every loop is bounded; each run stops by itself.
+
+#[path = "../evidence/mod.rs"]
+mod evidence;
+#[path = "../support/mod.rs"]
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use evidence::driver::{self, incident_script, Kind, Load, Report, Tracker};
+use evidence::fixtures::{disk_usage, populate_store, scaled_intents};
+use evidence::process::{own_cpu, BotProcess, Options};
+use support::slack_emulator::SlackEmulator;
+
+const MIB: f64 = 1024.0;
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// What a scenario starts from.
+struct Setup {
+    /// Printed as the run's title.
+    name: &'static str,
+    stored: usize,
+    kb_factor: usize,
+}
+
+/// Everything measured in one scenario.
+struct Outcome {
+    report: Report,
+    start_to_connected: Duration,
+    rss_connected_kib: u64,
+    rss_max_serving_kib: u64,
+    hwm_kib: u64,
+    bot_cpu: Duration,
+    own_cpu: Duration,
+    errors_logged: usize,
+    warnings_logged: usize,
+    exit: Option<i32>,
+}
+
+fn machine() -> String {
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let mem = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| m.lines().next().map(|l| l.split_whitespace().nth(1).unwrap_or("0").to_string()))
+        .and_then(|kb| kb.parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / MIB / MIB);
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| c.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string()))
+        .unwrap_or_default();
+    format!(
+        "{cores} cores ({cpu}), {mem:.1} GiB memory, load average {}, {} build",
+        load.split_whitespace().take(3).collect::<Vec<_>>().join(" "),
+        if cfg!(debug_assertions) { "debug" } else { "release" }
+    )
+}
+
+async fn scenario(setup: &Setup, load: &Load) -> Outcome {
+    let emu = SlackEmulator::start().await;
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let db = dir.path().join("netrunbook.sled");
+    let mut opts = Options::default();
+    if setup.stored > 0 {
+        let took = populate_store(&db, setup.stored);
+        println!(
+            "  store         {} conversations written in {took:.2?} ({:.1} MiB on disk)",
+            setup.stored,
+            disk_usage(&db) as f64 / MIB / MIB
+        );
+    }
+    if setup.kb_factor > 1 {
+        let intents = dir.path().join("intents");
+        let n = scaled_intents(&intents, setup.kb_factor);
+        println!("  knowledge base {n} sections ({}x the shipped one), --intents {}", setup.kb_factor, intents.display());
+        opts.intents = Some(intents);
+    }
+    let mut bot = BotProcess::start(&emu, &db, &opts, Duration::from_secs(60)).await;
+    let (rss_connected_kib, _) = bot.memory_kib().expect("the bot's memory");
+    let start_to_connected = bot.start_to_connected;
+    let tracker = Tracker::start(emu.clone());
+    let script = incident_script();
+    let expect = tracker.calibrate("CCALIBRATE", &script, Duration::from_secs(10)).await;
+    let cpu_before = bot.cpu().expect("the bot's CPU time");
+    let own_before = own_cpu().expect("our CPU time");
+
+    let pid = bot.pid;
+    let sampling = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let sampler = {
+        let sampling = sampling.clone();
+        tokio::spawn(async move {
+            let mut max = 0;
+            while sampling.load(std::sync::atomic::Ordering::Relaxed) {
+                if let Some((rss, _)) = evidence::process::memory_kib(pid) {
+                    max = max.max(rss);
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            max
+        })
+    };
+    let report = driver::run(&tracker, &script, &expect, load).await;
+    sampling.store(false, std::sync::atomic::Ordering::Relaxed);
+    let rss_max_serving_kib = sampler.await.expect("the sampler");
+    let bot_cpu = bot.cpu().expect("the bot's CPU time").saturating_sub(cpu_before);
+    let own = own_cpu().expect("our CPU time").saturating_sub(own_before);
+    let (_, hwm_kib) = bot.memory_kib().expect("the bot's memory");
+    tracker.stop();
+    assert!(bot.running(), "the bot is still up after the run:\n{}", bot.log());
+    let errors_logged = bot.log_lines("ERROR").len();
+    let warnings_logged = bot.log_lines("WARN").len();
+    for line in bot.log_lines("ERROR").iter().chain(&bot.log_lines("WARN")).take(5) {
+        println!("  bot log: {line}");
+    }
+    let (exit, _) = bot.terminate(Duration::from_secs(30)).await;
+    Outcome {
+        report,
+        start_to_connected,
+        rss_connected_kib,
+        rss_max_serving_kib,
+        hwm_kib,
+        bot_cpu,
+        own_cpu: own,
+        errors_logged,
+        warnings_logged,
+        exit,
+    }
+}
+
+fn print(load: &Load, o: &Outcome) {
+    let r = &o.report;
+    let kinds = |k: Kind| r.events_by_kind.get(&k).copied().unwrap_or(0);
+    println!(
+        "  shape         {} conversations x 6 events, {} sessions, rate {}",
+        load.conversations,
+        load.sessions,
+        load.rate.map_or("unpaced (as fast as replies come)".to_string(), |r| format!("{r:.0}/s target"))
+    );
+    println!(
+        "  events        {} (mention {}, thread reply {}, click {}, slash {}) in {:.2} s = {:.1} events/s sustained",
+        r.events,
+        kinds(Kind::Mention),
+        kinds(Kind::Reply),
+        kinds(Kind::Click),
+        kinds(Kind::Slash),
+        r.wall.as_secs_f64(),
+        r.events_per_second()
+    );
+    println!("  event->ack    {}", r.ack);
+    println!("  event->reply  {}", r.reply);
+    for (k, s) in &r.reply_by_kind {
+        println!("    {:<11} {s}", format!("{k:?}").to_lowercase());
+    }
+    println!(
+        "  errors        {} (step timeouts {}, unacked {}, duplicate replies {}, missing replies {}); bot log: {} ERROR, {} WARN lines",
+        r.error_count(),
+        r.errors.len(),
+        r.unacked,
+        r.duplicates,
+        r.missing,
+        o.errors_logged,
+        o.warnings_logged
+    );
+    for e in r.errors.iter().take(5) {
+        println!("    {e}");
+    }
+    println!("  start->connected {:.1} ms (2 connections)", o.start_to_connected.as_secs_f64() * 1000.0);
+    println!(
+        "  bot memory    VmRSS {:.1} MiB when connected, {:.1} MiB max while serving; VmHWM {:.1} MiB",
+        o.rss_connected_kib as f64 / MIB,
+        o.rss_max_serving_kib as f64 / MIB,
+        o.hwm_kib as f64 / MIB
+    );
+    println!(
+        "  bot CPU       {:.2} s user+sys over {:.2} s = {:.0}% of one core",
+        o.bot_cpu.as_secs_f64(),
+        r.wall.as_secs_f64(),
+        100.0 * o.bot_cpu.as_secs_f64() / r.wall.as_secs_f64()
+    );
+    println!(
+        "  load gen CPU  {:.2} s = {:.0}% of one core (this process: emulator + driver)",
+        o.own_cpu.as_secs_f64(),
+        100.0 * o.own_cpu.as_secs_f64() / r.wall.as_secs_f64()
+    );
+    println!("  exit          {:?} after SIGTERM", o.exit);
+}
+
+async fn run_scenario(setup: Setup, load: Load) -> Outcome {
+    println!("\n[{}] {}", setup.name, machine());
+    let o = scenario(&setup, &load).await;
+    print(&load, &o);
+    o
+}
+
+/// Small and fast: checks the load machinery and the bot under concurrency on every `cargo test`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smoke_load() {
+    let o = run_scenario(
+        Setup {
+            name: "smoke",
+            stored: 0,
+            kb_factor: 1,
+        },
+        Load {
+            conversations: 40,
+            sessions: 8,
+            rate: None,
+            timeout: Duration::from_secs(15),
+            prefix: "CSMOKE".into(),
+        },
+    )
+    .await;
+    let r = &o.report;
+    assert_eq!(r.conversations, 40, "{:?}", r.errors);
+    assert_eq!(r.error_count(), 0, "{:?}", r.errors);
+    assert_eq!(r.events, 240);
+    assert_eq!(o.errors_logged, 0);
+    assert_eq!(o.exit, Some(0));
+}
+
+fn load_from_env(conversations: usize, sessions: usize, rate: Option<f64>, prefix: &str) -> Load {
+    let rate = match std::env::var("LOAD_RATE").ok().and_then(|v| v.parse::<f64>().ok()) {
+        Some(r) if r > 0.0 => Some(r),
+        Some(_) => None,
+        None => rate,
+    };
+    Load {
+        conversations: env_or("LOAD_CONVERSATIONS", conversations),
+        sessions: env_or("LOAD_SESSIONS", sessions),
+        rate,
+        timeout: Duration::from_secs(30),
+        prefix: prefix.into(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "minutes; run with --release --ignored --nocapture"]
+async fn load_at_500_events_per_second() {
+    run_scenario(
+        Setup {
+            name: "500 events/s, fresh store, shipped knowledge base",
+            stored: 0,
+            kb_factor: 1,
+        },
+        load_from_env(2500, 100, Some(500.0), "CRATE"),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "minutes; run with --release --ignored --nocapture"]
+async fn load_max_throughput() {
+    run_scenario(
+        Setup {
+            name: "unpaced: as many events/s as the bot sustains",
+            stored: 0,
+            kb_factor: 1,
+        },
+        load_from_env(4000, 128, None, "CMAX"),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "minutes; run with --release --ignored --nocapture"]
+async fn load_cost_growth() {
+    let setups = [
+        ("10 stored conversations", 10, 1),
+        ("1,000 stored conversations", 1_000, 1),
+        ("100,000 stored conversations", 100_000, 1),
+        ("knowledge base 10x (190 sections), 10 stored", 10, 10),
+    ];
+    for (name, stored, kb_factor) in setups {
+        run_scenario(
+            Setup { name, stored, kb_factor },
+            load_from_env(1000, 100, Some(500.0), "CGROW"),
+        )
+        .await;
+    }
+}
