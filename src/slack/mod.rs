@@ -6,7 +6,9 @@
 //! - [`socket`]: the Socket Mode connections: connect, acknowledge, reconnect, stop on
 //!   `link_disabled`.
 //! - this file: the [`Engine`] tying them to the [`Bot`]: it hands each event to its thread's queue
-//!   and delivers what the bot answers.
+//!   and delivers what the bot answers. The socket side reports to it through
+//!   [`Engine::socket_up`] / [`Engine::socket_down`] (readiness, reconnects), [`Engine::dispatch`]
+//!   (events) and [`Engine::command`] (slash commands: the acknowledgement's payload).
 //!
 //! **Architecture invariant:** a Socket Mode frame is acknowledged as soon as it is parsed and queued
 //! (slash commands: as soon as the pure answer is computed, since the answer rides on the ack). Work
@@ -18,17 +20,19 @@ pub mod events;
 pub mod socket;
 pub mod web;
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{error, info, Instrument, Span};
 
-use crate::bot::{error_chain, Bot, Inbound, Outbound};
+use crate::bot::{error_chain, Bot, CommandReply, Inbound, InboundKind, Outbound, SlashCommand};
+use crate::kb::KnowledgeBase;
 use crate::store::{Store, ThreadKey};
 
 pub use web::{RetryPolicy, Web};
@@ -111,6 +115,8 @@ pub enum StopReason {
 struct Job {
     inbound: Inbound,
     span: Span,
+    /// When it arrived, for the event → reply histogram.
+    received: Instant,
 }
 
 /// A thread's queue: the sender and the generation of the worker reading it.
@@ -132,6 +138,9 @@ pub struct Engine<S> {
     /// Cancelled to stop the sockets (shutdown or `link_disabled`).
     stop: CancellationToken,
     reason: Mutex<Option<StopReason>>,
+    /// Socket Mode connections greeted and not lost since, and every connection number ever
+    /// greeted (a second greeting is a reconnect).
+    sockets: Mutex<(BTreeSet<usize>, BTreeSet<usize>)>,
 }
 
 impl<S: Store + 'static> Engine<S> {
@@ -146,6 +155,7 @@ impl<S: Store + 'static> Engine<S> {
             tasks: TaskTracker::new(),
             stop: CancellationToken::new(),
             reason: Mutex::new(None),
+            sockets: Mutex::new(Default::default()),
         })
     }
 
@@ -171,10 +181,86 @@ impl<S: Store + 'static> Engine<S> {
         self.stop.cancelled().await
     }
 
+    /// Socket Mode connection `n` was greeted (`hello`): the bot can take events.
+    pub fn socket_up(&self, n: usize) {
+        let mut s = self.sockets.lock().unwrap_or_else(|e| e.into_inner());
+        s.0.insert(n);
+        if !s.1.insert(n) {
+            self.bot.metrics().reconnected();
+        }
+        self.bot.metrics().set_socket_connections(s.0.len());
+    }
+
+    /// Socket Mode connection `n` ended (it may come back).
+    pub fn socket_down(&self, n: usize) {
+        let mut s = self.sockets.lock().unwrap_or_else(|e| e.into_inner());
+        s.0.remove(&n);
+        self.bot.metrics().set_socket_connections(s.0.len());
+    }
+
+    /// The acknowledgement payload for `/netrunbook <text>`. An admin command is acknowledged at
+    /// once and runs on a task of its own, which shows its result to the user privately.
+    pub fn command(self: &Arc<Self>, cmd: SlashCommand) -> Option<serde_json::Value> {
+        self.bot.metrics().event_received("command");
+        let kb = self.bot.kb();
+        match self.bot.command(&cmd, unix_now()) {
+            CommandReply::Now(message) => blocks::ack_payload(&kb, &message),
+            CommandReply::Later { ack, task } => {
+                let engine = self.clone();
+                let span = Span::current();
+                self.tasks.spawn(
+                    async move {
+                        let worker = engine.clone();
+                        let message =
+                            match tokio::task::spawn_blocking(move || worker.bot.admin(task, "slash command")).await {
+                                Ok(m) => m,
+                                Err(e) => {
+                                    error!(error = %e, "an admin command panicked");
+                                    return;
+                                }
+                            };
+                        let out = Outbound::Ephemeral {
+                            channel: cmd.channel,
+                            user: cmd.user,
+                            thread_ts: None,
+                            message,
+                        };
+                        engine.deliver(&engine.bot.kb(), out).await;
+                    }
+                    .instrument(span),
+                );
+                blocks::ack_payload(&kb, &ack)
+            }
+        }
+    }
+
+    /// Reload the knowledge base (SIGHUP); the outcome is logged and counted.
+    pub async fn reload_kb(self: &Arc<Self>, trigger: &'static str) {
+        let engine = self.clone();
+        if let Err(e) = tokio::task::spawn_blocking(move || engine.bot.reload_kb(trigger)).await {
+            error!(error = %e, "reloading the knowledge base panicked");
+        }
+    }
+
     /// Queue an event for its thread's worker (starting one when the thread has none).
     pub(crate) fn dispatch(self: &Arc<Self>, inbound: Inbound, span: Span) {
+        let kind = match &inbound.kind {
+            InboundKind::Mention => Some("mention"),
+            InboundKind::Message => Some("message"),
+            InboundKind::Action { .. } => Some("click"),
+            InboundKind::Command => Some("command"),
+            // our own follow-up of a shared answer, not something Slack sent
+            InboundKind::Shared { .. } => None,
+        };
+        if let Some(kind) = kind {
+            self.bot.metrics().event_received(kind);
+        }
         let key = Bot::<S>::thread_of(&inbound);
-        let mut job = Job { inbound, span };
+        let mut job = Job {
+            inbound,
+            span,
+            received: Instant::now(),
+        };
         let mut queues = self.queues.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(q) = queues.get(&key) {
             match q.tx.send(job) {
@@ -200,7 +286,9 @@ impl<S: Store + 'static> Engine<S> {
             match tokio::time::timeout(self.tuning.worker_idle, rx.recv()).await {
                 Ok(Some(job)) => {
                     let span = job.span.clone();
-                    self.process(job.inbound).instrument(span).await;
+                    if self.process(job.inbound).instrument(span).await {
+                        self.bot.metrics().replied_after(job.received.elapsed());
+                    }
                 }
                 Ok(None) => return,
                 Err(_idle) => {
@@ -217,15 +305,19 @@ impl<S: Store + 'static> Engine<S> {
         }
     }
 
-    async fn process(self: &Arc<Self>, inbound: Inbound) {
-        let outbound = self.bot.handle(&inbound, &self.web, unix_now()).await;
+    /// Handle one event and deliver its replies, all from one knowledge base; true when there were
+    /// replies.
+    async fn process(self: &Arc<Self>, inbound: Inbound) -> bool {
+        let kb = self.bot.kb();
+        let outbound = self.bot.handle_in(&kb, &inbound, &self.web, unix_now()).await;
+        let replied = !outbound.is_empty();
         for o in outbound {
-            self.deliver(o).await;
+            self.deliver(&kb, o).await;
         }
+        replied
     }
 
-    async fn deliver(self: &Arc<Self>, o: Outbound) {
-        let kb = self.bot.kb().clone();
+    async fn deliver(self: &Arc<Self>, kb: &KnowledgeBase, o: Outbound) {
         let result = match &o {
             Outbound::Post {
                 channel,
@@ -233,7 +325,7 @@ impl<S: Store + 'static> Engine<S> {
                 message,
             } => self
                 .web
-                .post(&kb, channel, thread_ts.as_deref(), message)
+                .post(kb, channel, thread_ts.as_deref(), message)
                 .await
                 .map(drop),
             Outbound::Ephemeral {
@@ -243,12 +335,12 @@ impl<S: Store + 'static> Engine<S> {
                 message,
             } => {
                 self.web
-                    .post_ephemeral(&kb, channel, user, thread_ts.as_deref(), message)
+                    .post_ephemeral(kb, channel, user, thread_ts.as_deref(), message)
                     .await
             }
-            Outbound::Update { channel, ts, message } => self.web.update(&kb, channel, ts, message).await,
-            Outbound::Respond { response_url, message } => self.web.respond(&kb, response_url, message.as_ref()).await,
-            Outbound::PostRoot { channel, message, then } => match self.web.post(&kb, channel, None, message).await {
+            Outbound::Update { channel, ts, message } => self.web.update(kb, channel, ts, message).await,
+            Outbound::Respond { response_url, message } => self.web.respond(kb, response_url, message.as_ref()).await,
+            Outbound::PostRoot { channel, message, then } => match self.web.post(kb, channel, None, message).await {
                 Ok(Some(ts)) => {
                     let mut then = (**then).clone();
                     then.ts = ts.clone();

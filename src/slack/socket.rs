@@ -17,10 +17,9 @@ use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message as Frame;
 use tracing::{debug, error, info, info_span, warn};
 
-use super::blocks;
 use super::events::{self, Envelope};
 use super::{Engine, SlackError, StopReason};
-use crate::bot::{error_chain, Inbound, InboundKind};
+use crate::bot::{error_chain, Inbound, InboundKind, SlashCommand};
 use crate::store::Store;
 
 /// Token problems that no reconnect will fix.
@@ -56,6 +55,7 @@ pub async fn run_connection<S: Store + 'static>(engine: Arc<Engine<S>>, n: usize
             Ok(ws) => {
                 info!(connection = n, "Socket Mode connected");
                 let ended = serve(&engine, n, ws, &mut backoff).await;
+                engine.socket_down(n);
                 if matches!(ended, Ended::Reconnect { at_once: true }) {
                     backoff = tuning.reconnect_backoff;
                 }
@@ -131,7 +131,10 @@ async fn serve<S: Store + 'static>(engine: &Arc<Engine<S>>, n: usize, mut ws: Ws
                                     return Ended::Reconnect { at_once: true };
                                 }
                             }
-                            Reaction::Hello => *backoff = tuning.reconnect_backoff,
+                            Reaction::Hello => {
+                                *backoff = tuning.reconnect_backoff;
+                                engine.socket_up(n);
+                            }
                             Reaction::Nothing => {}
                             Reaction::Disconnect(reason) if reason == "link_disabled" => {
                                 error!(connection = n, reason = %reason, "Slack disabled Socket Mode for this app (disconnect reason link_disabled); not reconnecting, stopping the listener. Turn Socket Mode back on in the app's settings and restart netrunbook");
@@ -218,7 +221,7 @@ fn on_frame<S: Store + 'static>(engine: &Arc<Engine<S>>, n: usize, text: &str) -
         }
         Envelope::Command {
             envelope_id,
-            team: _,
+            team,
             channel,
             user,
             text,
@@ -226,11 +229,11 @@ fn on_frame<S: Store + 'static>(engine: &Arc<Engine<S>>, n: usize, text: &str) -
             let span = info_span!("slack_event", kind = "command", channel = %channel, thread = tracing::field::Empty, intent = tracing::field::Empty);
             let _entered = span.enter();
             debug!(user = %user, text = %crate::text::truncate(&text, 2000), "slash command");
-            let message = engine.bot.command(&text);
-            let payload = blocks::render(engine.bot.kb(), &message).into_iter().next().map(|r| {
-                let mut p = serde_json::to_value(r.content()).unwrap_or_default();
-                p["response_type"] = json!("ephemeral");
-                p
+            let payload = engine.command(SlashCommand {
+                team,
+                channel,
+                user,
+                text,
             });
             info!("slash command answered");
             match payload {

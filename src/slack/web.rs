@@ -2,9 +2,11 @@
 //! delivers [`Outbound`]s with retries. A 429 is waited out for its `Retry-After` and retried for as
 //! long as it takes (a reply is never dropped for rate limiting); transient failures (timeouts,
 //! connection errors, 5xx, Slack's `internal_error`...) are retried with exponential backoff, a bounded
-//! number of times; everything is logged, tokens never.
+//! number of times; everything is logged, tokens never, and counted in [`Metrics`] (failed attempts and
+//! 429s, by method).
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use hyper_rustls::HttpsConnector;
@@ -18,6 +20,7 @@ use super::blocks::{self, Rendered};
 use super::SlackError;
 use crate::bot::{Message, ThreadReader};
 use crate::kb::KnowledgeBase;
+use crate::metrics::Metrics;
 
 type Connector = SlackClientHyperConnector<HttpsConnector<HttpConnector>>;
 
@@ -88,6 +91,7 @@ pub struct Web {
     bot_token: SlackApiToken,
     app_token: SlackApiToken,
     policy: RetryPolicy,
+    metrics: Arc<Metrics>,
 }
 
 impl Web {
@@ -111,7 +115,20 @@ impl Web {
             bot_token: token(bot_token),
             app_token: token(app_token),
             policy,
+            metrics: Arc::new(Metrics::new()),
         })
+    }
+
+    /// Count failed calls and rate limits in `metrics`.
+    pub fn with_metrics(self, metrics: Arc<Metrics>) -> Web {
+        Web { metrics, ..self }
+    }
+
+    fn count(&self, method: &str, failure: &Failure) {
+        match failure {
+            Failure::RateLimited(_) => self.metrics.slack_rate_limited(method),
+            Failure::Transient | Failure::Permanent => self.metrics.slack_api_error(method),
+        }
     }
 
     /// Run `call` until it succeeds, waiting out rate limits and retrying transient failures.
@@ -130,7 +147,9 @@ impl Web {
                     SlackClientSystemError::new().with_message(format!("no answer within {:?}", self.policy.timeout)),
                 ),
             };
-            match classify(&err, &self.policy) {
+            let failure = classify(&err, &self.policy);
+            self.count(method, &failure);
+            match failure {
                 Failure::RateLimited(wait) => {
                     warn!(
                         method,
@@ -177,11 +196,17 @@ impl Web {
         .await
         {
             Ok(Ok(r)) => Ok(r.url.0.to_string()),
-            Ok(Err(e)) => Err(SlackError::Api {
-                method: "apps.connections.open",
-                source: Box::new(e),
-            }),
-            Err(_) => Err(SlackError::Timeout("apps.connections.open")),
+            Ok(Err(e)) => {
+                self.count("apps.connections.open", &classify(&e, &self.policy));
+                Err(SlackError::Api {
+                    method: "apps.connections.open",
+                    source: Box::new(e),
+                })
+            }
+            Err(_) => {
+                self.count("apps.connections.open", &Failure::Transient);
+                Err(SlackError::Timeout("apps.connections.open"))
+            }
         }
     }
 

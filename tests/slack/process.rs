@@ -26,6 +26,8 @@ fn command(emu: &SlackEmulator, db: &Path) -> Command {
         .env("SLACK_API_URL", emu.api_url())
         .env("NETRUNBOOK_DB", db)
         .env("NETRUNBOOK_CONNECTIONS", "1")
+        // tests run in parallel: each process takes a free port for /healthz, /readyz, /metrics
+        .env("NETRUNBOOK_HTTP_ADDR", "127.0.0.1:0")
         .env("RUST_LOG", "info")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
