@@ -1116,6 +1116,97 @@ mod tests {
         assert!(bot.store().get(&key).unwrap().is_none());
     }
 
+    #[tokio::test]
+    async fn answers_votes_and_doubtful_questions_are_kept_for_the_report() {
+        use crate::store::FeedbackStore;
+        let bot = bot();
+        let out = bot
+            .handle(
+                &event(
+                    InboundKind::Mention,
+                    "E1",
+                    "10.1",
+                    None,
+                    "<@UBOT> how do I pay my billing invoice? token=abc123secret",
+                ),
+                &Root(None),
+                100,
+            )
+            .await;
+        assert!(matches!(replies(&out)[0], Reply::NoMatch));
+        bot.handle(
+            &event(
+                InboundKind::Mention,
+                "E2",
+                "11.1",
+                None,
+                "<@UBOT> dns lookups time out in pods",
+            ),
+            &Root(None),
+            101,
+        )
+        .await;
+        let click = event(
+            InboundKind::Action {
+                action: Action::Feedback {
+                    intent: "dns".into(),
+                    helpful: false,
+                },
+                response_url: None,
+            },
+            "E3",
+            "11.2",
+            Some("11.1"),
+            "",
+        );
+        let out = bot.handle(&click, &Root(None), 102).await;
+        assert!(matches!(&out[0], Outbound::Ephemeral { message: Message::Notice(n), .. } if n.contains("Thanks")));
+        let data = bot.store().feedback().unwrap();
+        assert_eq!(data.answers.get("dns"), Some(&1));
+        assert_eq!(data.votes.len(), 1);
+        assert_eq!(
+            (data.votes[0].kind.label(), data.votes[0].thread.thread_ts.as_str()),
+            ("down", "11.1")
+        );
+        assert_eq!(data.unanswered.len(), 1);
+        let u = &data.unanswered[0];
+        assert_eq!(u.example, "how do I pay my billing invoice? token=[REDACTED]");
+        assert_eq!(u.doubt, feedback::Doubt::Abstained);
+    }
+
+    #[test]
+    fn admin_commands_are_for_admins_only() {
+        let bot = bot().with_access(Access {
+            channels: Some(["C9".to_string()].into()),
+            admins: ["UADMIN".to_string()].into(),
+        });
+        assert!(matches!(
+            slash(&bot, "UHUMAN", "reload"),
+            CommandReply::Now(Message::Notice(n)) if n.contains("Only netrunbook admins") && n.contains("not one of the admins")
+        ));
+        // admins may from any channel; questions are answered in the allowed channels only
+        assert!(matches!(
+            slash(&bot, "UADMIN", " Report "),
+            CommandReply::Later {
+                task: AdminTask::Report,
+                ..
+            }
+        ));
+        assert!(matches!(
+            slash(&bot, "UADMIN", "dns fails"),
+            CommandReply::Now(Message::NotHere { channels }) if channels == ["C9"]
+        ));
+        assert!(
+            matches!(bot.admin(AdminTask::Report, "test"), Message::Block { body, .. } if body.contains("Top unanswered"))
+        );
+        assert!(matches!(bot.admin(AdminTask::Reload, "test"), Message::Notice(n) if n.contains("built-in")));
+        let nobody = self::bot();
+        assert!(matches!(
+            slash(&nobody, "UADMIN", "reload"),
+            CommandReply::Now(Message::Notice(n)) if n.contains("no admins are configured")
+        ));
+    }
+
     #[test]
     fn help_groups_every_intent() {
         let bot = bot();

@@ -259,7 +259,7 @@ async fn an_abstained_message_appears_redacted_in_the_report() {
 }
 
 /// A copy of the repository's `intents/` to edit.
-fn intents_copy() -> (tempfile::TempDir, PathBuf) {
+pub fn intents_copy() -> (tempfile::TempDir, PathBuf) {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("intents");
     std::fs::create_dir(&dir).unwrap();
