@@ -6,9 +6,9 @@
 //! - [`socket`]: the Socket Mode connections: connect, acknowledge, reconnect, stop on
 //!   `link_disabled`.
 //! - this file: the [`Engine`] tying them to the [`Bot`]: it hands each event to its thread's queue
-//!   and delivers what the bot answers. The socket side reports to it through
-//!   [`Engine::socket_up`] / [`Engine::socket_down`] (readiness, reconnects), [`Engine::dispatch`]
-//!   (events) and [`Engine::command`] (slash commands: the acknowledgement's payload).
+//!   and delivers what the bot answers.
+//! - [`hooks`]: what the socket side reports to the engine (connections, slash commands) and the
+//!   knowledge-base reload.
 //!
 //! **Architecture invariant:** a Socket Mode frame is acknowledged as soon as it is parsed and queued
 //! (slash commands: as soon as the pure answer is computed, since the answer rides on the ack). Work
@@ -17,10 +17,11 @@
 
 pub mod blocks;
 pub mod events;
+mod hooks;
 pub mod socket;
 pub mod web;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -31,7 +32,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{error, info, Instrument, Span};
 
-use crate::bot::{error_chain, Bot, CommandReply, Inbound, InboundKind, Outbound, SlashCommand};
+use crate::bot::{error_chain, Bot, Inbound, InboundKind, Outbound};
 use crate::kb::KnowledgeBase;
 use crate::store::{Store, ThreadKey};
 
@@ -138,9 +139,8 @@ pub struct Engine<S> {
     /// Cancelled to stop the sockets (shutdown or `link_disabled`).
     stop: CancellationToken,
     reason: Mutex<Option<StopReason>>,
-    /// Socket Mode connections greeted and not lost since, and every connection number ever
-    /// greeted (a second greeting is a reconnect).
-    sockets: Mutex<(BTreeSet<usize>, BTreeSet<usize>)>,
+    /// Which Socket Mode connections are up, for readiness and the reconnect count.
+    sockets: Mutex<hooks::Sockets>,
 }
 
 impl<S: Store + 'static> Engine<S> {
@@ -181,76 +181,15 @@ impl<S: Store + 'static> Engine<S> {
         self.stop.cancelled().await
     }
 
-    /// Socket Mode connection `n` was greeted (`hello`): the bot can take events.
-    pub fn socket_up(&self, n: usize) {
-        let mut s = self.sockets.lock().unwrap_or_else(|e| e.into_inner());
-        s.0.insert(n);
-        if !s.1.insert(n) {
-            self.bot.metrics().reconnected();
-        }
-        self.bot.metrics().set_socket_connections(s.0.len());
-    }
-
-    /// Socket Mode connection `n` ended (it may come back).
-    pub fn socket_down(&self, n: usize) {
-        let mut s = self.sockets.lock().unwrap_or_else(|e| e.into_inner());
-        s.0.remove(&n);
-        self.bot.metrics().set_socket_connections(s.0.len());
-    }
-
-    /// The acknowledgement payload for `/netrunbook <text>`. An admin command is acknowledged at
-    /// once and runs on a task of its own, which shows its result to the user privately.
-    pub fn command(self: &Arc<Self>, cmd: SlashCommand) -> Option<serde_json::Value> {
-        self.bot.metrics().event_received("command");
-        let kb = self.bot.kb();
-        match self.bot.command(&cmd, unix_now()) {
-            CommandReply::Now(message) => blocks::ack_payload(&kb, &message),
-            CommandReply::Later { ack, task } => {
-                let engine = self.clone();
-                let span = Span::current();
-                self.tasks.spawn(
-                    async move {
-                        let worker = engine.clone();
-                        let message =
-                            match tokio::task::spawn_blocking(move || worker.bot.admin(task, "slash command")).await {
-                                Ok(m) => m,
-                                Err(e) => {
-                                    error!(error = %e, "an admin command panicked");
-                                    return;
-                                }
-                            };
-                        let out = Outbound::Ephemeral {
-                            channel: cmd.channel,
-                            user: cmd.user,
-                            thread_ts: None,
-                            message,
-                        };
-                        engine.deliver(&engine.bot.kb(), out).await;
-                    }
-                    .instrument(span),
-                );
-                blocks::ack_payload(&kb, &ack)
-            }
-        }
-    }
-
-    /// Reload the knowledge base (SIGHUP); the outcome is logged and counted.
-    pub async fn reload_kb(self: &Arc<Self>, trigger: &'static str) {
-        let engine = self.clone();
-        if let Err(e) = tokio::task::spawn_blocking(move || engine.bot.reload_kb(trigger)).await {
-            error!(error = %e, "reloading the knowledge base panicked");
-        }
-    }
-
     /// Queue an event for its thread's worker (starting one when the thread has none).
     pub(crate) fn dispatch(self: &Arc<Self>, inbound: Inbound, span: Span) {
         let kind = match &inbound.kind {
             InboundKind::Mention => Some("mention"),
             InboundKind::Message => Some("message"),
             InboundKind::Action { .. } => Some("click"),
-            InboundKind::Command => Some("command"),
-            // our own follow-up of a shared answer, not something Slack sent
-            InboundKind::Shared { .. } => None,
+            // slash commands are answered in the ack and counted there; a shared answer's
+            // follow-up is ours, not something Slack sent
+            InboundKind::Command | InboundKind::Shared { .. } => None,
         };
         if let Some(kind) = kind {
             self.bot.metrics().event_received(kind);
