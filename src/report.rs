@@ -118,7 +118,7 @@ impl Report {
             writeln!(
                 out,
                 "  {:<w$}  {:>7}  {:>4}  {:>4}  {:>11}",
-                "intent", "answers", "👍", "👎", "wrong topic"
+                "intent", "answers", "up", "down", "wrong topic"
             )?;
             for r in &self.intents {
                 write!(

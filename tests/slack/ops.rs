@@ -326,6 +326,8 @@ async fn an_admin_reload_swaps_the_knowledge_base_and_a_broken_one_is_rejected()
         with_button(m, 2, "OpenShift (ROKS)").is_some()
     })
     .await;
+    bot.wait_metric("netrunbook_follow_up_steps_total{intent=\"loadbalancer\"}", 1.0)
+        .await;
 
     // a broken knowledge base is refused, with its problems, and the last good one keeps answering
     std::fs::write(intents.join("dns.yaml"), "id: dns\nheading: [unclosed\n").unwrap();
