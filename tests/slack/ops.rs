@@ -22,6 +22,14 @@ fn answer_intent(answer: &Value) -> String {
     v["i"].as_str().unwrap().to_string()
 }
 
+/// The line of the report's table about `intent`.
+fn report_row<'r>(report: &'r str, intent: &str) -> &'r str {
+    report
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(intent))
+        .unwrap_or_else(|| panic!("no row for {intent}:\n{report}"))
+}
+
 /// The knowledge-base version an answer's footer names.
 fn footer_version(m: &Value) -> String {
     let text = shown(m);
@@ -166,10 +174,7 @@ async fn a_thumbs_up_is_recorded_and_shown_by_the_report() {
     let ack = bot.slash("C0INC", USER, "report").await;
     assert!(shown(&ack).contains("Putting the report together"), "{}", shown(&ack));
     let report = shown(&bot.wait_ephemeral(USER, "netrunbook report").await);
-    let row = report
-        .lines()
-        .find(|l| l.split_whitespace().next() == Some(intent.as_str()))
-        .unwrap_or_else(|| panic!("no row for {intent}:\n{report}"));
+    let row = report_row(&report, &intent);
     let numbers: Vec<&str> = row.split_whitespace().skip(1).take(4).collect();
     assert_eq!(
         numbers,
@@ -452,10 +457,7 @@ async fn wrong_topic_switches_to_the_pick_and_is_counted_against_the_old_intent(
 
     bot.slash("C0INC", USER, "report").await;
     let report = shown(&bot.wait_ephemeral(USER, "netrunbook report").await);
-    let row = report
-        .lines()
-        .find(|l| l.split_whitespace().next() == Some(from.as_str()))
-        .unwrap_or_else(|| panic!("no row for {from}:\n{report}"));
+    let row = report_row(&report, &from);
     assert!(row.contains(&format!("→ {to} ×1")), "{row}");
     assert_eq!(row.split_whitespace().nth(4), Some("1"), "one wrong-topic vote: {row}");
     bot.wait_metric("netrunbook_feedback_total{vote=\"wrong_topic\"}", 1.0)
