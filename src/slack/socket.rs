@@ -28,13 +28,10 @@ use tower_service::Service;
 use tracing::level_filters::{LevelFilter, STATIC_MAX_LEVEL};
 use tracing::{debug, error, info, info_span, warn, Span};
 
-use super::watch::{Seen, SocketModeWatch};
+use super::watch::{Seen, SocketModeWatch, LINK_DISABLED};
 use super::{blocks, events, web, Engine, SlackError, StopReason};
 use crate::bot::{Inbound, InboundKind};
 use crate::store::Store;
-
-/// The `disconnect` reason that means "Socket Mode is off for this app: do not reconnect".
-const LINK_DISABLED: &str = "link_disabled";
 
 /// `apps.connections.open` errors no retry will fix: the app-level token is bad.
 const FATAL_OPEN_ERRORS: &[&str] = &[

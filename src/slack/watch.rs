@@ -37,6 +37,9 @@ pub const DISCONNECT_TARGET: &str = "slack_morphism::socket_mode::clients_manage
 /// Where slack-morphism logs a failed `apps.connections.open` (at ERROR), before it retries.
 pub const CONNECT_TARGET: &str = "slack_morphism::hyper_tokio::socket_mode::tungstenite_wss_client";
 
+/// The `disconnect` reason that means "Socket Mode is off for this app: do not reconnect".
+pub const LINK_DISABLED: &str = "link_disabled";
+
 /// Observations not read yet, at most; the oldest go first.
 const BACKLOG: usize = 64;
 
@@ -106,7 +109,7 @@ impl SocketModeWatch {
 
     /// Record an observation. Called from inside a `tracing` layer: no logging here, no waiting.
     fn observe(&self, seen: Seen) {
-        if matches!(&seen, Seen::Disconnect { reason } if reason == "link_disabled") {
+        if matches!(&seen, Seen::Disconnect { reason } if reason == LINK_DISABLED) {
             self.inner.link_disabled.store(true, Ordering::SeqCst);
         }
         {
