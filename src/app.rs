@@ -12,7 +12,8 @@ use tracing::{error, info, warn};
 
 use crate::bot::{error_chain, Bot, Identity};
 use crate::config::Settings;
-use crate::slack::{socket, unix_now, Engine, StopReason, Web};
+use crate::slack::socket::SocketMode;
+use crate::slack::{unix_now, Engine, StopReason, Web};
 use crate::store::{SledStore, Store};
 
 /// How often expired conversations and old event ids are purged.
@@ -70,10 +71,10 @@ impl Application {
     /// Serve until `shutdown` resolves or Slack makes us stop; returns why it stopped.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<StopReason> {
         let engine = self.engine.clone();
-        let mut connections = tokio::task::JoinSet::new();
-        for n in 1..=engine.tuning.connections.max(1) {
-            connections.spawn(socket::run_connection(engine.clone(), n));
-        }
+        let socket_mode = SocketMode::start(&engine)
+            .await
+            .context("cannot start the Socket Mode listener")?;
+        let listener = tokio::spawn(socket_mode.run(engine.clone()));
         let purger = tokio::spawn(purge_loop(self.store.clone(), self.idle_ttl));
         tokio::select! {
             _ = shutdown => {
@@ -82,7 +83,9 @@ impl Application {
             }
             _ = engine.stopped() => {}
         }
-        while connections.join_next().await.is_some() {}
+        if let Err(e) = listener.await {
+            error!(error = %e, "the Socket Mode listener panicked");
+        }
         purger.abort();
         engine.drain(self.shutdown_grace).await;
         let store = self.store.clone();
