@@ -18,7 +18,8 @@ use tracing::{error, info, warn};
 use crate::bot::{error_chain, Bot, Identity};
 use crate::config::Settings;
 use crate::metrics::Metrics;
-use crate::slack::{socket, unix_now, Engine, StopReason, Web};
+use crate::slack::socket::SocketMode;
+use crate::slack::{unix_now, Engine, StopReason, Web};
 use crate::store::{FeedbackStore, SledStore, Store};
 
 /// How often expired conversations and old event ids are purged.
@@ -111,10 +112,16 @@ impl Application {
             http_stop.clone().cancelled_owned(),
         ));
         let reloader = reload_on_sighup(engine.clone());
-        let mut connections = tokio::task::JoinSet::new();
-        for n in 1..=engine.tuning.connections.max(1) {
-            connections.spawn(socket::run_connection(engine.clone(), n));
-        }
+        let socket_mode = match SocketMode::start(&engine).await {
+            Ok(socket_mode) => socket_mode,
+            Err(e) => {
+                reloader.abort();
+                http_stop.cancel();
+                let _ = http.await;
+                return Err(anyhow::Error::new(e).context("cannot start the Socket Mode listener"));
+            }
+        };
+        let listener = tokio::spawn(socket_mode.run(engine.clone()));
         let purger = tokio::spawn(purge_loop(self.store.clone(), self.idle_ttl, self.feedback_retention));
         tokio::select! {
             _ = shutdown => {
@@ -123,7 +130,9 @@ impl Application {
             }
             _ = engine.stopped() => {}
         }
-        while connections.join_next().await.is_some() {}
+        if let Err(e) = listener.await {
+            error!(error = %e, "the Socket Mode listener panicked");
+        }
         purger.abort();
         reloader.abort();
         engine.drain(self.shutdown_grace).await;

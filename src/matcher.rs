@@ -20,6 +20,8 @@ use crate::text::{clean_slack, Lexicon};
 pub const ABSTAIN_BELOW: f64 = 3.0;
 /// When `second / best` reaches this, the answer is ambiguous.
 pub const AMBIGUOUS_RATIO: f64 = 0.8;
+/// Abstain when the off-topic words score at least this share of the best section.
+pub const OFF_TOPIC_RATIO: f64 = 1.0;
 /// How many ranked sections an outcome keeps.
 const KEEP: usize = 5;
 
@@ -312,7 +314,7 @@ impl Matcher {
         ranked.truncate(KEEP);
         let best = ranked.first().map_or(0.0, |r| r.score);
         let second = ranked.get(1).map_or(0.0, |r| r.score);
-        let verdict = if best < ABSTAIN_BELOW || off_topic >= best {
+        let verdict = if best < ABSTAIN_BELOW || off_topic >= best * OFF_TOPIC_RATIO {
             Verdict::Abstain
         } else if second >= best * AMBIGUOUS_RATIO {
             Verdict::Ambiguous

@@ -52,8 +52,8 @@ fn violations(instance: &Value) -> Vec<(String, String)> {
 }
 
 /// The real manifest with one change made by `edit`; the change must be rejected, with every violation at
-/// `path`.
-fn check_rejected(path: &str, edit: impl FnOnce(&mut Value)) {
+/// `path` and one of them saying `why`.
+fn check_rejected(path: &str, why: &str, edit: impl FnOnce(&mut Value)) {
     let mut m = manifest();
     edit(&mut m);
     let errors = violations(&m);
@@ -61,6 +61,10 @@ fn check_rejected(path: &str, edit: impl FnOnce(&mut Value)) {
     assert!(
         errors.iter().all(|(p, _)| p == path),
         "expected violations at {path:?} only, got {errors:#?}"
+    );
+    assert!(
+        errors.iter().any(|(_, msg)| msg.contains(why)),
+        "expected a violation saying {why:?}, got {errors:#?}"
     );
 }
 
@@ -187,42 +191,42 @@ fn the_app_has_a_bot_user_and_a_name() {
 
 #[test]
 fn rejects_an_unknown_top_level_key() {
-    check_rejected("", |m| {
+    check_rejected("", "'socket_mode' was unexpected", |m| {
         m["socket_mode"] = json!(true);
     });
 }
 
 #[test]
 fn rejects_a_wrong_type() {
-    check_rejected("/settings/socket_mode_enabled", |m| {
+    check_rejected("/settings/socket_mode_enabled", "is not of type \"boolean\"", |m| {
         m["settings"]["socket_mode_enabled"] = json!("yes");
     });
 }
 
 #[test]
 fn rejects_a_missing_required_field() {
-    check_rejected("/display_information", |m| {
+    check_rejected("/display_information", "\"name\" is a required property", |m| {
         m["display_information"].as_object_mut().unwrap().remove("name");
     });
 }
 
 #[test]
 fn rejects_an_unknown_key_deep_inside() {
-    check_rejected("/settings/interactivity", |m| {
+    check_rejected("/settings/interactivity", "'enabled' was unexpected", |m| {
         m["settings"]["interactivity"]["enabled"] = json!(true);
     });
 }
 
 #[test]
 fn rejects_a_slash_command_without_its_slash() {
-    check_rejected("/features/slash_commands/0/command", |m| {
+    check_rejected("/features/slash_commands/0/command", "does not match", |m| {
         m["features"]["slash_commands"][0]["command"] = json!("netrunbook");
     });
 }
 
 #[test]
 fn rejects_a_too_long_name() {
-    check_rejected("/display_information/name", |m| {
+    check_rejected("/display_information/name", "is longer than 35 characters", |m| {
         m["display_information"]["name"] = json!("n".repeat(36));
     });
 }

@@ -614,15 +614,6 @@ pub fn render(kb: &KnowledgeBase, message: &Message) -> Vec<Rendered> {
     b.messages
 }
 
-/// A slash command's acknowledgement payload: the first rendered message, shown to the user only.
-pub fn ack_payload(kb: &KnowledgeBase, message: &Message) -> Option<serde_json::Value> {
-    render(kb, message).into_iter().next().map(|r| {
-        let mut p = serde_json::to_value(r.content()).unwrap_or_default();
-        p["response_type"] = serde_json::json!("ephemeral");
-        p
-    })
-}
-
 fn help(b: &mut Builder<'_>) {
     let mut text = String::from(
         "*netrunbook* points you at the right section of the armada-network troubleshooting runbook and walks through its follow-up questions.\nAsk with `/netrunbook <symptom or error>`, or mention me in an incident thread.\n",

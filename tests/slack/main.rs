@@ -21,7 +21,7 @@ use netrunbook::app::Application;
 use netrunbook::bot::Access;
 use netrunbook::cli::KbArgs;
 use netrunbook::config::Settings;
-use netrunbook::slack::{RetryPolicy, StopReason, Tuning};
+use netrunbook::slack::{RetryPolicy, SocketModeWatch, StopReason, Tuning};
 use secrecy::SecretString;
 use serde_json::Value;
 use support::slack_emulator::{ApiCall, SlackEmulator, UserPost, BOT_USER_ID};
@@ -38,15 +38,16 @@ pub const OTHER_USER: &str = "U0BOB";
 pub const APP_TOKEN: &str = "xapp-1-A0EMU-1-integrationtest";
 pub const BOT_TOKEN: &str = "xoxb-1-integrationtest";
 
-/// Timings short enough for tests.
+/// Timings short enough for tests, and a watch of the bot's own (see [`start_bot`]).
 pub fn test_tuning() -> Tuning {
     Tuning {
         connections: 2,
-        worker_idle: Duration::from_secs(2),
+        initial_backoff: Duration::ZERO,
+        reconnect_timeout: Duration::from_secs(1),
         ping_every: Duration::from_secs(5),
         dead_after: Duration::from_secs(30),
-        reconnect_backoff: Duration::from_millis(50),
-        max_reconnect_backoff: Duration::from_millis(500),
+        worker_idle: Duration::from_secs(2),
+        watch: SocketModeWatch::new(),
         retry: RetryPolicy {
             attempts: 4,
             backoff: Duration::from_millis(50),
@@ -86,6 +87,8 @@ pub struct TestBot {
     pub http: SocketAddr,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<anyhow::Result<StopReason>>,
+    /// The bot's watch layer as this thread's subscriber (see [`watch_logs`]).
+    _logs: tracing::subscriber::DefaultGuard,
 }
 
 /// A fresh emulator, a fresh sled directory, the bot connected.
@@ -125,6 +128,7 @@ pub async fn launch(emu: SlackEmulator, dir: TempDir, configure: impl FnOnce(&mu
     let db = dir.path().join("netrunbook.sled");
     let mut s = settings(&emu, &db);
     configure(&mut s);
+    let logs = watch_logs(&s.tuning.watch);
     let app = Application::build(s).await.expect("the bot builds");
     let http = app.http_addr();
     let (tx, rx) = oneshot::channel::<()>();
@@ -138,7 +142,16 @@ pub async fn launch(emu: SlackEmulator, dir: TempDir, configure: impl FnOnce(&mu
         http,
         stop: Some(tx),
         task,
+        _logs: logs,
     }
+}
+
+/// Feed `watch` from slack-morphism's log events on this thread, as `telemetry::init` does for the
+/// process. On a current-thread runtime every task of the bot runs on the test's thread, so each test
+/// bot sees its own listener's events only.
+pub fn watch_logs(watch: &SocketModeWatch) -> tracing::subscriber::DefaultGuard {
+    use tracing_subscriber::layer::SubscriberExt;
+    tracing::subscriber::set_default(tracing_subscriber::registry().with(watch.layer()))
 }
 
 impl TestBot {
@@ -147,6 +160,11 @@ impl TestBot {
         if let Some(tx) = self.stop.take() {
             let _ = tx.send(());
         }
+        self.stopped().await
+    }
+
+    /// Wait for the bot to stop by itself (Slack made it); returns as [`TestBot::stop`] does.
+    pub async fn stopped(self) -> (StopReason, SlackEmulator, TempDir) {
         let reason = tokio::time::timeout(WAIT, self.task)
             .await
             .expect("the bot stops in time")
