@@ -1,19 +1,26 @@
-//! `netrunbook serve` as a library: [`Application::build`] opens the store, loads the knowledge base
-//! and checks the bot token with Slack; [`Application::run_until_stopped`] keeps the Socket Mode
-//! connections open until the shutdown future resolves (or Slack disables Socket Mode), then stops
-//! taking events, lets in-flight replies finish and flushes the store.
+//! `netrunbook serve` as a library: [`Application::build`] opens the store, loads the knowledge base,
+//! binds the health and metrics endpoint ([`Application::http_addr`]) and checks the bot token with
+//! Slack; [`Application::run_until_stopped`] serves `/healthz`, `/readyz` and `/metrics`, reloads the
+//! knowledge base on SIGHUP, purges expired state and keeps the Socket Mode connections open until the
+//! shutdown future resolves (or Slack disables Socket Mode), then stops taking events, lets in-flight
+//! replies finish and flushes the store.
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
 use crate::bot::{error_chain, Bot, Identity};
 use crate::config::Settings;
-use crate::slack::{socket, unix_now, Engine, StopReason, Web};
-use crate::store::{SledStore, Store};
+use crate::metrics::Metrics;
+use crate::slack::socket::SocketMode;
+use crate::slack::{unix_now, Engine, StopReason, Web};
+use crate::store::{FeedbackStore, SledStore, Store};
 
 /// How often expired conversations and old event ids are purged.
 const PURGE_EVERY: Duration = Duration::from_secs(10 * 60);
@@ -22,7 +29,11 @@ const PURGE_EVERY: Duration = Duration::from_secs(10 * 60);
 pub struct Application {
     engine: Arc<Engine<SledStore>>,
     store: SledStore,
+    metrics: Arc<Metrics>,
+    /// Bound at build time, so the port is known (and taken) before anything runs.
+    http: TcpListener,
     idle_ttl: Duration,
+    feedback_retention: Duration,
     shutdown_grace: Duration,
 }
 
@@ -32,35 +43,59 @@ impl Application {
         let store = tokio::task::spawn_blocking(move || SledStore::open(db))
             .await
             .context("opening the conversation store panicked")??;
+        let metrics = Arc::new(Metrics::new());
+        metrics.set_store_open(true);
         let kb = settings
             .kb
-            .load()
+            .load_live()
             .with_context(|| format!("cannot load the knowledge base ({})", settings.kb.describe()))?;
+        let http = TcpListener::bind(settings.http_addr).await.with_context(|| {
+            format!(
+                "cannot listen on {} for /healthz, /readyz and /metrics: set --http-addr or NETRUNBOOK_HTTP_ADDR",
+                settings.http_addr
+            )
+        })?;
         let web = Web::new(
             &settings.slack_api_url,
             &settings.bot_token,
             &settings.app_token,
             settings.tuning.retry.clone(),
-        )?;
+        )?
+        .with_metrics(metrics.clone());
         let (user_id, bot_id, team) = web
             .auth_test()
             .await
             .context("SLACK_BOT_TOKEN was not accepted by Slack (auth.test)")?;
+        let current = kb.get();
         info!(
             bot_user = %user_id,
             team = %team,
-            kb_version = %kb.version,
-            intents = kb.intents.len(),
+            kb_version = %current.version,
+            intents = current.intents.len(),
+            kb_reloadable = kb.dir().is_some(),
             db = %settings.db.display(),
+            http = %http.local_addr().map_or_else(|_| settings.http_addr.to_string(), |a| a.to_string()),
+            allowed_channels = settings.access.channels.as_ref().map_or(0, |c| c.len()),
+            admins = settings.access.admins.len(),
             "netrunbook starting"
         );
-        let bot = Bot::new(Arc::new(kb), store.clone(), Identity { user_id, bot_id });
+        let bot = Bot::new(kb, store.clone(), Identity { user_id, bot_id })
+            .with_access(settings.access.clone())
+            .with_metrics(metrics.clone());
         Ok(Application {
             engine: Engine::new(bot, web, settings.tuning.clone()),
             store,
+            metrics,
+            http,
             idle_ttl: settings.idle_ttl,
+            feedback_retention: settings.feedback_retention,
             shutdown_grace: settings.shutdown_grace,
         })
+    }
+
+    /// Where `/healthz`, `/readyz` and `/metrics` are served.
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http.local_addr().expect("a bound listener has an address")
     }
 
     pub fn engine(&self) -> &Arc<Engine<SledStore>> {
@@ -70,11 +105,24 @@ impl Application {
     /// Serve until `shutdown` resolves or Slack makes us stop; returns why it stopped.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<StopReason> {
         let engine = self.engine.clone();
-        let mut connections = tokio::task::JoinSet::new();
-        for n in 1..=engine.tuning.connections.max(1) {
-            connections.spawn(socket::run_connection(engine.clone(), n));
-        }
-        let purger = tokio::spawn(purge_loop(self.store.clone(), self.idle_ttl));
+        let http_stop = CancellationToken::new();
+        let http = tokio::spawn(crate::http::serve(
+            self.http,
+            self.metrics.clone(),
+            http_stop.clone().cancelled_owned(),
+        ));
+        let reloader = reload_on_sighup(engine.clone());
+        let socket_mode = match SocketMode::start(&engine).await {
+            Ok(socket_mode) => socket_mode,
+            Err(e) => {
+                reloader.abort();
+                http_stop.cancel();
+                let _ = http.await;
+                return Err(anyhow::Error::new(e).context("cannot start the Socket Mode listener"));
+            }
+        };
+        let listener = tokio::spawn(socket_mode.run(engine.clone()));
+        let purger = tokio::spawn(purge_loop(self.store.clone(), self.idle_ttl, self.feedback_retention));
         tokio::select! {
             _ = shutdown => {
                 info!("shutdown requested: no longer taking events");
@@ -82,8 +130,11 @@ impl Application {
             }
             _ = engine.stopped() => {}
         }
-        while connections.join_next().await.is_some() {}
+        if let Err(e) = listener.await {
+            error!(error = %e, "the Socket Mode listener panicked");
+        }
         purger.abort();
+        reloader.abort();
         engine.drain(self.shutdown_grace).await;
         let store = self.store.clone();
         match tokio::task::spawn_blocking(move || store.flush()).await {
@@ -91,22 +142,36 @@ impl Application {
             Ok(Err(e)) => error!(error = %error_chain(&e), "cannot flush the conversation store"),
             Err(e) => error!(error = %e, "flushing the conversation store panicked"),
         }
+        self.metrics.set_store_open(false);
+        http_stop.cancel();
+        let _ = http.await;
         let reason = engine.stop_reason().unwrap_or(StopReason::Shutdown);
         info!(reason = ?reason, "netrunbook stopped");
         Ok(reason)
     }
 }
 
-async fn purge_loop(store: SledStore, idle: Duration) {
+async fn purge_loop(store: SledStore, idle: Duration, retention: Duration) {
     let mut every = tokio::time::interval(PURGE_EVERY);
     loop {
         every.tick().await;
         let s = store.clone();
-        match tokio::task::spawn_blocking(move || s.purge(unix_now(), idle.as_secs())).await {
-            Ok(Ok(p)) if p.conversations + p.events > 0 => {
+        let purged = tokio::task::spawn_blocking(move || {
+            let now = unix_now();
+            Ok::<_, crate::store::StoreError>((
+                s.purge(now, idle.as_secs())?,
+                s.purge_feedback(now, retention.as_secs())?,
+            ))
+        })
+        .await;
+        match purged {
+            Ok(Ok((p, f))) if p.conversations + p.events + f.answer_days + f.votes + f.unanswered > 0 => {
                 info!(
                     conversations = p.conversations,
                     events = p.events,
+                    answer_days = f.answer_days,
+                    votes = f.votes,
+                    unanswered = f.unanswered,
                     "purged expired state"
                 )
             }
@@ -114,6 +179,32 @@ async fn purge_loop(store: SledStore, idle: Duration) {
             Ok(Err(e)) => warn!(error = %error_chain(&e), "purge failed"),
             Err(e) => warn!(error = %e, "purge panicked"),
         }
+    }
+}
+
+/// Reload the knowledge base on every SIGHUP (Unix only). The handler is installed before this
+/// returns, so a SIGHUP sent once the bot is up never takes the default action (exit).
+fn reload_on_sighup(engine: Arc<Engine<SledStore>>) -> tokio::task::JoinHandle<()> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::hangup()) {
+            Ok(mut hup) => tokio::spawn(async move {
+                while hup.recv().await.is_some() {
+                    info!("SIGHUP: reloading the knowledge base");
+                    engine.reload_kb("SIGHUP").await;
+                }
+            }),
+            Err(e) => {
+                error!(error = %e, "cannot listen for SIGHUP; reload with /netrunbook reload instead");
+                tokio::spawn(async {})
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        drop(engine);
+        tokio::spawn(async {})
     }
 }
 

@@ -11,19 +11,28 @@
 //! - a bare mention in a thread ("@netrunbook", "@netrunbook what does the runbook say?") reads the
 //!   thread's root message (the alert) and answers that;
 //! - each event is handled once: by event id (Slack retries) and by channel + ts (the `app_mention`
-//!   and `message` twins of one post).
+//!   and `message` twins of one post);
+//! - outside the allowed channels (when a list is set) a mention or a click gets a short private note;
+//!   `/netrunbook reload` and `/netrunbook report` are for the admins listed, from any channel.
+//!
+//! Along the way it keeps what `netrunbook report` shows: answers per intent, 👍/👎/wrong-topic votes,
+//! and the messages it abstained on or answered with a small margin (redacted, see [`feedback`]).
 //!
 //! **Invariant:** the callers process the events of one thread one after another, so a load, step and
 //! save here never race with another for the same thread.
 
+use std::collections::BTreeSet;
 use std::future::Future;
 use std::sync::Arc;
 
-use tracing::{debug, error, info};
+use tracing::{debug, error, info, warn};
 
-use crate::dialogue::{self, Conversation, Input, Pending, Reply};
-use crate::kb::{KnowledgeBase, Node};
+use crate::dialogue::{self, Conversation, Input, Pending, Reply, Step};
+use crate::feedback::{self, Unanswered, Vote, VoteKind};
+use crate::kb::{KnowledgeBase, LiveKb, Node, ReloadError, Reloaded};
 use crate::matcher::Verdict;
+use crate::metrics::Metrics;
+use crate::report::{self, Report};
 use crate::store::{Store, ThreadKey};
 
 /// Something that happened in Slack, in our terms.
@@ -79,6 +88,8 @@ pub enum Action {
     Escalate,
     /// 👍 (`helpful`) or 👎 on an answer about `intent`.
     Feedback { intent: String, helpful: bool },
+    /// The answer about `from` was the wrong topic: answer about `to` (one of its alternatives).
+    WrongTopic { from: String, to: String },
     /// Post the (ephemeral) answer to `question` in the channel.
     Share { question: String },
 }
@@ -111,6 +122,10 @@ pub enum Message {
     },
     /// A one-line status.
     Notice(String),
+    /// The bot does not answer in this channel; it does in these.
+    NotHere { channels: Vec<String> },
+    /// A title and preformatted text (a report, the problems of a knowledge base).
+    Block { title: String, body: String },
 }
 
 /// What the bot wants done in Slack, in order.
@@ -163,25 +178,99 @@ pub struct Identity {
     pub bot_id: Option<String>,
 }
 
+/// Who may use the bot where. The default answers everywhere and has no admins.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Access {
+    /// Channel ids the bot answers in; `None`: every channel it is in.
+    pub channels: Option<BTreeSet<String>>,
+    /// User ids allowed the admin commands (`reload`, `report`).
+    pub admins: BTreeSet<String>,
+}
+
+impl Access {
+    pub fn answers_in(&self, channel: &str) -> bool {
+        self.channels.as_ref().is_none_or(|c| c.contains(channel))
+    }
+
+    pub fn is_admin(&self, user: &str) -> bool {
+        self.admins.contains(user)
+    }
+}
+
+/// `/netrunbook <text>` as typed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SlashCommand {
+    pub team: String,
+    pub channel: String,
+    pub user: String,
+    pub text: String,
+}
+
+/// How to answer a slash command.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CommandReply {
+    /// In the acknowledgement.
+    Now(Message),
+    /// Acknowledge with `ack`, then run `task` off the socket (it reads the disk) and show its
+    /// result to the user privately.
+    Later { ack: Message, task: AdminTask },
+}
+
+/// The admin commands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdminTask {
+    /// Re-read the intents directory.
+    Reload,
+    /// Answers, feedback and unanswered questions.
+    Report,
+}
+
 /// Subtypes of human messages worth reading; every other subtype is ignored.
 const READABLE_SUBTYPES: &[&str] = &["thread_broadcast", "file_share"];
 /// Words that ask for the topic list.
 const HELP_WORDS: &[&str] = &["help", "topics", "?"];
 
-/// The bot: knowledge base, store and identity.
+/// The bot: knowledge base, store, identity, who may use it, and what it counts.
 pub struct Bot<S> {
-    kb: Arc<KnowledgeBase>,
+    kb: LiveKb,
     store: S,
     me: Identity,
+    access: Access,
+    metrics: Arc<Metrics>,
 }
 
 impl<S: Store> Bot<S> {
-    pub fn new(kb: Arc<KnowledgeBase>, store: S, me: Identity) -> Bot<S> {
-        Bot { kb, store, me }
+    /// A bot that answers everywhere, has no admins and counts into metrics of its own.
+    pub fn new(kb: impl Into<LiveKb>, store: S, me: Identity) -> Bot<S> {
+        Bot {
+            kb: kb.into(),
+            store,
+            me,
+            access: Access::default(),
+            metrics: Arc::new(Metrics::new()),
+        }
     }
 
-    pub fn kb(&self) -> &Arc<KnowledgeBase> {
-        &self.kb
+    pub fn with_access(self, access: Access) -> Bot<S> {
+        Bot { access, ..self }
+    }
+
+    pub fn with_metrics(self, metrics: Arc<Metrics>) -> Bot<S> {
+        Bot { metrics, ..self }
+    }
+
+    /// The knowledge base in use now (a reload may replace it at any time; keep the `Arc` for the
+    /// whole of one piece of work).
+    pub fn kb(&self) -> Arc<KnowledgeBase> {
+        self.kb.get()
+    }
+
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    pub fn access(&self) -> &Access {
+        &self.access
     }
 
     pub fn store(&self) -> &S {
@@ -201,22 +290,66 @@ impl<S: Store> Bot<S> {
         )
     }
 
-    /// The immediate answer to `/netrunbook <text>`: the topic list, or the answer, privately.
-    pub fn command(&self, text: &str) -> Message {
-        let t = text.trim();
+    /// The answer to `/netrunbook <text>`: the topic list or the answer, privately; the admin
+    /// commands `reload` and `report` (refused to others); a note outside the allowed channels.
+    pub fn command(&self, cmd: &SlashCommand, now: u64) -> CommandReply {
+        let t = cmd.text.trim();
+        let word = t.to_lowercase();
+        let task = match word.as_str() {
+            "reload" => Some(AdminTask::Reload),
+            "report" => Some(AdminTask::Report),
+            _ => None,
+        };
+        if let Some(task) = task {
+            if !self.access.is_admin(&cmd.user) {
+                info!(user = %cmd.user, command = %word, "admin command refused");
+                let why = if self.access.admins.is_empty() {
+                    "no admins are configured (--admins or NETRUNBOOK_ADMINS)"
+                } else {
+                    "you are not one of the admins configured"
+                };
+                return CommandReply::Now(Message::Notice(format!(
+                    "Only netrunbook admins can use `/netrunbook {word}`: {why}."
+                )));
+            }
+            let ack = match task {
+                AdminTask::Reload => "Reloading the knowledge base…",
+                AdminTask::Report => "Putting the report together…",
+            };
+            return CommandReply::Later {
+                ack: Message::Notice(ack.into()),
+                task,
+            };
+        }
+        if !self.access.answers_in(&cmd.channel) {
+            return CommandReply::Now(self.not_here());
+        }
+        CommandReply::Now(self.answer_privately(&self.kb(), t, now))
+    }
+
+    /// The note for a channel the bot does not answer in.
+    fn not_here(&self) -> Message {
+        Message::NotHere {
+            channels: self.access.channels.iter().flatten().cloned().collect(),
+        }
+    }
+
+    /// The topic list, or the answer to `t`, for the asker only.
+    fn answer_privately(&self, kb: &KnowledgeBase, t: &str, now: u64) -> Message {
         if t.is_empty() || HELP_WORDS.contains(&t.to_lowercase().as_str()) {
             return Message::Help;
         }
         let step = dialogue::step(
-            &self.kb,
+            kb,
             None,
             &Input::Message {
                 text: t.to_string(),
                 addressed: true,
             },
-            0,
+            now,
         );
         record_intent(step.replies.first());
+        self.observe(kb, Some(t), None, &step, now);
         let mut replies = step.replies.into_iter();
         let reply = replies.next().unwrap_or(Reply::NoMatch);
         let more = replies.next().is_some() || matches!(&reply, Reply::Answer(a) if a.has_flow);
@@ -227,13 +360,82 @@ impl<S: Store> Bot<S> {
         Message::Private { reply, more, share }
     }
 
-    /// Handle one event, click or shared answer; returns what to show, in order.
+    /// Run an admin command (blocking: it reads the disk) and say how it went.
+    pub fn admin(&self, task: AdminTask, trigger: &str) -> Message {
+        match task {
+            AdminTask::Reload => match self.reload_kb(trigger) {
+                Ok(r) => Message::Notice(format!(
+                    "Knowledge base reloaded: version {} → {} ({} intents).",
+                    r.from, r.to, r.intents
+                )),
+                Err(e @ ReloadError::BuiltIn) => Message::Notice(e.to_string()),
+                Err(ReloadError::Invalid { dir, kept, source }) => Message::Block {
+                    title: format!(
+                        "The knowledge base in {} was rejected; still answering from version {kept}.",
+                        dir.display()
+                    ),
+                    body: source
+                        .problems()
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join("\n"),
+                },
+            },
+            AdminTask::Report => match self.store.feedback() {
+                Ok(data) => Message::Block {
+                    title: "netrunbook report".into(),
+                    body: Report::build(&data, report::DEFAULT_TOP).to_text(),
+                },
+                Err(e) => {
+                    error!(error = %error_chain(&e), "cannot read the feedback for a report");
+                    Message::Notice("Cannot read the stored feedback; see the bot's log.".into())
+                }
+            },
+        }
+    }
+
+    /// Re-read the intents directory and swap it in when valid (blocking); logged and counted.
+    /// Conversations in flight carry on: a flow step that vanished restarts the flow.
+    pub fn reload_kb(&self, trigger: &str) -> Result<Reloaded, ReloadError> {
+        let result = self.kb.reload();
+        match &result {
+            Ok(r) => {
+                self.metrics.kb_reload("ok");
+                info!(trigger, from = %r.from, to = %r.to, intents = r.intents, "knowledge base reloaded");
+            }
+            Err(e @ ReloadError::BuiltIn) => {
+                self.metrics.kb_reload("unavailable");
+                warn!(trigger, "{e}");
+            }
+            Err(e) => {
+                self.metrics.kb_reload("rejected");
+                warn!(trigger, error = %error_chain(e), "knowledge base reload rejected");
+            }
+        }
+        result
+    }
+
+    /// Handle one event, click or shared answer with the knowledge base in use now.
     pub async fn handle(&self, inbound: &Inbound, reader: &impl ThreadReader, now: u64) -> Vec<Outbound> {
+        self.handle_in(&self.kb(), inbound, reader, now).await
+    }
+
+    /// Handle one event, click or shared answer with `kb`; returns what to show, in order.
+    pub async fn handle_in(
+        &self,
+        kb: &KnowledgeBase,
+        inbound: &Inbound,
+        reader: &impl ThreadReader,
+        now: u64,
+    ) -> Vec<Outbound> {
         match &inbound.kind {
-            InboundKind::Mention | InboundKind::Message => self.message(inbound, reader, now).await,
+            InboundKind::Mention | InboundKind::Message => self.message(kb, inbound, reader, now).await,
             InboundKind::Command => vec![],
-            InboundKind::Action { action, response_url } => self.action(inbound, action, response_url.as_deref(), now),
-            InboundKind::Shared { question } => self.shared(inbound, question, now),
+            InboundKind::Action { action, response_url } => {
+                self.action(kb, inbound, action, response_url.as_deref(), now)
+            }
+            InboundKind::Shared { question } => self.shared(kb, inbound, question, now),
         }
     }
 
@@ -294,6 +496,7 @@ impl<S: Store> Bot<S> {
                 Ok(true) => {}
                 Ok(false) => {
                     debug!(key = %key, "duplicate event dropped");
+                    self.metrics.duplicate_dropped();
                     return false;
                 }
                 // better a rare double answer than silence when the store fails
@@ -303,7 +506,13 @@ impl<S: Store> Bot<S> {
         true
     }
 
-    async fn message(&self, inbound: &Inbound, reader: &impl ThreadReader, now: u64) -> Vec<Outbound> {
+    async fn message(
+        &self,
+        kb: &KnowledgeBase,
+        inbound: &Inbound,
+        reader: &impl ThreadReader,
+        now: u64,
+    ) -> Vec<Outbound> {
         if self.is_mine_or_bot(inbound) {
             debug!("ignoring a bot's message");
             return vec![];
@@ -336,6 +545,14 @@ impl<S: Store> Bot<S> {
             return vec![];
         }
         let reply_in = Some(key.thread_ts.clone());
+        if !self.access.answers_in(&inbound.channel) {
+            return vec![Outbound::Ephemeral {
+                channel: inbound.channel.clone(),
+                user: inbound.user.clone(),
+                thread_ts: in_thread.then(|| key.thread_ts.clone()),
+                message: self.not_here(),
+            }];
+        }
         let post = |message: Message| Outbound::Post {
             channel: inbound.channel.clone(),
             thread_ts: reply_in.clone(),
@@ -351,7 +568,7 @@ impl<S: Store> Bot<S> {
             let waiting = state
                 .as_ref()
                 .is_some_and(|c| matches!(c.pending, Pending::Question { .. } | Pending::Clarify { .. }));
-            let says_nothing = text.is_empty() || self.abstains(&text);
+            let says_nothing = text.is_empty() || abstains(kb, &text);
             if in_thread && !waiting && says_nothing {
                 match reader.root_text(&inbound.channel, &key.thread_ts).await {
                     Some(root) if !root.trim().is_empty() => {
@@ -370,20 +587,92 @@ impl<S: Store> Bot<S> {
                 return vec![post(Message::Help)];
             }
         }
-        let step = dialogue::step(&self.kb, state.as_ref(), &Input::Message { text, addressed }, now);
+        let step = dialogue::step(
+            kb,
+            state.as_ref(),
+            &Input::Message {
+                text: text.clone(),
+                addressed,
+            },
+            now,
+        );
         self.save(&key, state.as_ref(), step.state.as_ref());
         record_intent_of(step.state.as_ref(), step.replies.first());
+        self.observe(kb, Some(&text), state.as_ref(), &step, now);
         if step.replies.is_empty() {
             return vec![];
         }
         vec![post(Message::Replies(step.replies))]
     }
 
-    fn abstains(&self, text: &str) -> bool {
-        self.kb.matcher.rank(&self.kb.prepare(text)).verdict == Verdict::Abstain
+    /// Count what a step did, keep its answers' tally and, when the match was doubtful, the message
+    /// (redacted). `text` is what was matched, when the step read text.
+    fn observe(&self, kb: &KnowledgeBase, text: Option<&str>, before: Option<&Conversation>, step: &Step, now: u64) {
+        for r in &step.replies {
+            match r {
+                Reply::Answer(a) => {
+                    self.metrics.answered(&a.intent);
+                    if let Err(e) = self.store.count_answer(&a.intent, now) {
+                        warn!(error = %error_chain(&e), "cannot count an answer");
+                    }
+                }
+                Reply::NoMatch => self.metrics.abstained(),
+                Reply::Clarify { .. } => self.metrics.clarified(),
+                _ => {}
+            }
+        }
+        if let (Some(b), Some(a)) = (before, step.state.as_ref()) {
+            let answered =
+                matches!(b.pending, Pending::Question { .. }) && a.intent == b.intent && a.slots.len() > b.slots.len();
+            if let (true, Some(intent)) = (answered, a.intent.as_deref()) {
+                self.metrics.follow_up_step(intent);
+            }
+        }
+        // only a match that started (or restarted) a topic says how well the bot understood
+        let started = matches!(
+            step.replies.first(),
+            Some(Reply::Answer(_) | Reply::Clarify { .. } | Reply::NoMatch)
+        );
+        let (Some(text), Some(outcome), true) = (text, step.matched.as_ref(), started) else {
+            return;
+        };
+        let Some(doubt) = feedback::doubt(outcome) else {
+            return;
+        };
+        let guess = outcome.ranked.first().map(|r| kb.intents[r.intent].id.clone());
+        let sighting = Unanswered::new(text, doubt, guess, now);
+        match self.store.note_unanswered(&sighting) {
+            Ok(count) => {
+                debug!(doubt = doubt.label(), signature = %sighting.signature, count, "kept a doubtful question")
+            }
+            Err(e) => warn!(error = %error_chain(&e), "cannot keep a doubtful question"),
+        }
     }
 
-    fn action(&self, inbound: &Inbound, action: &Action, response_url: Option<&str>, now: u64) -> Vec<Outbound> {
+    /// Record `user`'s vote on the answer about `intent` in the thread.
+    fn vote(&self, key: &ThreadKey, inbound: &Inbound, intent: &str, kind: VoteKind, now: u64) {
+        info!(feedback.intent = %intent, vote = kind.label(), user = %inbound.user, "feedback");
+        self.metrics.feedback(kind.label());
+        let vote = Vote {
+            thread: key.clone(),
+            intent: intent.to_string(),
+            user: inbound.user.clone(),
+            kind,
+            at: now,
+        };
+        if let Err(e) = self.store.put_vote(&vote).and_then(|()| self.store.flush()) {
+            error!(error = %error_chain(&e), "cannot record feedback");
+        }
+    }
+
+    fn action(
+        &self,
+        kb: &KnowledgeBase,
+        inbound: &Inbound,
+        action: &Action,
+        response_url: Option<&str>,
+        now: u64,
+    ) -> Vec<Outbound> {
         let key = Self::thread_of(inbound);
         let thread = Some(key.thread_ts.clone());
         let ephemeral = |message: Message| Outbound::Ephemeral {
@@ -397,14 +686,42 @@ impl<S: Store> Bot<S> {
             thread_ts: thread.clone(),
             message: Message::Replies(replies),
         };
+        if !self.access.answers_in(&inbound.channel) {
+            return vec![ephemeral(self.not_here())];
+        }
         match action {
             Action::Feedback { intent, helpful } => {
-                info!(feedback.intent = %intent, feedback.helpful = helpful, user = %inbound.user, "feedback");
+                let kind = if *helpful { VoteKind::Up } else { VoteKind::Down };
+                self.vote(&key, inbound, intent, kind, now);
                 vec![ephemeral(Message::Notice("Thanks, noted.".into()))]
+            }
+            Action::WrongTopic { from, to } => {
+                let state = self.load(&key);
+                let Some(picked) = kb.intent(to) else {
+                    return vec![ephemeral(Message::Notice(
+                        "That topic is no longer in the knowledge base.".into(),
+                    ))];
+                };
+                if state.as_ref().is_some_and(|c| c.intent.as_deref() == Some(to.as_str())) {
+                    return vec![ephemeral(Message::Notice(format!(
+                        "This thread is already about “{}”.",
+                        picked.title
+                    )))];
+                }
+                self.vote(&key, inbound, from, VoteKind::WrongTopic { picked: to.clone() }, now);
+                let step = dialogue::step(kb, state.as_ref(), &Input::Pick { intent: to.clone() }, now);
+                self.save(&key, state.as_ref(), step.state.as_ref());
+                record_intent_of(step.state.as_ref(), None);
+                self.observe(kb, None, state.as_ref(), &step, now);
+                let mut replies = vec![Reply::Notice {
+                    text: format!("Wrong topic: switching to “{}”.", picked.title),
+                }];
+                replies.extend(step.replies);
+                vec![post(replies)]
             }
             Action::Share { question } => {
                 let step = dialogue::step(
-                    &self.kb,
+                    kb,
                     None,
                     &Input::Message {
                         text: question.clone(),
@@ -412,6 +729,7 @@ impl<S: Store> Bot<S> {
                     },
                     now,
                 );
+                self.observe(kb, None, None, &step, now);
                 let Some(first) = step.replies.into_iter().next() else {
                     return vec![];
                 };
@@ -441,7 +759,7 @@ impl<S: Store> Bot<S> {
             }
             Action::Escalate => {
                 let state = self.load(&key);
-                let step = dialogue::step(&self.kb, state.as_ref(), &Input::Escalate, now);
+                let step = dialogue::step(kb, state.as_ref(), &Input::Escalate, now);
                 self.save(&key, state.as_ref(), step.state.as_ref());
                 vec![post(step.replies)]
             }
@@ -450,9 +768,9 @@ impl<S: Store> Bot<S> {
                 let current = state
                     .as_ref()
                     .filter(|c| matches!(&c.pending, Pending::Question { node: n } if n == node));
-                let answered = current.and_then(|c| self.question_and_choice(c, node, option));
+                let answered = current.and_then(|c| question_and_choice(kb, c, node, option));
                 let step = dialogue::step(
-                    &self.kb,
+                    kb,
                     state.as_ref(),
                     &Input::Choose {
                         node: node.clone(),
@@ -462,6 +780,7 @@ impl<S: Store> Bot<S> {
                 );
                 self.save(&key, state.as_ref(), step.state.as_ref());
                 record_intent_of(step.state.as_ref(), None);
+                self.observe(kb, None, state.as_ref(), &step, now);
                 match answered {
                     Some((question, choice)) => {
                         let mut out = vec![Outbound::Update {
@@ -487,14 +806,15 @@ impl<S: Store> Bot<S> {
                 let waiting = state.as_ref().is_some_and(
                     |c| matches!(&c.pending, Pending::Clarify { candidates } if candidates.contains(intent)),
                 );
-                let Some(picked) = self.kb.intent(intent).filter(|_| waiting) else {
+                let Some(picked) = kb.intent(intent).filter(|_| waiting) else {
                     return vec![ephemeral(Message::Notice(
                         "That choice was already made or has expired.".into(),
                     ))];
                 };
-                let step = dialogue::step(&self.kb, state.as_ref(), &Input::Pick { intent: intent.clone() }, now);
+                let step = dialogue::step(kb, state.as_ref(), &Input::Pick { intent: intent.clone() }, now);
                 self.save(&key, state.as_ref(), step.state.as_ref());
                 record_intent_of(step.state.as_ref(), None);
+                self.observe(kb, None, state.as_ref(), &step, now);
                 vec![
                     Outbound::Update {
                         channel: inbound.channel.clone(),
@@ -513,11 +833,11 @@ impl<S: Store> Bot<S> {
 
     /// The shared answer's thread: step the question, keep the state, post everything after the first
     /// reply (which the shared root message shows).
-    fn shared(&self, inbound: &Inbound, question: &str, now: u64) -> Vec<Outbound> {
+    fn shared(&self, kb: &KnowledgeBase, inbound: &Inbound, question: &str, now: u64) -> Vec<Outbound> {
         let key = Self::thread_of(inbound);
         let state = self.load(&key);
         let step = dialogue::step(
-            &self.kb,
+            kb,
             state.as_ref(),
             &Input::Message {
                 text: question.to_string(),
@@ -537,17 +857,21 @@ impl<S: Store> Bot<S> {
             message: Message::Replies(rest),
         }]
     }
+}
 
-    /// The question text at `node` of the conversation's flow and the label of `option`.
-    fn question_and_choice(&self, c: &Conversation, node: &str, option: &str) -> Option<(String, String)> {
-        let intent = self.kb.intent(c.intent.as_deref()?)?;
-        let Node::Ask { slot, question, .. } = intent.flow.as_ref()?.nodes.get(node)? else {
-            return None;
-        };
-        let slot = self.kb.slots.get(slot)?;
-        let label = slot.options.iter().find(|o| o.id == option)?.label.clone();
-        Some((question.clone().unwrap_or_else(|| slot.question.clone()), label))
-    }
+fn abstains(kb: &KnowledgeBase, text: &str) -> bool {
+    kb.matcher.rank(&kb.prepare(text)).verdict == Verdict::Abstain
+}
+
+/// The question text at `node` of the conversation's flow and the label of `option`.
+fn question_and_choice(kb: &KnowledgeBase, c: &Conversation, node: &str, option: &str) -> Option<(String, String)> {
+    let intent = kb.intent(c.intent.as_deref()?)?;
+    let Node::Ask { slot, question, .. } = intent.flow.as_ref()?.nodes.get(node)? else {
+        return None;
+    };
+    let slot = kb.slots.get(slot)?;
+    let label = slot.options.iter().find(|o| o.id == option)?.label.clone();
+    Some((question.clone().unwrap_or_else(|| slot.question.clone()), label))
 }
 
 /// Note the intent being worked in the current tracing span (the Slack event's).
@@ -632,6 +956,18 @@ mod tests {
             subtype: None,
             kind,
         }
+    }
+
+    fn slash(bot: &Bot<MemoryStore>, user: &str, text: &str) -> CommandReply {
+        bot.command(
+            &SlashCommand {
+                team: "T1".into(),
+                channel: "C1".into(),
+                user: user.into(),
+                text: text.into(),
+            },
+            1,
+        )
     }
 
     fn replies(out: &[Outbound]) -> Vec<&Reply> {
@@ -780,17 +1116,108 @@ mod tests {
         assert!(bot.store().get(&key).unwrap().is_none());
     }
 
+    #[tokio::test]
+    async fn answers_votes_and_doubtful_questions_are_kept_for_the_report() {
+        use crate::store::FeedbackStore;
+        let bot = bot();
+        let out = bot
+            .handle(
+                &event(
+                    InboundKind::Mention,
+                    "E1",
+                    "10.1",
+                    None,
+                    "<@UBOT> how do I pay my billing invoice? token=abc123secret",
+                ),
+                &Root(None),
+                100,
+            )
+            .await;
+        assert!(matches!(replies(&out)[0], Reply::NoMatch));
+        bot.handle(
+            &event(
+                InboundKind::Mention,
+                "E2",
+                "11.1",
+                None,
+                "<@UBOT> dns lookups time out in pods",
+            ),
+            &Root(None),
+            101,
+        )
+        .await;
+        let click = event(
+            InboundKind::Action {
+                action: Action::Feedback {
+                    intent: "dns".into(),
+                    helpful: false,
+                },
+                response_url: None,
+            },
+            "E3",
+            "11.2",
+            Some("11.1"),
+            "",
+        );
+        let out = bot.handle(&click, &Root(None), 102).await;
+        assert!(matches!(&out[0], Outbound::Ephemeral { message: Message::Notice(n), .. } if n.contains("Thanks")));
+        let data = bot.store().feedback().unwrap();
+        assert_eq!(data.answers.get("dns"), Some(&1));
+        assert_eq!(data.votes.len(), 1);
+        assert_eq!(
+            (data.votes[0].kind.label(), data.votes[0].thread.thread_ts.as_str()),
+            ("down", "11.1")
+        );
+        assert_eq!(data.unanswered.len(), 1);
+        let u = &data.unanswered[0];
+        assert_eq!(u.example, "how do I pay my billing invoice? token=[REDACTED]");
+        assert_eq!(u.doubt, feedback::Doubt::Abstained);
+    }
+
+    #[test]
+    fn admin_commands_are_for_admins_only() {
+        let bot = bot().with_access(Access {
+            channels: Some(["C9".to_string()].into()),
+            admins: ["UADMIN".to_string()].into(),
+        });
+        assert!(matches!(
+            slash(&bot, "UHUMAN", "reload"),
+            CommandReply::Now(Message::Notice(n)) if n.contains("Only netrunbook admins") && n.contains("not one of the admins")
+        ));
+        // admins may from any channel; questions are answered in the allowed channels only
+        assert!(matches!(
+            slash(&bot, "UADMIN", " Report "),
+            CommandReply::Later {
+                task: AdminTask::Report,
+                ..
+            }
+        ));
+        assert!(matches!(
+            slash(&bot, "UADMIN", "dns fails"),
+            CommandReply::Now(Message::NotHere { channels }) if channels == ["C9"]
+        ));
+        assert!(
+            matches!(bot.admin(AdminTask::Report, "test"), Message::Block { body, .. } if body.contains("Top unanswered"))
+        );
+        assert!(matches!(bot.admin(AdminTask::Reload, "test"), Message::Notice(n) if n.contains("built-in")));
+        let nobody = self::bot();
+        assert!(matches!(
+            slash(&nobody, "UADMIN", "reload"),
+            CommandReply::Now(Message::Notice(n)) if n.contains("no admins are configured")
+        ));
+    }
+
     #[test]
     fn help_groups_every_intent() {
         let bot = bot();
-        let groups = topic_groups(bot.kb());
+        let groups = topic_groups(&bot.kb());
         let n: usize = groups.iter().map(|(_, t)| t.len()).sum();
         assert_eq!(n, bot.kb().intents.len());
-        assert_eq!(bot.command("help"), Message::Help);
-        assert_eq!(bot.command("  "), Message::Help);
+        assert_eq!(slash(&bot, "UHUMAN", "help"), CommandReply::Now(Message::Help));
+        assert_eq!(slash(&bot, "UHUMAN", "  "), CommandReply::Now(Message::Help));
         assert!(matches!(
-            bot.command("coredns lookups fail"),
-            Message::Private { share: Some(_), .. }
+            slash(&bot, "UHUMAN", "coredns lookups fail"),
+            CommandReply::Now(Message::Private { share: Some(_), .. })
         ));
     }
 }

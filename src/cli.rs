@@ -27,14 +27,27 @@ pub struct KbArgs {
 }
 
 impl KbArgs {
-    pub fn load(&self) -> Result<KnowledgeBase, KbError> {
-        let opts = LoadOptions {
+    fn options(&self) -> LoadOptions {
+        LoadOptions {
             base_url: self.runbook_base_url.clone(),
-        };
+        }
+    }
+
+    pub fn load(&self) -> Result<KnowledgeBase, KbError> {
+        let opts = self.options();
         match &self.intents {
             Some(dir) => KnowledgeBase::load_dir(dir, &opts),
             None => KnowledgeBase::from_sources(crate::kb::builtin_sources(), &opts),
         }
+    }
+
+    /// The knowledge base for a long-running process: reloadable when it comes from a directory.
+    pub fn load_live(&self) -> Result<crate::kb::LiveKb, KbError> {
+        let kb = self.load()?;
+        Ok(match &self.intents {
+            Some(dir) => crate::kb::LiveKb::from_dir(kb, dir.clone(), self.options()),
+            None => crate::kb::LiveKb::from(std::sync::Arc::new(kb)),
+        })
     }
 
     pub fn describe(&self) -> String {
@@ -43,6 +56,33 @@ impl KbArgs {
             None => "built-in intents".to_string(),
         }
     }
+}
+
+/// `netrunbook report`: answers, feedback and the top unanswered questions stored in the sled
+/// directory `db`, as a table or one JSON object.
+pub fn report(db: &Path, as_json: bool, top: usize, out: &mut impl Write) -> anyhow::Result<i32> {
+    use crate::store::{FeedbackStore, SledStore, StoreError};
+    if !db.is_dir() {
+        anyhow::bail!(
+            "there is no store in {}: point --db (or NETRUNBOOK_DB) at the directory `netrunbook serve` uses",
+            db.display()
+        );
+    }
+    let store = match SledStore::open(db) {
+        Ok(s) => s,
+        Err(StoreError::Locked { dir, .. }) => anyhow::bail!(
+            "the store in {} is in use by a running `netrunbook serve` (sled lets one process open a store at a time): ask the bot with `/netrunbook report` in Slack, or stop it and run this again",
+            dir.display()
+        ),
+        Err(e) => return Err(e.into()),
+    };
+    let report = crate::report::Report::build(&store.feedback()?, top);
+    if as_json {
+        writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
+    } else {
+        write!(out, "{}", report.to_text())?;
+    }
+    Ok(0)
 }
 
 /// Read input as text, keeping the first `MAX_INPUT_BYTES * 4` bytes (the rest is read and dropped, so

@@ -2,14 +2,20 @@
 //! clap) checked into [`Settings`]. Tokens are secrets from the moment they are read: they are never
 //! printed, not even in error messages about them.
 
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 use secrecy::{ExposeSecret, SecretString};
 
+use crate::bot::Access;
 use crate::cli::KbArgs;
 use crate::slack::Tuning;
+
+/// Where `/healthz`, `/readyz` and `/metrics` are served unless told otherwise.
+pub const DEFAULT_HTTP_ADDR: &str = "127.0.0.1:9090";
 
 /// Flags of `netrunbook serve`; each can also come from the environment variable named.
 #[derive(Debug, Clone, Args)]
@@ -38,6 +44,18 @@ pub struct ServeArgs {
     /// Log format
     #[arg(long, env = "NETRUNBOOK_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+    /// Address of the HTTP server for /healthz, /readyz and /metrics (port 0: any free port)
+    #[arg(long, env = "NETRUNBOOK_HTTP_ADDR", default_value = DEFAULT_HTTP_ADDR)]
+    pub http_addr: SocketAddr,
+    /// Channel ids the bot answers in, comma-separated (e.g. C0123ABC,C0456DEF) [default: every channel]
+    #[arg(long, env = "NETRUNBOOK_ALLOWED_CHANNELS", value_delimiter = ',', value_parser = parse_channel_id)]
+    pub allowed_channels: Vec<String>,
+    /// User ids (not names) allowed `/netrunbook reload` and `/netrunbook report`, comma-separated
+    #[arg(long, env = "NETRUNBOOK_ADMINS", value_delimiter = ',', value_parser = parse_user_id)]
+    pub admins: Vec<String>,
+    /// Keep feedback, answer counts and unanswered questions this long (e.g. 30d)
+    #[arg(long, env = "NETRUNBOOK_FEEDBACK_RETENTION", default_value = "30d", value_parser = parse_duration)]
+    pub feedback_retention: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -57,6 +75,10 @@ pub struct Settings {
     pub shutdown_grace: Duration,
     pub kb: KbArgs,
     pub tuning: Tuning,
+    /// Where the health and metrics server listens.
+    pub http_addr: SocketAddr,
+    pub access: Access,
+    pub feedback_retention: Duration,
 }
 
 /// A setting that is missing or malformed. Never contains a token's value.
@@ -101,6 +123,12 @@ impl Settings {
                 connections: args.connections.into(),
                 ..Tuning::default()
             },
+            http_addr: args.http_addr,
+            access: Access {
+                channels: (!args.allowed_channels.is_empty()).then(|| args.allowed_channels.into_iter().collect()),
+                admins: args.admins.into_iter().collect::<BTreeSet<_>>(),
+            },
+            feedback_retention: args.feedback_retention,
         })
     }
 }
@@ -143,6 +171,31 @@ pub fn default_db_dir() -> PathBuf {
     }
 }
 
+/// A Slack id: `prefixes` then upper-case letters and digits (what Slack ids look like; display
+/// names never do).
+fn slack_id(s: &str, prefixes: &[char], what: &str, example: &str) -> Result<String, String> {
+    let id = s.trim();
+    let ok =
+        id.len() >= 3 && id.starts_with(prefixes) && id.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit());
+    if ok {
+        Ok(id.to_string())
+    } else {
+        Err(format!(
+            "`{id}` is not a Slack {what} id (like {example}): use ids, not names; Slack shows them under the {what}'s details"
+        ))
+    }
+}
+
+/// A channel id (`C…`, `G…` for older private channels, `D…` for direct messages).
+pub fn parse_channel_id(s: &str) -> Result<String, String> {
+    slack_id(s, &['C', 'G', 'D'], "channel", "C0123ABCD")
+}
+
+/// A user id (`U…`, `W…` in Enterprise Grid).
+pub fn parse_user_id(s: &str) -> Result<String, String> {
+    slack_id(s, &['U', 'W'], "user", "U0123ABCD")
+}
+
 /// `7d`, `12h`, `90m`, `30s`, `250ms`, or a number of seconds.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
@@ -176,6 +229,10 @@ mod tests {
             connections: 2,
             shutdown_grace: Duration::from_secs(1),
             log_format: LogFormat::Text,
+            http_addr: DEFAULT_HTTP_ADDR.parse().unwrap(),
+            allowed_channels: vec![],
+            admins: vec![],
+            feedback_retention: Duration::from_secs(30 * 86_400),
         }
     }
 
@@ -197,6 +254,24 @@ mod tests {
         let s = Settings::from_args(args(Some("xapp-1-A1-2-abcdef"), Some("xoxb-1-2-abcdefgh")), kb()).unwrap();
         assert_eq!(s.slack_api_url, "https://slack.com/api");
         assert!(!format!("{s:?}").contains("abcdef"), "Debug must not show tokens");
+    }
+
+    #[test]
+    fn ids_not_names() {
+        assert_eq!(parse_channel_id(" C0INC "), Ok("C0INC".into()));
+        assert_eq!(parse_user_id("W0ALICE"), Ok("W0ALICE".into()));
+        for bad in ["#incidents", "alice", "@alice", "U0alice", "C", ""] {
+            assert!(parse_channel_id(bad).is_err() && parse_user_id(bad).is_err(), "{bad}");
+        }
+        assert!(parse_user_id("C0INC").is_err() && parse_channel_id("U0ALICE").is_err());
+        let mut a = args(Some("xapp-1-A1-2-abcdef"), Some("xoxb-1-2-abcdefgh"));
+        let open = Settings::from_args(a.clone(), kb()).unwrap();
+        assert!(open.access.channels.is_none() && open.access.admins.is_empty());
+        a.allowed_channels = vec!["C1X".into()];
+        a.admins = vec!["U1X".into()];
+        let s = Settings::from_args(a, kb()).unwrap();
+        assert!(s.access.answers_in("C1X") && !s.access.answers_in("C2X"));
+        assert!(s.access.is_admin("U1X") && !s.access.is_admin("U2X"));
     }
 
     #[test]

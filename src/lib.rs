@@ -14,6 +14,10 @@
 //! - [`store`]: conversation state per Slack thread behind a `Store` trait (sled, in-memory).
 //! - [`bot`]: Slack-agnostic glue: `Inbound` -> load, step, save -> `Outbound`.
 //! - [`slack`]: the only user of slack-morphism: Socket Mode, Block Kit, the Web API outbox.
+//! - [`feedback`]: votes and doubtful questions as stored; redaction and signatures (pure).
+//! - [`report`]: answers, feedback and unanswered questions aggregated for `report` (pure).
+//! - [`metrics`]: the Prometheus registry and its typed handles; readiness.
+//! - [`http`]: `/healthz`, `/readyz`, `/metrics`, and the client behind `netrunbook health`.
 //! - [`config`], [`telemetry`], [`app`]: `netrunbook serve` (settings, logs, `Application`).
 
 pub mod app;
@@ -22,9 +26,13 @@ pub mod cli;
 pub mod config;
 pub mod dialogue;
 pub mod eval;
+pub mod feedback;
+pub mod http;
 pub mod kb;
 pub mod matcher;
+pub mod metrics;
 pub mod render;
+pub mod report;
 pub mod slack;
 pub mod store;
 pub mod telemetry;

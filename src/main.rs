@@ -1,12 +1,14 @@
 //! The `netrunbook` binary: parse the command line and run the chosen command. Nothing else lives here.
 
 use std::io::{self, IsTerminal};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use netrunbook::cli::{self, KbArgs, MemoryChat};
-use netrunbook::config::{ServeArgs, Settings};
+use netrunbook::config::{default_db_dir, ServeArgs, Settings, DEFAULT_HTTP_ADDR};
 use netrunbook::store::{SledStore, StoreChat};
 
 #[derive(Parser)]
@@ -45,6 +47,28 @@ enum Command {
         #[arg(long)]
         runbook: Option<PathBuf>,
     },
+    /// Exit 0 when a running bot's /healthz answers 200, else 1 (for a container HEALTHCHECK)
+    Health {
+        /// The URL to check [default: /healthz on NETRUNBOOK_HTTP_ADDR, or 127.0.0.1:9090]
+        #[arg(long)]
+        url: Option<String>,
+        /// Where `serve` listens (used when --url is not given)
+        #[arg(long, env = "NETRUNBOOK_HTTP_ADDR", default_value = DEFAULT_HTTP_ADDR)]
+        http_addr: SocketAddr,
+    },
+    /// Answers, 👍/👎 and wrong-topic counts per intent, and the top unanswered questions, from the
+    /// store (while the bot runs it holds the store: use /netrunbook report in Slack)
+    Report {
+        /// The store's directory [default: as for serve]
+        #[arg(long, env = "NETRUNBOOK_DB")]
+        db: Option<PathBuf>,
+        /// One JSON object instead of a table
+        #[arg(long)]
+        json: bool,
+        /// How many unanswered questions to list
+        #[arg(long, default_value_t = netrunbook::report::DEFAULT_TOP)]
+        top: usize,
+    },
     /// Accuracy on a labelled JSONL set ({"q": ..., "section": ... | "NONE"})
     Eval {
         file: PathBuf,
@@ -75,6 +99,15 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
     if let Command::Serve(args) = cli.command {
         return serve(args, cli.kb);
     }
+    if let Command::Health { url, http_addr } = &cli.command {
+        return Ok(health(
+            url.clone().unwrap_or_else(|| netrunbook::http::healthz_url(*http_addr)),
+        ));
+    }
+    if let Command::Report { db, json, top } = &cli.command {
+        let db = db.clone().unwrap_or_else(default_db_dir);
+        return cli::report(&db, *json, *top, &mut out);
+    }
     let kb = cli.kb.load()?;
     match cli.command {
         Command::Ask { text, json } => {
@@ -97,7 +130,9 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             json,
             min_accuracy,
         } => cli::eval(&kb, &file, json, min_accuracy, &mut out),
-        Command::Check { .. } | Command::Serve(_) => unreachable!("handled above"),
+        Command::Check { .. } | Command::Serve(_) | Command::Health { .. } | Command::Report { .. } => {
+            unreachable!("handled above")
+        }
     }
 }
 
@@ -124,6 +159,24 @@ fn serve(args: ServeArgs, kb: KbArgs) -> anyhow::Result<i32> {
             2
         }
     })
+}
+
+/// `netrunbook health`: 0 when `url` answers 200 within a few seconds, else 1.
+fn health(url: String) -> i32 {
+    match netrunbook::http::get(&url, Duration::from_secs(3)) {
+        Ok((200, _)) => {
+            println!("healthy: {url} answered 200");
+            0
+        }
+        Ok((status, _)) => {
+            eprintln!("netrunbook: unhealthy: {url} answered {status}");
+            1
+        }
+        Err(e) => {
+            eprintln!("netrunbook: unhealthy: {e:#}", e = anyhow::Error::from(e));
+            1
+        }
+    }
 }
 
 fn now() -> u64 {

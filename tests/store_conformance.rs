@@ -1,11 +1,15 @@
-//! One conformance test for every `Store` backend (sled and in-memory), plus what only sled promises:
-//! persistence across reopening, a clear error for a directory another process holds, and dropping
-//! records of an unknown format.
+//! One conformance test for every `Store` backend (sled and in-memory), conversations and feedback,
+//! plus what only sled promises: persistence across reopening, a clear error for a directory another
+//! process holds, and dropping records of an unknown format.
 
 use std::collections::BTreeMap;
 
 use netrunbook::dialogue::{Conversation, Pending, FORMAT_VERSION};
-use netrunbook::store::{MemoryStore, SledStore, Store, StoreError, ThreadKey, EVENT_MEMORY_SECS};
+use netrunbook::feedback::{Doubt, Unanswered, Vote, VoteKind};
+use netrunbook::store::{
+    FeedbackData, FeedbackStore, MemoryStore, PurgedFeedback, SledStore, Store, StoreError, ThreadKey, DAY_SECS,
+    EVENT_MEMORY_SECS,
+};
 
 fn conversation(intent: &str, updated_at: u64) -> Conversation {
     Conversation {
@@ -66,6 +70,115 @@ fn conformance(store: &dyn Store) {
         "forgotten after the memory"
     );
     store.flush().unwrap();
+
+    feedback_conformance(store);
+}
+
+fn vote(thread: &ThreadKey, intent: &str, user: &str, kind: VoteKind, at: u64) -> Vote {
+    Vote {
+        thread: thread.clone(),
+        intent: intent.into(),
+        user: user.into(),
+        kind,
+        at,
+    }
+}
+
+/// Sorted, so backends that iterate in different orders compare equal.
+fn sorted(mut d: FeedbackData) -> FeedbackData {
+    d.votes
+        .sort_by(|a, b| (&a.thread, &a.intent, &a.user).cmp(&(&b.thread, &b.intent, &b.user)));
+    d.unanswered.sort_by(|a, b| a.signature.cmp(&b.signature));
+    d
+}
+
+fn feedback_conformance(store: &dyn Store) {
+    let t1 = ThreadKey::new("T1", "C1", "1.0");
+    let t2 = ThreadKey::new("T1", "C1", "2.0");
+    let day = 20_000 * DAY_SECS;
+    assert_eq!(store.feedback().unwrap(), FeedbackData::default(), "starts empty");
+
+    // answers: counted per intent, across days
+    store.count_answer("dns", day + 10).unwrap();
+    store.count_answer("dns", day + 20).unwrap();
+    store.count_answer("dns", day + DAY_SECS + 5).unwrap();
+    store.count_answer("loadbalancer", day + 30).unwrap();
+
+    // votes: one per user, intent and thread; the latest wins
+    store.put_vote(&vote(&t1, "dns", "U1", VoteKind::Up, day + 40)).unwrap();
+    store
+        .put_vote(&vote(&t1, "dns", "U1", VoteKind::Down, day + 41))
+        .unwrap();
+    store.put_vote(&vote(&t1, "dns", "U2", VoteKind::Up, day + 42)).unwrap();
+    store.put_vote(&vote(&t2, "dns", "U1", VoteKind::Up, day + 43)).unwrap();
+    let wrong = VoteKind::WrongTopic {
+        picked: "calico-node".into(),
+    };
+    store
+        .put_vote(&vote(&t2, "loadbalancer", "U3", wrong.clone(), day + 44))
+        .unwrap();
+
+    // unanswered: counted per signature, the latest example kept
+    let first = Unanswered::new("how do I resize PVC 12", Doubt::Abstained, None, day + 50);
+    assert_eq!(store.note_unanswered(&first).unwrap(), 1);
+    let again = Unanswered::new("How do I resize PVC 99", Doubt::LowMargin, Some("dns".into()), day + 60);
+    assert_eq!(store.note_unanswered(&again).unwrap(), 2);
+    let other = Unanswered::new("billing question", Doubt::Abstained, None, day + DAY_SECS + 100);
+    assert_eq!(store.note_unanswered(&other).unwrap(), 1);
+
+    let data = sorted(store.feedback().unwrap());
+    assert_eq!(
+        data.answers,
+        BTreeMap::from([("dns".to_string(), 3), ("loadbalancer".to_string(), 1)])
+    );
+    assert_eq!(
+        data.votes,
+        vec![
+            vote(&t1, "dns", "U1", VoteKind::Down, day + 41),
+            vote(&t1, "dns", "U2", VoteKind::Up, day + 42),
+            vote(&t2, "dns", "U1", VoteKind::Up, day + 43),
+            vote(&t2, "loadbalancer", "U3", wrong, day + 44),
+        ]
+    );
+    assert_eq!(data.unanswered.len(), 2);
+    let pvc = &data.unanswered[1];
+    assert_eq!(pvc.signature, "how do i resize pvc");
+    assert_eq!((pvc.count, pvc.first_at, pvc.last_at), (2, day + 50, day + 60));
+    assert_eq!(pvc.example, "How do I resize PVC 99");
+    assert_eq!((pvc.doubt, pvc.guess.as_deref()), (Doubt::LowMargin, Some("dns")));
+
+    // retention: answer days that ended, votes cast and signatures last seen before it go
+    let purged = store.purge_feedback(day + DAY_SECS + 1, DAY_SECS - 43).unwrap();
+    assert_eq!(
+        purged,
+        PurgedFeedback {
+            answer_days: 0,
+            votes: 3,
+            unanswered: 0
+        }
+    );
+    let purged = store.purge_feedback(day + 2 * DAY_SECS + 1, DAY_SECS - 65).unwrap();
+    assert_eq!(
+        purged,
+        PurgedFeedback {
+            answer_days: 2,
+            votes: 1,
+            unanswered: 1
+        }
+    );
+    let data = sorted(store.feedback().unwrap());
+    assert_eq!(
+        data.answers,
+        BTreeMap::from([("dns".to_string(), 1)]),
+        "the later day stays"
+    );
+    assert!(data.votes.is_empty());
+    assert_eq!(data.unanswered.len(), 1);
+    assert_eq!(data.unanswered[0].signature, "billing question");
+    let purged = store.purge_feedback(u64::MAX / 2, 0).unwrap();
+    assert_eq!((purged.answer_days, purged.unanswered), (1, 1));
+    assert_eq!(store.feedback().unwrap(), FeedbackData::default());
+    store.flush().unwrap();
 }
 
 #[test]
@@ -92,6 +205,24 @@ fn sled_keeps_conversations_across_reopening() {
     let s = SledStore::open(dir.path()).unwrap();
     assert_eq!(s.get(&key).unwrap(), Some(conversation("dns", 7)));
     assert!(!s.mark_event_seen("e", 8).unwrap());
+}
+
+#[test]
+fn sled_keeps_feedback_across_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = ThreadKey::new("T", "C", "1.0");
+    {
+        let s = SledStore::open(dir.path()).unwrap();
+        s.count_answer("dns", 7).unwrap();
+        s.put_vote(&vote(&key, "dns", "U1", VoteKind::Up, 7)).unwrap();
+        s.note_unanswered(&Unanswered::new("what is iam", Doubt::Abstained, None, 7))
+            .unwrap();
+        s.flush().unwrap();
+    }
+    let data = SledStore::open(dir.path()).unwrap().feedback().unwrap();
+    assert_eq!(data.answers["dns"], 1);
+    assert_eq!(data.votes, vec![vote(&key, "dns", "U1", VoteKind::Up, 7)]);
+    assert_eq!(data.unanswered[0].count, 1);
 }
 
 #[test]

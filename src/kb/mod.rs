@@ -4,11 +4,13 @@
 //! Only `load.rs` knows the YAML shapes; everything else sees these parsed types. A `KnowledgeBase` is
 //! immutable: a reload builds a new one and swaps it in whole.
 
+mod live;
 mod load;
 pub mod runbook;
 
 use std::collections::BTreeMap;
 
+pub use live::{LiveKb, ReloadError, Reloaded};
 pub use load::{builtin_sources, KbError, LoadOptions, Problem, Source};
 
 use crate::matcher::Matcher;

@@ -27,6 +27,8 @@ const BUTTON_CHARS: usize = 75;
 const FALLBACK_CHARS: usize = 2900;
 /// How much of a user's text we quote back.
 const QUOTE_CHARS: usize = 500;
+/// How many alternatives a "wrong topic?" row offers.
+const WRONG_TOPIC_CHOICES: usize = 3;
 
 const NO_MATCH: &str = "No runbook section fits that. I cover in-cluster networking on IKS and ROKS: Calico, load balancers, DNS, worker deploys, PD alerts, escalation. Try describing the symptom or paste the error; `/netrunbook help` lists the topics.";
 
@@ -157,6 +159,9 @@ struct Value {
     i: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     q: Option<String>,
+    /// The intent an answer was about (wrong topic).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    f: Option<String>,
 }
 
 const A_CHOOSE: &str = "nrb_choose";
@@ -165,6 +170,7 @@ const A_ESCALATE: &str = "nrb_escalate";
 const A_UP: &str = "nrb_helpful";
 const A_DOWN: &str = "nrb_unhelpful";
 const A_SHARE: &str = "nrb_share";
+const A_WRONG_TOPIC: &str = "nrb_wrong_topic";
 
 /// The `action_id` (unique in its message thanks to `seq`) and `value` of an action's button.
 pub fn encode_action(action: &Action, seq: usize) -> (String, String) {
@@ -185,6 +191,14 @@ pub fn encode_action(action: &Action, seq: usize) -> (String, String) {
             },
         ),
         Action::Escalate => (A_ESCALATE, Value::default()),
+        Action::WrongTopic { from, to } => (
+            A_WRONG_TOPIC,
+            Value {
+                i: Some(to.clone()),
+                f: Some(from.clone()),
+                ..Value::default()
+            },
+        ),
         Action::Feedback { intent, helpful } => (
             if *helpful { A_UP } else { A_DOWN },
             Value {
@@ -236,6 +250,7 @@ pub fn decode_action(action_id: &str, value: &str) -> Option<Action> {
             helpful: false,
         },
         A_SHARE => Action::Share { question: v.q? },
+        A_WRONG_TOPIC => Action::WrongTopic { from: v.f?, to: v.i? },
         _ => return None,
     })
 }
@@ -405,7 +420,24 @@ impl<'k> Builder<'k> {
                     .extend(sections(&format!("*Key facts*\n{}", lines.join("\n"))));
             }
         }
-        if !a.alternatives.is_empty() {
+        if !a.alternatives.is_empty() && self.interactive {
+            self.blocks.push(context(
+                "Wrong topic? Pick the right one and I will answer that instead:",
+            ));
+            let buttons: Vec<_> = a
+                .alternatives
+                .iter()
+                .take(WRONG_TOPIC_CHOICES)
+                .map(|c| {
+                    let action = Action::WrongTopic {
+                        from: a.intent.clone(),
+                        to: c.id.clone(),
+                    };
+                    self.button(&c.label, &action, false)
+                })
+                .collect();
+            self.actions(buttons);
+        } else if !a.alternatives.is_empty() {
             let alts: Vec<String> = a.alternatives.iter().map(|c| escape(&c.label)).collect();
             self.blocks
                 .push(context(&format!("Not quite it? Also possible: {}", alts.join(", "))));
@@ -558,6 +590,25 @@ pub fn render(kb: &KnowledgeBase, message: &Message) -> Vec<Rendered> {
             b.blocks.extend(sections(&format!("_{}_", escape(text))));
             b.fallback(text);
         }
+        Message::NotHere { channels } => {
+            // channel ids are checked at start-up (upper-case letters and digits), so the links are safe
+            let list: Vec<String> = channels.iter().map(|c| format!("<#{}>", escape(c))).collect();
+            let text = if list.is_empty() {
+                "I do not answer in this channel.".to_string()
+            } else {
+                format!("I do not answer in this channel. Ask me in {}.", list.join(", "))
+            };
+            b.blocks.extend(sections(&format!("_{text}_")));
+            b.fallback("I do not answer in this channel.");
+        }
+        Message::Block { title, body } => {
+            b.blocks.extend(sections(&format!("*{}*", escape(title))));
+            // a code block per section, each within the section limit with its fences
+            for piece in split_text(&escape(body), SECTION_CHARS - 8) {
+                b.blocks.extend(sections(&format!("```{piece}```")));
+            }
+            b.fallback(title);
+        }
     }
     b.finish();
     b.messages
@@ -653,6 +704,10 @@ mod tests {
             Action::Feedback {
                 intent: "dns".into(),
                 helpful: false,
+            },
+            Action::WrongTopic {
+                from: "dns".into(),
+                to: "calico".into(),
             },
             Action::Share {
                 question: "\"quoted\" \u{0}".repeat(2000),

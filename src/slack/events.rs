@@ -1,338 +1,285 @@
-//! Socket Mode frames in, our types out: parses an envelope (`hello`, `disconnect`, `events_api`,
-//! `slash_commands`, `interactive`) into an [`Envelope`], turning the events the bot cares about into
-//! [`Inbound`]s. Pure.
+//! slack-morphism's typed Socket Mode events in, our types out: a push event (`app_mention`,
+//! `message`) or a click on one of our buttons becomes an [`Inbound`]; a slash command's immediate
+//! answer becomes the [`SlackCommandEventResponse`] that rides on its acknowledgement. Pure.
 //!
-//! The shapes are read with small tolerant structs rather than slack-morphism's event models: those
-//! reject a whole envelope for one unknown message subtype, and hide `retry_attempt` and the
-//! `disconnect` reason, all of which the bot needs.
+//! What slack-morphism's models do not give us, and what we do about it:
+//! - an `app_mention` or `message` whose shape slack-morphism does not model (a rich-text element it
+//!   does not know, say) arrives as [`SlackEventCallbackBody::Unknown`] with the raw JSON: we read the
+//!   few fields we need from it ourselves, so such a mention is still answered;
+//! - `app_mention` has no `bot_id`: a mention posted by another bot looks like a person's (its
+//!   `message` twin still carries `bot_id`);
+//! - a click's `container.thread_ts` is dropped: a click's thread is the clicked message's
+//!   `thread_ts` (from the `message` Slack sends along), else the message itself;
+//! - `retry_attempt` is not exposed: Slack's retries are recognised by `event_id` alone (in `bot`).
 
-use serde::Deserialize;
+use serde_json::Value;
+use slack_morphism::prelude::*;
 
+use super::blocks::{decode_action, Rendered};
 use crate::bot::{Inbound, InboundKind};
 
-use super::blocks::decode_action;
-
-/// One Socket Mode frame.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Envelope {
-    Hello,
-    /// Slack is about to close the connection; `reason` says why (`link_disabled`: Socket Mode was
-    /// turned off for the app, do not reconnect).
-    Disconnect {
-        reason: String,
-    },
-    /// An Events API event; `inbound` is `None` for events the bot does not read.
-    Event {
-        envelope_id: String,
-        retry_attempt: u32,
-        inbound: Option<Inbound>,
-    },
-    /// `/netrunbook <text>`; answered in the acknowledgement.
-    Command {
-        envelope_id: String,
-        team: String,
-        channel: String,
-        user: String,
-        text: String,
-    },
-    /// A click; `inbound` is `None` when it is not one of our buttons.
-    Interactive {
-        envelope_id: String,
-        inbound: Option<Inbound>,
-    },
-    /// Anything else that carries an envelope id: acknowledged and dropped.
-    Other {
-        envelope_id: String,
-        kind: String,
-    },
-}
-
-/// Why a frame could not be read.
-#[derive(Debug, thiserror::Error)]
-#[error("unreadable Socket Mode frame")]
-pub struct FrameError(#[from] serde_json::Error);
-
-#[derive(Deserialize)]
-struct Frame {
-    #[serde(rename = "type")]
-    kind: String,
-    envelope_id: Option<String>,
-    reason: Option<String>,
-    #[serde(default)]
-    retry_attempt: u32,
-    #[serde(default)]
-    payload: serde_json::Value,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(default)]
-struct EventCallback {
-    team_id: String,
-    event_id: Option<String>,
-    event: Event,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(default)]
-struct Event {
-    #[serde(rename = "type")]
-    kind: String,
-    subtype: Option<String>,
-    user: Option<String>,
-    bot_id: Option<String>,
-    text: Option<String>,
-    ts: Option<String>,
-    thread_ts: Option<String>,
-    channel: Option<String>,
-    /// Present on edited messages.
-    edited: Option<serde_json::Value>,
-    team: Option<String>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(default)]
-struct Command {
-    team_id: String,
-    channel_id: String,
-    user_id: String,
-    text: String,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(default)]
-struct Interaction {
-    #[serde(rename = "type")]
-    kind: String,
-    team: Id,
-    user: Id,
-    channel: Id,
-    container: Container,
-    message: Option<Posted>,
-    response_url: Option<String>,
-    actions: Vec<ActionInfo>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(default)]
-struct Id {
-    id: String,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(default)]
-struct Container {
-    message_ts: Option<String>,
-    thread_ts: Option<String>,
-    channel_id: Option<String>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(default)]
-struct Posted {
-    ts: Option<String>,
-    thread_ts: Option<String>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(default)]
-struct ActionInfo {
-    action_id: String,
-    value: Option<String>,
-}
-
-/// Parse one text frame.
-pub fn parse(text: &str) -> Result<Envelope, FrameError> {
-    let frame: Frame = serde_json::from_str(text)?;
-    let envelope_id = frame.envelope_id.unwrap_or_default();
-    Ok(match frame.kind.as_str() {
-        "hello" => Envelope::Hello,
-        "disconnect" => Envelope::Disconnect {
-            reason: frame.reason.unwrap_or_default(),
-        },
-        "events_api" => {
-            let cb: EventCallback = serde_json::from_value(frame.payload)?;
-            Envelope::Event {
-                envelope_id,
-                retry_attempt: frame.retry_attempt,
-                inbound: event_inbound(cb),
-            }
+/// The event of an Events API envelope as an [`Inbound`]; `None` for events the bot does not read.
+pub fn push_inbound(callback: &SlackPushEventCallback) -> Option<Inbound> {
+    let event_id = Some(callback.event_id.to_string());
+    let team = callback.team_id.to_string();
+    match &callback.event {
+        SlackEventCallbackBody::AppMention(m) => Some(Inbound {
+            event_id,
+            team,
+            channel: m.channel.to_string(),
+            user: m.user.to_string(),
+            ts: m.origin.ts.to_string(),
+            thread_ts: m.origin.thread_ts.as_ref().map(ToString::to_string),
+            text: m.content.text.clone().unwrap_or_default(),
+            is_bot: false,
+            edited: m.edited.is_some(),
+            subtype: None,
+            kind: InboundKind::Mention,
+        }),
+        SlackEventCallbackBody::Message(m) => {
+            let subtype = m.subtype.as_ref().and_then(subtype_name);
+            Some(Inbound {
+                event_id,
+                team,
+                channel: m.origin.channel.as_ref()?.to_string(),
+                user: m.sender.user.as_ref().map(ToString::to_string).unwrap_or_default(),
+                ts: m.origin.ts.to_string(),
+                thread_ts: m.origin.thread_ts.as_ref().map(ToString::to_string),
+                text: m.content.as_ref().and_then(|c| c.text.clone()).unwrap_or_default(),
+                is_bot: m.sender.bot_id.is_some() || subtype.as_deref() == Some("bot_message"),
+                edited: subtype.as_deref() == Some("message_changed")
+                    || m.message.as_ref().is_some_and(|e| e.edited.is_some()),
+                subtype,
+                kind: InboundKind::Message,
+            })
         }
-        "slash_commands" => {
-            let c: Command = serde_json::from_value(frame.payload)?;
-            Envelope::Command {
-                envelope_id,
-                team: c.team_id,
-                channel: c.channel_id,
-                user: c.user_id,
-                text: c.text,
-            }
-        }
-        "interactive" => {
-            let i: Interaction = serde_json::from_value(frame.payload)?;
-            Envelope::Interactive {
-                envelope_id,
-                inbound: interaction_inbound(i),
-            }
-        }
-        other => Envelope::Other {
-            envelope_id,
-            kind: other.to_string(),
-        },
-    })
+        SlackEventCallbackBody::Unknown(raw) => unmodelled_inbound(raw, event_id, team),
+        _ => None,
+    }
 }
 
-fn event_inbound(cb: EventCallback) -> Option<Inbound> {
-    let e = cb.event;
-    let kind = match e.kind.as_str() {
+/// A subtype as Slack spells it (`bot_message`, `channel_join`, or one slack-morphism does not know).
+fn subtype_name(subtype: &SlackMessageEventType) -> Option<String> {
+    match serde_json::to_value(subtype).ok()? {
+        Value::String(s) => Some(s),
+        _ => None,
+    }
+}
+
+/// An `app_mention` or `message` slack-morphism could not model, read from its JSON.
+fn unmodelled_inbound(raw: &Value, event_id: Option<String>, team: String) -> Option<Inbound> {
+    let kind = match raw.get("type")?.as_str()? {
         "app_mention" => InboundKind::Mention,
         "message" => InboundKind::Message,
         _ => return None,
     };
-    let team = if cb.team_id.is_empty() {
-        e.team.unwrap_or_default()
-    } else {
-        cb.team_id
-    };
+    let text = |key: &str| raw.get(key).and_then(Value::as_str).map(str::to_string);
+    let subtype = text("subtype");
     Some(Inbound {
-        event_id: cb.event_id,
-        team,
-        channel: e.channel?,
-        user: e.user.unwrap_or_default(),
-        ts: e.ts?,
-        thread_ts: e.thread_ts,
-        text: e.text.unwrap_or_default(),
-        is_bot: e.bot_id.is_some() || e.subtype.as_deref() == Some("bot_message"),
-        edited: e.edited.is_some() || e.subtype.as_deref() == Some("message_changed"),
-        subtype: e.subtype,
+        event_id,
+        team: if team.is_empty() {
+            text("team").unwrap_or_default()
+        } else {
+            team
+        },
+        channel: text("channel")?,
+        user: text("user").unwrap_or_default(),
+        ts: text("ts")?,
+        thread_ts: text("thread_ts"),
+        text: text("text").unwrap_or_default(),
+        is_bot: raw.get("bot_id").is_some_and(|b| !b.is_null()) || subtype.as_deref() == Some("bot_message"),
+        edited: raw.get("edited").is_some_and(|e| !e.is_null()) || subtype.as_deref() == Some("message_changed"),
+        subtype,
         kind,
     })
 }
 
-fn interaction_inbound(i: Interaction) -> Option<Inbound> {
-    if i.kind != "block_actions" {
+/// A click as an [`Inbound`]; `None` when it is not a click on one of our buttons.
+pub fn interaction_inbound(event: &SlackInteractionEvent) -> Option<Inbound> {
+    let SlackInteractionEvent::BlockActions(click) = event else {
         return None;
-    }
-    let first = i.actions.into_iter().next()?;
-    let action = decode_action(&first.action_id, first.value.as_deref().unwrap_or(""))?;
-    let channel = i.container.channel_id.filter(|c| !c.is_empty()).unwrap_or(i.channel.id);
-    let ts = i
-        .container
-        .message_ts
-        .or_else(|| i.message.as_ref().and_then(|m| m.ts.clone()))?;
+    };
+    let first = click.actions.as_ref()?.first()?;
+    let action = decode_action(&first.action_id.0, first.value.as_deref().unwrap_or(""))?;
+    let (message_ts, container_channel) = match &click.container {
+        SlackInteractionActionContainer::Message(c) => (Some(&c.message_ts), c.channel_id.as_ref()),
+        SlackInteractionActionContainer::MessageAttachment(c) => (Some(&c.message_ts), c.channel_id.as_ref()),
+        SlackInteractionActionContainer::View(_) => (None, None),
+    };
+    let channel = container_channel.or(click.channel.as_ref().map(|c| &c.id))?.to_string();
+    let ts = message_ts.or(click.message.as_ref().map(|m| &m.origin.ts))?.to_string();
     // the clicked message's thread; a root message (a shared answer) is its own thread
-    let thread_ts = i
-        .container
-        .thread_ts
-        .or_else(|| i.message.and_then(|m| m.thread_ts))
-        .or_else(|| Some(ts.clone()));
+    let thread_ts = click
+        .message
+        .as_ref()
+        .and_then(|m| m.origin.thread_ts.as_ref())
+        .map_or_else(|| ts.clone(), ToString::to_string);
     Some(Inbound {
         event_id: None,
-        team: i.team.id,
+        team: click.team.id.to_string(),
         channel,
-        user: i.user.id,
+        user: click.user.as_ref().map(|u| u.id.to_string()).unwrap_or_default(),
         ts,
-        thread_ts,
+        thread_ts: Some(thread_ts),
         text: String::new(),
         is_bot: false,
         edited: false,
         subtype: None,
         kind: InboundKind::Action {
             action,
-            response_url: i.response_url,
+            response_url: click.response_url.as_ref().map(|u| u.0.to_string()),
         },
     })
+}
+
+/// The acknowledgement payload of a slash command: the first rendered message, shown only to the
+/// person who typed the command.
+pub fn command_answer(rendered: Option<Rendered>) -> SlackCommandEventResponse {
+    let content = rendered.map_or_else(SlackMessageContent::new, |r| r.content());
+    SlackCommandEventResponse::new(content).with_response_type(SlackMessageResponseType::Ephemeral)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::bot::Action;
+    use serde_json::json;
+
+    /// An Events API payload as Slack sends it, through slack-morphism's model.
+    fn push(event: Value) -> SlackPushEventCallback {
+        serde_json::from_value(json!({"team_id":"T1","api_app_id":"A1","type":"event_callback",
+            "event_id":"Ev1","event_time":1_610_241_741,"event":event}))
+        .expect("slack-morphism reads the payload")
+    }
+
+    fn inbound(event: Value) -> Option<Inbound> {
+        push_inbound(&push(event))
+    }
 
     #[test]
-    fn reads_the_documented_frames() {
-        assert_eq!(
-            parse(
-                r#"{"type":"hello","num_connections":1,"connection_info":{"app_id":"A1"},"debug_info":{"host":"h"}}"#
-            )
-            .unwrap(),
-            Envelope::Hello
-        );
-        assert_eq!(
-            parse(r#"{"type":"disconnect","reason":"link_disabled"}"#).unwrap(),
-            Envelope::Disconnect {
-                reason: "link_disabled".into()
-            }
-        );
-        let ev = parse(r#"{"envelope_id":"e1","type":"events_api","accepts_response_payload":false,"retry_attempt":2,
-            "payload":{"team_id":"T1","type":"event_callback","event_id":"Ev1","event":{"type":"app_mention","user":"U2",
-            "text":"<@UB> hi","ts":"1.2","channel":"C1","event_ts":"1.2"}}}"#)
+    fn mentions_and_thread_messages() {
+        let i = inbound(json!({"type":"app_mention","user":"U2","text":"<@UB> hi","ts":"1.2",
+            "channel":"C1","event_ts":"1.2"}))
         .unwrap();
-        let Envelope::Event {
-            envelope_id,
-            retry_attempt,
-            inbound: Some(i),
-        } = ev
-        else {
-            panic!("{ev:?}")
-        };
-        assert_eq!((envelope_id.as_str(), retry_attempt), ("e1", 2));
         assert_eq!(
-            (i.kind, i.channel.as_str(), i.ts.as_str(), i.event_id.as_deref()),
-            (InboundKind::Mention, "C1", "1.2", Some("Ev1"))
+            (
+                i.kind,
+                i.channel.as_str(),
+                i.ts.as_str(),
+                i.event_id.as_deref(),
+                i.team.as_str()
+            ),
+            (InboundKind::Mention, "C1", "1.2", Some("Ev1"), "T1")
+        );
+        assert_eq!(
+            (i.text.as_str(), i.user.as_str(), i.thread_ts),
+            ("<@UB> hi", "U2", None)
+        );
+        let i = inbound(
+            json!({"type":"message","user":"U2","text":"vpc","ts":"1.3","thread_ts":"1.2",
+            "channel":"C1","channel_type":"channel","event_ts":"1.3"}),
+        )
+        .unwrap();
+        assert_eq!(
+            (i.kind, i.thread_ts.as_deref(), i.is_bot, i.edited, i.subtype),
+            (InboundKind::Message, Some("1.2"), false, false, None)
+        );
+        assert_eq!(
+            inbound(json!({"type":"reaction_added","user":"U2","reaction":"x","item":{},"event_ts":"1"})),
+            None
         );
     }
 
     #[test]
-    fn unknown_subtypes_and_edits_still_parse() {
-        let ev = parse(
-            r#"{"envelope_id":"e","type":"events_api","payload":{"team_id":"T","event_id":"E","event":{"type":"message",
-            "subtype":"some_future_subtype","channel":"C","ts":"1.0","message":{"text":"x"}}}}"#,
+    fn bots_edits_and_unknown_subtypes_are_marked() {
+        let i = inbound(json!({"type":"message","bot_id":"B1","channel":"C","ts":"1.0","text":"x"})).unwrap();
+        assert!(i.is_bot);
+        let i = inbound(json!({"type":"message","subtype":"bot_message","channel":"C","ts":"1.0","text":"x"})).unwrap();
+        assert!(i.is_bot);
+        let i = inbound(
+            json!({"type":"message","subtype":"message_changed","channel":"C","ts":"1.0",
+            "message":{"type":"message","user":"U","text":"<@UB> dns","ts":"0.9","edited":{"user":"U","ts":"1.0"}}}),
         )
         .unwrap();
-        assert!(matches!(
-            ev,
-            Envelope::Event {
-                inbound: Some(Inbound { subtype: Some(_), .. }),
-                ..
-            }
-        ));
-        let ev = parse(
-            r#"{"envelope_id":"e","type":"events_api","payload":{"team_id":"T","event_id":"E","event":{"type":"message",
-            "bot_id":"B1","channel":"C","ts":"1.0","text":"x"}}}"#,
+        assert!(i.edited && !i.is_bot);
+        let i = inbound(
+            json!({"type":"message","subtype":"some_future_subtype","channel":"C","ts":"1.0",
+            "message":{"text":"x"}}),
         )
         .unwrap();
-        assert!(matches!(
-            ev,
-            Envelope::Event {
-                inbound: Some(Inbound { is_bot: true, .. }),
-                ..
-            }
-        ));
+        assert_eq!(i.subtype.as_deref(), Some("some_future_subtype"));
     }
 
     #[test]
-    fn clicks_on_our_buttons_become_actions() {
-        let (id, value) = super::super::blocks::encode_action(
-            &Action::Choose {
-                node: "infra".into(),
-                option: "vpc".into(),
-            },
-            1,
+    fn a_mention_slack_morphism_cannot_model_is_still_read() {
+        // an incoming webhook's post has no `user`: slack-morphism cannot model such an `app_mention`
+        let event = json!({"type":"app_mention","bot_id":"B9","username":"alertmanager","text":"<@UB> calico down",
+            "ts":"1.2","channel":"C1","event_ts":"1.2"});
+        let callback = push(event);
+        assert!(matches!(callback.event, SlackEventCallbackBody::Unknown(_)));
+        let i = push_inbound(&callback).unwrap();
+        assert_eq!(
+            (i.kind, i.channel.as_str(), i.text.as_str(), i.team.as_str(), i.is_bot),
+            (InboundKind::Mention, "C1", "<@UB> calico down", "T1", true)
         );
-        let frame = serde_json::json!({"envelope_id":"e","type":"interactive","payload":{"type":"block_actions",
-            "team":{"id":"T"},"user":{"id":"U"},"channel":{"id":"C"},
-            "container":{"type":"message","message_ts":"5.0","channel_id":"C","thread_ts":"4.0"},
-            "response_url":"http://x/r","actions":[{"type":"button","action_id":id,"value":value}]}});
-        let Envelope::Interactive { inbound: Some(i), .. } = parse(&frame.to_string()).unwrap() else {
-            panic!()
+    }
+
+    fn click(message: Value, thread_ts: Option<&str>, action: &Action) -> Option<Inbound> {
+        let (id, value) = super::super::blocks::encode_action(action, 1);
+        let mut container = json!({"type":"message","message_ts":"5.0","channel_id":"C","is_ephemeral":false});
+        if let Some(t) = thread_ts {
+            container["thread_ts"] = json!(t);
+        }
+        let event: SlackInteractionEvent = serde_json::from_value(json!({"type":"block_actions",
+            "team":{"id":"T"},"user":{"id":"U"},"api_app_id":"A","trigger_id":"t","channel":{"id":"C"},
+            "container":container,"message":message,"response_url":"http://x/r",
+            "actions":[{"type":"button","action_id":id,"value":value,"block_id":"b"}]}))
+        .expect("slack-morphism reads the click");
+        interaction_inbound(&event)
+    }
+
+    #[test]
+    fn clicks_on_our_buttons_become_actions_in_the_clicked_messages_thread() {
+        let choose = Action::Choose {
+            node: "infra".into(),
+            option: "vpc".into(),
         };
+        let in_thread = json!({"type":"message","ts":"5.0","thread_ts":"4.0","text":"q","user":"UB","bot_id":"BB"});
+        let i = click(in_thread, Some("4.0"), &choose).unwrap();
         assert_eq!((i.ts.as_str(), i.thread_ts.as_deref()), ("5.0", Some("4.0")));
         assert!(matches!(
-            i.kind,
+            &i.kind,
             InboundKind::Action {
                 action: Action::Choose { .. },
-                ..
-            }
+                response_url: Some(u),
+            } if u == "http://x/r"
         ));
+        // a root message (a shared answer) is its own thread
+        let root = json!({"type":"message","ts":"5.0","text":"a","user":"UB","bot_id":"BB"});
+        let i = click(root, None, &Action::Escalate).unwrap();
+        assert_eq!(i.thread_ts.as_deref(), Some("5.0"));
+    }
+
+    #[test]
+    fn clicks_on_other_buttons_are_not_ours() {
+        let event: SlackInteractionEvent = serde_json::from_value(json!({"type":"block_actions",
+            "team":{"id":"T"},"user":{"id":"U"},"api_app_id":"A","trigger_id":"t",
+            "container":{"type":"message","message_ts":"5.0","channel_id":"C"},
+            "actions":[{"type":"button","action_id":"someone_elses","value":"x"}]}))
+        .unwrap();
+        assert_eq!(interaction_inbound(&event), None);
+    }
+
+    #[test]
+    fn a_command_answer_is_ephemeral() {
+        let answer = command_answer(Some(Rendered {
+            text: "fallback".into(),
+            blocks: vec![],
+        }));
+        let json = serde_json::to_value(&answer).unwrap();
+        assert_eq!(
+            (json["response_type"].as_str(), json["text"].as_str()),
+            (Some("ephemeral"), Some("fallback"))
+        );
     }
 }

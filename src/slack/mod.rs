@@ -1,21 +1,66 @@
 //! Slack: the only module that knows about Slack's wire formats and slack-morphism's types.
 //!
-//! - [`events`]: Socket Mode frames -> [`Envelope`](events::Envelope) / [`Inbound`] (pure).
+//! - [`events`]: slack-morphism's typed events -> [`Inbound`], a slash command's answer -> its
+//!   acknowledgement payload (pure).
 //! - [`blocks`]: [`Message`](crate::bot::Message) -> Block Kit, and our buttons' encoding (pure).
 //! - [`web`]: the Web API client and the outbox (retries, `Retry-After`).
-//! - [`socket`]: the Socket Mode connections: connect, acknowledge, reconnect, stop on
-//!   `link_disabled`.
+//! - [`socket`]: slack-morphism's Socket Mode listener: callbacks that queue and return, the
+//!   supervisor that stops it on `link_disabled`, and its HTTP transport ([`socket::Gate`]).
+//! - [`watch`]: what slack-morphism reports only in its log, read by a `tracing` layer.
+//! - `hooks`: what the socket side reports to the engine (connections up and down, slash commands)
+//!   and the knowledge-base reload.
 //! - this file: the [`Engine`] tying them to the [`Bot`]: it hands each event to its thread's queue
 //!   and delivers what the bot answers.
 //!
-//! **Architecture invariant:** a Socket Mode frame is acknowledged as soon as it is parsed and queued
-//! (slash commands: as soon as the pure answer is computed, since the answer rides on the ack). Work
-//! happens in per-thread workers: the events of one thread in order, different threads concurrently.
-//! A worker exits after [`Tuning::worker_idle`] without events.
+//! **Architecture invariant:** an envelope is acknowledged as soon as it is converted and queued
+//! (slack-morphism sends the ack when our callback returns; slash commands: as soon as the pure answer
+//! is computed, since the answer rides on the ack). An envelope that does not parse is acknowledged
+//! and dropped. Work happens in per-thread workers: the events of one thread in order, different
+//! threads concurrently. A worker exits after [`Tuning::worker_idle`] without events.
+//!
+//! # Reconnects and `link_disabled`
+//!
+//! slack-morphism replaces a connection Slack refreshes (`refresh_requested`, `warning`), closes or
+//! that stops answering pings, at once; a failed `apps.connections.open` is retried after
+//! [`Tuning::reconnect_timeout`]. It reconnects on `link_disabled` too, where Slack says not to, and
+//! reports the reason of a `disconnect` only in a TRACE log event
+//! (`slack_morphism::socket_mode::clients_manager_listener`, "Received socket mode disconnected
+//! event: ..."), emitted on the connection's reader just before it starts the new connection. So:
+//!
+//! 1. a `tracing` layer ([`watch::SocketModeWatch::layer`], filtered per layer to that target, so it
+//!    changes no other logging and prints nothing) reads the reason, and on `link_disabled` flips the
+//!    watch's flag right there, before slack-morphism reconnects;
+//! 2. the listener's HTTP transport ([`socket::Gate`]) checks that flag: it opens no connection and
+//!    writes nothing from then on, so the reconnect's `apps.connections.open` never reaches Slack;
+//! 3. [`socket::SocketMode::run`] gets the observation, logs "Slack disabled Socket Mode for this app
+//!    (link_disabled): not reconnecting; ...", stops the [`Engine`] with
+//!    [`StopReason::LinkDisabled`] and shuts the listener down (`serve` exits with status 3).
+//!
+//! The same layer reads slack-morphism's ERROR event for a failed `apps.connections.open`, so a
+//! rejected app-level token stops the bot ([`StopReason::AppTokenRejected`]) instead of being retried
+//! forever. `telemetry::init` installs the layer of the process-wide watch, which
+//! [`Tuning::default`] uses; an in-process bot can bring its own watch in [`Tuning::watch`] and install
+//! its layer as the thread's default subscriber. Without the layer, `link_disabled` is reconnected
+//! like any other reason. slack-morphism does not de-duplicate; `bot` does (event id, channel + ts).
+//!
+//! # Connections up and down (readiness, reconnects)
+//!
+//! slack-morphism has a `hello` callback but none for a connection that ends. The `hello` callback
+//! calls [`Engine::socket_up`] with the connection the frame came on (which the watch layer saw in
+//! slack-morphism's TRACE event for the frame, on the same thread, just before the callback); every
+//! way a connection ends (a `disconnect` frame, a close, a socket error, missed pongs) goes through
+//! slack-morphism's `restart_client`, whose DEBUG event the watch turns into
+//! [`watch::Seen::Lost`], and [`socket::SocketMode::run`] calls [`Engine::socket_down`] for it. The
+//! open connections are the `netrunbook_socket_connections` gauge, which `/readyz` reads: with every
+//! connection dropped it answers 503 until a `hello` comes again. A second `hello` in the same
+//! connection slot counts as a reconnect. Without the watch layer connections are still counted up,
+//! but a lost one is not seen.
 
 pub mod blocks;
 pub mod events;
+mod hooks;
 pub mod socket;
+pub mod watch;
 pub mod web;
 
 use std::collections::HashMap;
@@ -24,13 +69,16 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{error, info, Instrument, Span};
 
-use crate::bot::{error_chain, Bot, Inbound, Outbound};
+use crate::bot::{error_chain, Bot, Inbound, InboundKind, Outbound};
+use crate::kb::KnowledgeBase;
 use crate::store::{Store, ThreadKey};
 
+pub use watch::SocketModeWatch;
 pub use web::{RetryPolicy, Web};
 
 /// Errors of the Slack boundary.
@@ -48,8 +96,6 @@ pub enum SlackError {
     Tls(#[source] std::io::Error),
     #[error("an interaction carried an unusable response_url")]
     BadResponseUrl,
-    #[error("cannot open the Socket Mode WebSocket")]
-    WebSocket(#[source] Box<tokio_tungstenite::tungstenite::Error>),
 }
 
 impl SlackError {
@@ -65,33 +111,41 @@ impl SlackError {
     }
 }
 
-/// Timings of the Slack side; the defaults suit Slack, tests shorten them.
+/// Timings of the Slack side; the defaults suit Slack, tests shorten them. slack-morphism counts
+/// Socket Mode timings in whole seconds.
 #[derive(Debug, Clone)]
 pub struct Tuning {
     /// Socket Mode connections kept open (Slack delivers each event on one of them).
     pub connections: usize,
+    /// Connection i (from 0) is first opened i × this after start, so they do not all open at once.
+    pub initial_backoff: Duration,
+    /// Wait after a failed `apps.connections.open` or handshake before trying again (at least 1 s;
+    /// Slack allows about one `apps.connections.open` a minute). A connection Slack refreshes or
+    /// closes is replaced at once.
+    pub reconnect_timeout: Duration,
+    /// Ping each connection this often (at least 1 s).
+    pub ping_every: Duration,
+    /// A connection without a pong for this long (rounded down to whole pings) is replaced.
+    pub dead_after: Duration,
     /// A per-thread worker with nothing to do for this long exits.
     pub worker_idle: Duration,
-    /// Ping the socket this often.
-    pub ping_every: Duration,
-    /// A socket silent for this long (no frame, no pong) is replaced.
-    pub dead_after: Duration,
-    /// First wait before reconnecting after a failure; doubles up to `max_reconnect_backoff`.
-    pub reconnect_backoff: Duration,
-    pub max_reconnect_backoff: Duration,
     pub retry: RetryPolicy,
+    /// What slack-morphism logged about this bot's connections (see [`watch`]): the process-wide
+    /// watch by default; a test bot brings its own.
+    pub watch: SocketModeWatch,
 }
 
 impl Default for Tuning {
     fn default() -> Tuning {
         Tuning {
             connections: 2,
-            worker_idle: Duration::from_secs(60),
+            initial_backoff: Duration::from_secs(1),
+            reconnect_timeout: Duration::from_secs(30),
             ping_every: Duration::from_secs(15),
             dead_after: Duration::from_secs(60),
-            reconnect_backoff: Duration::from_millis(500),
-            max_reconnect_backoff: Duration::from_secs(30),
+            worker_idle: Duration::from_secs(60),
             retry: RetryPolicy::default(),
+            watch: SocketModeWatch::global().clone(),
         }
     }
 }
@@ -111,6 +165,8 @@ pub enum StopReason {
 struct Job {
     inbound: Inbound,
     span: Span,
+    /// When it arrived, for the event → reply histogram.
+    received: Instant,
 }
 
 /// A thread's queue: the sender and the generation of the worker reading it.
@@ -129,9 +185,13 @@ pub struct Engine<S> {
     /// Set once shutdown began: new work no longer gets a long-lived queue.
     closing: AtomicBool,
     tasks: TaskTracker,
-    /// Cancelled to stop the sockets (shutdown or `link_disabled`).
+    /// Cancelled to stop the listener (shutdown, `link_disabled`, a rejected app token).
     stop: CancellationToken,
     reason: Mutex<Option<StopReason>>,
+    /// Which Socket Mode connections are up, for readiness and the reconnect count.
+    sockets: Mutex<hooks::Sockets>,
+    /// Socket Mode connections opened (`hello` received) since start.
+    connects: AtomicU64,
 }
 
 impl<S: Store + 'static> Engine<S> {
@@ -146,6 +206,8 @@ impl<S: Store + 'static> Engine<S> {
             tasks: TaskTracker::new(),
             stop: CancellationToken::new(),
             reason: Mutex::new(None),
+            sockets: Mutex::new(Default::default()),
+            connects: AtomicU64::new(0),
         })
     }
 
@@ -171,10 +233,30 @@ impl<S: Store + 'static> Engine<S> {
         self.stop.cancelled().await
     }
 
+    /// Socket Mode connections opened since start (reconnects included).
+    pub fn socket_connects(&self) -> u64 {
+        self.connects.load(Ordering::Relaxed)
+    }
+
     /// Queue an event for its thread's worker (starting one when the thread has none).
     pub(crate) fn dispatch(self: &Arc<Self>, inbound: Inbound, span: Span) {
+        let kind = match &inbound.kind {
+            InboundKind::Mention => Some("mention"),
+            InboundKind::Message => Some("message"),
+            InboundKind::Action { .. } => Some("click"),
+            // slash commands are answered in the ack and counted there; a shared answer's
+            // follow-up is ours, not something Slack sent
+            InboundKind::Command | InboundKind::Shared { .. } => None,
+        };
+        if let Some(kind) = kind {
+            self.bot.metrics().event_received(kind);
+        }
         let key = Bot::<S>::thread_of(&inbound);
-        let mut job = Job { inbound, span };
+        let mut job = Job {
+            inbound,
+            span,
+            received: Instant::now(),
+        };
         let mut queues = self.queues.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(q) = queues.get(&key) {
             match q.tx.send(job) {
@@ -200,7 +282,9 @@ impl<S: Store + 'static> Engine<S> {
             match tokio::time::timeout(self.tuning.worker_idle, rx.recv()).await {
                 Ok(Some(job)) => {
                     let span = job.span.clone();
-                    self.process(job.inbound).instrument(span).await;
+                    if self.process(job.inbound).instrument(span).await {
+                        self.bot.metrics().replied_after(job.received.elapsed());
+                    }
                 }
                 Ok(None) => return,
                 Err(_idle) => {
@@ -217,15 +301,19 @@ impl<S: Store + 'static> Engine<S> {
         }
     }
 
-    async fn process(self: &Arc<Self>, inbound: Inbound) {
-        let outbound = self.bot.handle(&inbound, &self.web, unix_now()).await;
+    /// Handle one event and deliver its replies, all from one knowledge base; true when there were
+    /// replies.
+    async fn process(self: &Arc<Self>, inbound: Inbound) -> bool {
+        let kb = self.bot.kb();
+        let outbound = self.bot.handle_in(&kb, &inbound, &self.web, unix_now()).await;
+        let replied = !outbound.is_empty();
         for o in outbound {
-            self.deliver(o).await;
+            self.deliver(&kb, o).await;
         }
+        replied
     }
 
-    async fn deliver(self: &Arc<Self>, o: Outbound) {
-        let kb = self.bot.kb().clone();
+    async fn deliver(self: &Arc<Self>, kb: &KnowledgeBase, o: Outbound) {
         let result = match &o {
             Outbound::Post {
                 channel,
@@ -233,7 +321,7 @@ impl<S: Store + 'static> Engine<S> {
                 message,
             } => self
                 .web
-                .post(&kb, channel, thread_ts.as_deref(), message)
+                .post(kb, channel, thread_ts.as_deref(), message)
                 .await
                 .map(drop),
             Outbound::Ephemeral {
@@ -243,12 +331,12 @@ impl<S: Store + 'static> Engine<S> {
                 message,
             } => {
                 self.web
-                    .post_ephemeral(&kb, channel, user, thread_ts.as_deref(), message)
+                    .post_ephemeral(kb, channel, user, thread_ts.as_deref(), message)
                     .await
             }
-            Outbound::Update { channel, ts, message } => self.web.update(&kb, channel, ts, message).await,
-            Outbound::Respond { response_url, message } => self.web.respond(&kb, response_url, message.as_ref()).await,
-            Outbound::PostRoot { channel, message, then } => match self.web.post(&kb, channel, None, message).await {
+            Outbound::Update { channel, ts, message } => self.web.update(kb, channel, ts, message).await,
+            Outbound::Respond { response_url, message } => self.web.respond(kb, response_url, message.as_ref()).await,
+            Outbound::PostRoot { channel, message, then } => match self.web.post(kb, channel, None, message).await {
                 Ok(Some(ts)) => {
                     let mut then = (**then).clone();
                     then.ts = ts.clone();

@@ -2,9 +2,11 @@
 //! delivers [`Outbound`]s with retries. A 429 is waited out for its `Retry-After` and retried for as
 //! long as it takes (a reply is never dropped for rate limiting); transient failures (timeouts,
 //! connection errors, 5xx, Slack's `internal_error`...) are retried with exponential backoff, a bounded
-//! number of times; everything is logged, tokens never.
+//! number of times; everything is logged, tokens never, and counted in [`Metrics`] (failed attempts and
+//! 429s, by method).
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use hyper_rustls::HttpsConnector;
@@ -18,6 +20,7 @@ use super::blocks::{self, Rendered};
 use super::SlackError;
 use crate::bot::{Message, ThreadReader};
 use crate::kb::KnowledgeBase;
+use crate::metrics::Metrics;
 
 type Connector = SlackClientHyperConnector<HttpsConnector<HttpConnector>>;
 
@@ -85,9 +88,22 @@ fn classify(e: &SlackClientError, policy: &RetryPolicy) -> Failure {
 /// The Web API client with the bot's and the app's tokens.
 pub struct Web {
     client: SlackClient<Connector>,
+    /// Kept for the Socket Mode listener, which has an HTTP client of its own (see `socket`).
+    api_url: String,
     bot_token: SlackApiToken,
     app_token: SlackApiToken,
     policy: RetryPolicy,
+    metrics: Arc<Metrics>,
+}
+
+/// The TLS connector of every Slack HTTP client; `http://` too, for an emulator.
+pub(super) fn https_connector() -> Result<HttpsConnector<HttpConnector>, SlackError> {
+    Ok(hyper_rustls::HttpsConnectorBuilder::new()
+        .with_native_roots()
+        .map_err(SlackError::Tls)?
+        .https_or_http()
+        .enable_http1()
+        .build())
 }
 
 impl Web {
@@ -98,20 +114,29 @@ impl Web {
         app_token: &SecretString,
         policy: RetryPolicy,
     ) -> Result<Web, SlackError> {
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_native_roots()
-            .map_err(SlackError::Tls)?
-            .https_or_http()
-            .enable_http1()
-            .build();
-        let connector = SlackClientHyperConnector::from(https).with_slack_api_url(api_url.trim_end_matches('/'));
+        let api_url = api_url.trim_end_matches('/').to_string();
+        let connector = SlackClientHyperConnector::from(https_connector()?).with_slack_api_url(&api_url);
         let token = |s: &SecretString| SlackApiToken::new(SlackApiTokenValue(s.expose_secret().to_string()));
         Ok(Web {
             client: SlackClient::new(connector),
+            api_url,
             bot_token: token(bot_token),
             app_token: token(app_token),
             policy,
+            metrics: Arc::new(Metrics::new()),
         })
+    }
+
+    /// Count failed calls and rate limits in `metrics`.
+    pub fn with_metrics(self, metrics: Arc<Metrics>) -> Web {
+        Web { metrics, ..self }
+    }
+
+    fn count(&self, method: &str, failure: &Failure) {
+        match failure {
+            Failure::RateLimited(_) => self.metrics.slack_rate_limited(method),
+            Failure::Transient | Failure::Permanent => self.metrics.slack_api_error(method),
+        }
     }
 
     /// Run `call` until it succeeds, waiting out rate limits and retrying transient failures.
@@ -130,7 +155,9 @@ impl Web {
                     SlackClientSystemError::new().with_message(format!("no answer within {:?}", self.policy.timeout)),
                 ),
             };
-            match classify(&err, &self.policy) {
+            let failure = classify(&err, &self.policy);
+            self.count(method, &failure);
+            match failure {
                 Failure::RateLimited(wait) => {
                     warn!(
                         method,
@@ -166,23 +193,14 @@ impl Web {
         Ok((r.user_id.0, r.bot_id.map(|b| b.0), r.team_id.0))
     }
 
-    /// `apps.connections.open` with the app token: a fresh WebSocket URL.
-    pub async fn open_connection(&self) -> Result<String, SlackError> {
-        let s = self.client.open_session(&self.app_token);
-        // no retry loop here: the caller reconnects with its own backoff
-        match tokio::time::timeout(
-            self.policy.timeout,
-            s.apps_connections_open(&SlackApiAppsConnectionOpenRequest::new()),
-        )
-        .await
-        {
-            Ok(Ok(r)) => Ok(r.url.0.to_string()),
-            Ok(Err(e)) => Err(SlackError::Api {
-                method: "apps.connections.open",
-                source: Box::new(e),
-            }),
-            Err(_) => Err(SlackError::Timeout("apps.connections.open")),
-        }
+    /// The Web API base URL, without a trailing slash.
+    pub(super) fn api_url(&self) -> &str {
+        &self.api_url
+    }
+
+    /// The app-level token (`xapp-`), for Socket Mode.
+    pub(super) fn app_token(&self) -> &SlackApiToken {
+        &self.app_token
     }
 
     /// Post each rendered message; returns the `ts` of the first.

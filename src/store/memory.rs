@@ -4,8 +4,12 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use super::{Purged, Store, StoreError, ThreadKey, EVENT_MEMORY_SECS};
+use super::{
+    expired, FeedbackData, FeedbackStore, Purged, PurgedFeedback, Store, StoreError, ThreadKey, DAY_SECS,
+    EVENT_MEMORY_SECS,
+};
 use crate::dialogue::Conversation;
+use crate::feedback::{Unanswered, Vote};
 
 #[derive(Debug, Default)]
 pub struct MemoryStore {
@@ -17,6 +21,12 @@ struct Inner {
     conversations: HashMap<ThreadKey, Conversation>,
     /// Event id -> when first seen.
     events: HashMap<String, u64>,
+    /// (day, intent) -> answers.
+    answers: HashMap<(u64, String), u64>,
+    /// (thread, intent, user) -> latest vote.
+    votes: HashMap<(ThreadKey, String, String), Vote>,
+    /// Signature -> record.
+    unanswered: HashMap<String, Unanswered>,
 }
 
 impl MemoryStore {
@@ -69,5 +79,59 @@ impl Store for MemoryStore {
 
     fn flush(&self) -> Result<(), StoreError> {
         Ok(())
+    }
+}
+
+impl FeedbackStore for MemoryStore {
+    fn count_answer(&self, intent: &str, now: u64) -> Result<(), StoreError> {
+        *self
+            .lock()
+            .answers
+            .entry((now / DAY_SECS, intent.to_string()))
+            .or_default() += 1;
+        Ok(())
+    }
+
+    fn put_vote(&self, vote: &Vote) -> Result<(), StoreError> {
+        let key = (vote.thread.clone(), vote.intent.clone(), vote.user.clone());
+        self.lock().votes.insert(key, vote.clone());
+        Ok(())
+    }
+
+    fn note_unanswered(&self, sighting: &Unanswered) -> Result<u64, StoreError> {
+        let mut inner = self.lock();
+        let record = match inner.unanswered.remove(&sighting.signature) {
+            Some(prev) => prev.merge(sighting.clone()),
+            None => sighting.clone(),
+        };
+        let count = record.count;
+        inner.unanswered.insert(sighting.signature.clone(), record);
+        Ok(count)
+    }
+
+    fn feedback(&self) -> Result<FeedbackData, StoreError> {
+        let inner = self.lock();
+        let mut data = FeedbackData::default();
+        for ((_, intent), n) in &inner.answers {
+            *data.answers.entry(intent.clone()).or_default() += n;
+        }
+        data.votes = inner.votes.values().cloned().collect();
+        data.unanswered = inner.unanswered.values().cloned().collect();
+        Ok(data)
+    }
+
+    fn purge_feedback(&self, now: u64, retention_secs: u64) -> Result<PurgedFeedback, StoreError> {
+        let mut inner = self.lock();
+        let before = (inner.answers.len(), inner.votes.len(), inner.unanswered.len());
+        inner
+            .answers
+            .retain(|(day, _), _| !expired((day + 1).saturating_mul(DAY_SECS), now, retention_secs));
+        inner.votes.retain(|_, v| !expired(v.at, now, retention_secs));
+        inner.unanswered.retain(|_, u| !expired(u.last_at, now, retention_secs));
+        Ok(PurgedFeedback {
+            answer_days: before.0 - inner.answers.len(),
+            votes: before.1 - inner.votes.len(),
+            unanswered: before.2 - inner.unanswered.len(),
+        })
     }
 }

@@ -6,17 +6,23 @@
 //! answered once. Both expire: conversations after an idle time the caller chooses, event ids after
 //! [`EVENT_MEMORY_SECS`]. Time is passed in (`now`, seconds since the epoch), never read here.
 //!
+//! A store also keeps what [`FeedbackStore`] records for `netrunbook report`: answers per intent and
+//! day, votes on answers, and the messages the bot could not answer well (redacted, counted per
+//! signature). These expire after a retention the caller chooses.
+//!
 //! Every backend must pass the one generic conformance test in `tests/store_conformance.rs`.
 
 mod memory;
 mod sled_store;
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
 use crate::dialogue::Conversation;
+use crate::feedback::{Unanswered, Vote};
 
 pub use memory::MemoryStore;
 pub use sled_store::SledStore;
@@ -137,8 +143,85 @@ pub enum StoreError {
     Encode(#[source] serde_json::Error),
 }
 
+/// A feedback record as stored: the record with its format version.
+#[derive(Serialize, Deserialize)]
+struct Versioned<T> {
+    format: u32,
+    record: T,
+}
+
+/// The stored bytes of a feedback record.
+pub(crate) fn encode_record<T: Serialize>(record: &T) -> Vec<u8> {
+    serde_json::to_vec(&Versioned {
+        format: crate::feedback::FEEDBACK_FORMAT,
+        record,
+    })
+    .expect("feedback records are plain data and always serialise")
+}
+
+/// The record in `bytes`; `None` (with a warning) when it is unreadable or of another format.
+pub(crate) fn decode_record<T: serde::de::DeserializeOwned>(tree: &str, bytes: &[u8]) -> Option<T> {
+    match serde_json::from_slice::<Versioned<T>>(bytes) {
+        Ok(v) if v.format == crate::feedback::FEEDBACK_FORMAT => Some(v.record),
+        Ok(v) => {
+            tracing::warn!(
+                tree,
+                format = v.format,
+                "ignoring a feedback record of an unknown format"
+            );
+            None
+        }
+        Err(e) => {
+            tracing::warn!(tree, error = %e, "ignoring an unreadable feedback record");
+            None
+        }
+    }
+}
+
+/// Seconds in a day: answers are counted per intent and day.
+pub const DAY_SECS: u64 = 86_400;
+
+/// Everything [`FeedbackStore`] holds, for the report.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FeedbackData {
+    /// Intent -> answers given.
+    pub answers: BTreeMap<String, u64>,
+    pub votes: Vec<Vote>,
+    pub unanswered: Vec<Unanswered>,
+}
+
+/// What [`FeedbackStore::purge_feedback`] removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PurgedFeedback {
+    /// Per-day answer counters.
+    pub answer_days: usize,
+    pub votes: usize,
+    pub unanswered: usize,
+}
+
+/// The records behind `netrunbook report`. Every [`Store`] is one.
+pub trait FeedbackStore: Send + Sync {
+    /// Count one answer about `intent`, given at `now`.
+    fn count_answer(&self, intent: &str, now: u64) -> Result<(), StoreError>;
+    /// Record a vote, replacing the same user's earlier vote on the same intent in the same thread.
+    fn put_vote(&self, vote: &Vote) -> Result<(), StoreError>;
+    /// Add a sighting to the record of its signature (created on the first); returns how many
+    /// sightings the signature has now. Atomic.
+    fn note_unanswered(&self, sighting: &Unanswered) -> Result<u64, StoreError>;
+    /// Every record, for the report.
+    fn feedback(&self) -> Result<FeedbackData, StoreError>;
+    /// Remove what is older than `retention_secs`: answer counters of days that ended before,
+    /// votes cast before, unanswered signatures last seen before.
+    fn purge_feedback(&self, now: u64, retention_secs: u64) -> Result<PurgedFeedback, StoreError>;
+}
+
+/// True when a record stamped `at` is older than `retention_secs` at `now`.
+pub(crate) fn expired(at: u64, now: u64, retention_secs: u64) -> bool {
+    at.saturating_add(retention_secs) < now
+}
+
 /// Where conversations live, keyed by thread. Implementations are shared between tasks.
-pub trait Store: Send + Sync {
+pub trait Store: FeedbackStore + Send + Sync {
     /// The thread's conversation, if it has one.
     fn get(&self, key: &ThreadKey) -> Result<Option<Conversation>, StoreError>;
     /// Replace the thread's conversation.
@@ -173,6 +256,24 @@ impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
     }
     fn flush(&self) -> Result<(), StoreError> {
         (**self).flush()
+    }
+}
+
+impl<S: FeedbackStore + ?Sized> FeedbackStore for std::sync::Arc<S> {
+    fn count_answer(&self, intent: &str, now: u64) -> Result<(), StoreError> {
+        (**self).count_answer(intent, now)
+    }
+    fn put_vote(&self, vote: &Vote) -> Result<(), StoreError> {
+        (**self).put_vote(vote)
+    }
+    fn note_unanswered(&self, sighting: &Unanswered) -> Result<u64, StoreError> {
+        (**self).note_unanswered(sighting)
+    }
+    fn feedback(&self) -> Result<FeedbackData, StoreError> {
+        (**self).feedback()
+    }
+    fn purge_feedback(&self, now: u64, retention_secs: u64) -> Result<PurgedFeedback, StoreError> {
+        (**self).purge_feedback(now, retention_secs)
     }
 }
 

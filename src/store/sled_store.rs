@@ -1,12 +1,18 @@
-//! The sled backend: one tree of conversations (thread key -> JSON [`Stored`] record) and one tree of
-//! handled event ids (id -> big-endian seconds when first seen).
+//! The sled backend: one tree of conversations (thread key -> JSON [`Stored`] record), one tree of
+//! handled event ids (id -> big-endian seconds when first seen), and three trees of feedback: answer
+//! counters (big-endian day + intent -> big-endian count), votes (thread key, intent and user -> JSON)
+//! and unanswered messages (signature -> JSON).
 
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use super::{Purged, Store, StoreError, Stored, ThreadKey, EVENT_MEMORY_SECS};
+use super::{
+    decode_record, encode_record, expired, FeedbackData, FeedbackStore, Purged, PurgedFeedback, Store, StoreError,
+    Stored, ThreadKey, DAY_SECS, EVENT_MEMORY_SECS,
+};
 use crate::dialogue::Conversation;
+use crate::feedback::{Unanswered, Vote};
 
 /// Conversations in a sled database directory. Only one process may open a directory at a time.
 #[derive(Clone)]
@@ -15,6 +21,9 @@ pub struct SledStore {
     db: sled::Db,
     conversations: sled::Tree,
     events: sled::Tree,
+    answers: sled::Tree,
+    votes: sled::Tree,
+    unanswered: sled::Tree,
     dir: PathBuf,
 }
 
@@ -46,9 +55,12 @@ impl SledStore {
         let conversations = db.open_tree("conversations")?;
         let events = db.open_tree("events")?;
         Ok(SledStore {
-            db,
             conversations,
             events,
+            answers: db.open_tree("answers")?,
+            votes: db.open_tree("votes")?,
+            unanswered: db.open_tree("unanswered")?,
+            db,
             dir,
         })
     }
@@ -131,5 +143,95 @@ impl Store for SledStore {
     fn flush(&self) -> Result<(), StoreError> {
         self.db.flush()?;
         Ok(())
+    }
+}
+
+fn be_u64(bytes: &[u8]) -> u64 {
+    <[u8; 8]>::try_from(bytes).map(u64::from_be_bytes).unwrap_or(0)
+}
+
+impl FeedbackStore for SledStore {
+    fn count_answer(&self, intent: &str, now: u64) -> Result<(), StoreError> {
+        let mut key = (now / DAY_SECS).to_be_bytes().to_vec();
+        key.extend_from_slice(intent.as_bytes());
+        self.answers.update_and_fetch(key, |old| {
+            let n = old.map_or(0, be_u64).saturating_add(1);
+            Some(n.to_be_bytes().to_vec())
+        })?;
+        Ok(())
+    }
+
+    fn put_vote(&self, vote: &Vote) -> Result<(), StoreError> {
+        let mut key = vote.thread.encode();
+        for part in [&vote.intent, &vote.user] {
+            key.push(0);
+            key.extend_from_slice(part.as_bytes());
+        }
+        self.votes.insert(key, encode_record(vote))?;
+        Ok(())
+    }
+
+    fn note_unanswered(&self, sighting: &Unanswered) -> Result<u64, StoreError> {
+        let merged = self.unanswered.update_and_fetch(sighting.signature.as_bytes(), |old| {
+            let record = match old.and_then(|b| decode_record::<Unanswered>("unanswered", b)) {
+                Some(prev) => prev.merge(sighting.clone()),
+                None => sighting.clone(),
+            };
+            Some(encode_record(&record))
+        })?;
+        Ok(merged
+            .and_then(|b| decode_record::<Unanswered>("unanswered", &b))
+            .map_or(1, |u| u.count))
+    }
+
+    fn feedback(&self) -> Result<FeedbackData, StoreError> {
+        let mut data = FeedbackData::default();
+        for entry in self.answers.iter() {
+            let (k, v) = entry?;
+            if k.len() < 8 {
+                continue;
+            }
+            let intent = String::from_utf8_lossy(&k[8..]).into_owned();
+            *data.answers.entry(intent).or_default() += be_u64(&v);
+        }
+        for entry in self.votes.iter() {
+            let (_, v) = entry?;
+            data.votes.extend(decode_record::<Vote>("votes", &v));
+        }
+        for entry in self.unanswered.iter() {
+            let (_, v) = entry?;
+            data.unanswered.extend(decode_record::<Unanswered>("unanswered", &v));
+        }
+        Ok(data)
+    }
+
+    fn purge_feedback(&self, now: u64, retention_secs: u64) -> Result<PurgedFeedback, StoreError> {
+        let mut purged = PurgedFeedback::default();
+        for entry in self.answers.iter() {
+            let (k, _) = entry?;
+            let day = k.get(..8).map_or(0, be_u64);
+            if expired((day + 1).saturating_mul(DAY_SECS), now, retention_secs) {
+                self.answers.remove(&k)?;
+                purged.answer_days += 1;
+            }
+        }
+        for entry in self.votes.iter() {
+            let (k, v) = entry?;
+            let keep = decode_record::<Vote>("votes", &v).is_some_and(|vote| !expired(vote.at, now, retention_secs));
+            if !keep {
+                self.votes.remove(&k)?;
+                purged.votes += 1;
+            }
+        }
+        for entry in self.unanswered.iter() {
+            let (k, v) = entry?;
+            let keep =
+                decode_record::<Unanswered>("unanswered", &v).is_some_and(|u| !expired(u.last_at, now, retention_secs));
+            if !keep {
+                self.unanswered.remove(&k)?;
+                purged.unanswered += 1;
+            }
+        }
+        Ok(purged)
     }
 }

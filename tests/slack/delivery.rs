@@ -1,10 +1,14 @@
-//! Delivery: duplicates answered once, 429 waited out, reconnects, a restart mid-flow, and the
-//! messages the bot must not answer.
+//! Delivery: duplicates answered once, 429 waited out, reconnects, a restart mid-flow, the messages
+//! the bot must not answer, and what stops the listener (`link_disabled`, a rejected app token) or
+//! does not (an unreadable envelope).
 
 use std::time::Duration;
 
+use netrunbook::app::Application;
+use netrunbook::slack::StopReason;
+
 use crate::support::slack_emulator::{Fault, SlackEmulator, BOT_ID, BOT_USER_ID};
-use crate::{shown, shown_all, spawn_bot, start_bot, with_button, OTHER_USER, USER, WAIT};
+use crate::{settings, shown, shown_all, spawn_bot, start_bot, watch_logs, with_button, OTHER_USER, QUIET, USER, WAIT};
 
 const NO_FLOW_QUESTION: &str = "who do I page for armada-network";
 
@@ -244,5 +248,59 @@ async fn a_rate_limited_thread_does_not_hold_up_another() {
     );
     bot.wait_thread("C0INC", &slow.ts, "the rate-limited answer", |m| !m.is_empty())
         .await;
+    bot.stop().await;
+}
+
+#[tokio::test]
+async fn link_disabled_stops_an_in_process_bot_without_reconnecting() {
+    let bot = spawn_bot().await;
+    let connects = bot.emu.connects_total();
+    let opens = bot.emu.calls_to("apps.connections.open").len();
+    assert_eq!(bot.emu.disconnect("link_disabled").await, 2);
+    let (reason, emu, _dir) = bot.stopped().await;
+    assert_eq!(reason, StopReason::LinkDisabled);
+    tokio::time::sleep(QUIET).await;
+    assert_eq!(emu.connects_total(), connects, "did not reconnect");
+    assert_eq!(
+        emu.calls_to("apps.connections.open").len(),
+        opens,
+        "the reconnect slack-morphism starts never reaches Slack"
+    );
+}
+
+#[tokio::test]
+async fn a_rejected_app_token_stops_the_bot() {
+    let emu = SlackEmulator::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    for _ in 0..2 {
+        emu.fail_next("apps.connections.open", Fault::SlackError("invalid_auth".into()));
+    }
+    let settings = settings(&emu, &dir.path().join("db"));
+    let _logs = watch_logs(&settings.tuning.watch);
+    let app = Application::build(settings).await.expect("the bot builds");
+    let reason = tokio::time::timeout(WAIT, app.run_until_stopped(std::future::pending()))
+        .await
+        .expect("the bot stops by itself")
+        .expect("without error");
+    assert_eq!(reason, StopReason::AppTokenRejected);
+    assert_eq!(emu.connects_total(), 0);
+}
+
+#[tokio::test]
+async fn an_unreadable_envelope_is_acknowledged_and_answering_goes_on() {
+    let bot = spawn_bot().await;
+    bot.emu
+        .push_raw(r#"{"envelope_id":"emu-unreadable","type":"events_api","payload":{"nonsense":true}}"#)
+        .await;
+    bot.emu.push_raw("this is not JSON").await;
+    assert!(
+        bot.emu.wait_ack("emu-unreadable", WAIT).await.is_some(),
+        "acknowledged, so Slack does not re-send it"
+    );
+    let post = bot.mention("C0INC", NO_FLOW_QUESTION, None).await;
+    bot.wait_thread("C0INC", &post.ts, "an answer after the unreadable frames", |m| {
+        !m.is_empty()
+    })
+    .await;
     bot.stop().await;
 }

@@ -9,16 +9,19 @@ mod delivery;
 mod flows;
 mod hostile;
 mod mentions;
+mod ops;
 mod process;
 mod slash;
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use netrunbook::app::Application;
+use netrunbook::bot::Access;
 use netrunbook::cli::KbArgs;
 use netrunbook::config::Settings;
-use netrunbook::slack::{RetryPolicy, StopReason, Tuning};
+use netrunbook::slack::{RetryPolicy, SocketModeWatch, StopReason, Tuning};
 use secrecy::SecretString;
 use serde_json::Value;
 use support::slack_emulator::{ApiCall, SlackEmulator, UserPost, BOT_USER_ID};
@@ -35,15 +38,16 @@ pub const OTHER_USER: &str = "U0BOB";
 pub const APP_TOKEN: &str = "xapp-1-A0EMU-1-integrationtest";
 pub const BOT_TOKEN: &str = "xoxb-1-integrationtest";
 
-/// Timings short enough for tests.
+/// Timings short enough for tests, and a watch of the bot's own (see [`start_bot`]).
 pub fn test_tuning() -> Tuning {
     Tuning {
         connections: 2,
-        worker_idle: Duration::from_secs(2),
+        initial_backoff: Duration::ZERO,
+        reconnect_timeout: Duration::from_secs(1),
         ping_every: Duration::from_secs(5),
         dead_after: Duration::from_secs(30),
-        reconnect_backoff: Duration::from_millis(50),
-        max_reconnect_backoff: Duration::from_millis(500),
+        worker_idle: Duration::from_secs(2),
+        watch: SocketModeWatch::new(),
         retry: RetryPolicy {
             attempts: 4,
             backoff: Duration::from_millis(50),
@@ -67,6 +71,9 @@ pub fn settings(emu: &SlackEmulator, db: &Path) -> Settings {
             runbook_base_url: None,
         },
         tuning: test_tuning(),
+        http_addr: "127.0.0.1:0".parse().expect("an address"),
+        access: Access::default(),
+        feedback_retention: Duration::from_secs(30 * 86_400),
     }
 }
 
@@ -76,39 +83,75 @@ pub struct TestBot {
     pub db: PathBuf,
     /// Keeps the sled directory alive as long as the test needs it.
     pub dir: TempDir,
+    /// Where `/healthz`, `/readyz` and `/metrics` answer.
+    pub http: SocketAddr,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<anyhow::Result<StopReason>>,
+    /// The bot's watch layer as this thread's subscriber (see [`watch_logs`]).
+    _logs: tracing::subscriber::DefaultGuard,
 }
 
 /// A fresh emulator, a fresh sled directory, the bot connected.
 pub async fn spawn_bot() -> TestBot {
+    spawn_bot_with(|_| {}).await
+}
+
+/// As [`spawn_bot`], with the settings changed by `configure` first.
+pub async fn spawn_bot_with(configure: impl FnOnce(&mut Settings)) -> TestBot {
     let emu = SlackEmulator::start().await;
     let dir = tempfile::tempdir().expect("temporary directory");
-    start_bot(emu, dir).await
+    let before = emu.connects_total();
+    let bot = launch(emu, dir, configure).await;
+    wait_connected(&bot.emu, before).await;
+    bot
 }
 
 /// The bot on `emu` with the store in `dir` (a restart when `dir` was used before).
 pub async fn start_bot(emu: SlackEmulator, dir: TempDir) -> TestBot {
-    let db = dir.path().join("netrunbook.sled");
     let before = emu.connects_total();
-    let app = Application::build(settings(&emu, &db)).await.expect("the bot builds");
-    let (tx, rx) = oneshot::channel::<()>();
-    let task = tokio::spawn(app.run_until_stopped(async {
-        let _ = rx.await;
-    }));
+    let bot = launch(emu, dir, |_| {}).await;
+    wait_connected(&bot.emu, before).await;
+    bot
+}
+
+async fn wait_connected(emu: &SlackEmulator, before: usize) {
     let connections = test_tuning().connections;
     assert!(
         emu.wait_connected(connections, WAIT).await,
         "the bot connects to Socket Mode"
     );
     assert!(emu.connects_total() >= before + connections);
+}
+
+/// Build and start the bot without waiting for Socket Mode.
+pub async fn launch(emu: SlackEmulator, dir: TempDir, configure: impl FnOnce(&mut Settings)) -> TestBot {
+    let db = dir.path().join("netrunbook.sled");
+    let mut s = settings(&emu, &db);
+    configure(&mut s);
+    let logs = watch_logs(&s.tuning.watch);
+    let app = Application::build(s).await.expect("the bot builds");
+    let http = app.http_addr();
+    let (tx, rx) = oneshot::channel::<()>();
+    let task = tokio::spawn(app.run_until_stopped(async {
+        let _ = rx.await;
+    }));
     TestBot {
         emu,
         db,
         dir,
+        http,
         stop: Some(tx),
         task,
+        _logs: logs,
     }
+}
+
+/// Feed `watch` from slack-morphism's log events on this thread, as `telemetry::init` does for the
+/// process. On a current-thread runtime every task of the bot runs on the test's thread, so each test
+/// bot sees its own listener's events only.
+pub fn watch_logs(watch: &SocketModeWatch) -> tracing::subscriber::DefaultGuard {
+    use tracing_subscriber::layer::SubscriberExt;
+    tracing::subscriber::set_default(tracing_subscriber::registry().with(watch.layer()))
 }
 
 impl TestBot {
@@ -117,12 +160,79 @@ impl TestBot {
         if let Some(tx) = self.stop.take() {
             let _ = tx.send(());
         }
+        self.stopped().await
+    }
+
+    /// Wait for the bot to stop by itself (Slack made it); returns as [`TestBot::stop`] does.
+    pub async fn stopped(self) -> (StopReason, SlackEmulator, TempDir) {
         let reason = tokio::time::timeout(WAIT, self.task)
             .await
             .expect("the bot stops in time")
             .expect("the bot task does not panic")
             .expect("the bot stops without error");
         (reason, self.emu, self.dir)
+    }
+
+    /// `GET path` on the bot's HTTP endpoint: status and body.
+    pub async fn get(&self, path: &str) -> (u16, String) {
+        http_get(self.http, path).await
+    }
+
+    /// The value of one series on `/metrics` (the line `series value`), if present.
+    pub async fn metric(&self, series: &str) -> Option<f64> {
+        let (status, body) = self.get("/metrics").await;
+        assert_eq!(status, 200);
+        metric_value(&body, series)
+    }
+
+    /// Wait until `series` on `/metrics` reads `want`.
+    pub async fn wait_metric(&self, series: &str, want: f64) {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let got = self.metric(series).await;
+            if got == Some(want) {
+                return;
+            }
+            if tokio::time::Instant::now() > deadline {
+                let (_, body) = self.get("/metrics").await;
+                panic!("{series} is {got:?}, not {want}; /metrics:\n{body}");
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    /// `user` types `/netrunbook text` in `channel`; returns the acknowledgement's payload.
+    pub async fn slash(&self, channel: &str, user: &str, text: &str) -> Value {
+        let pushed = self.emu.push_slash(channel, user, text).await;
+        let ack = self
+            .emu
+            .wait_ack(&pushed.envelope_id, WAIT)
+            .await
+            .expect("acknowledged");
+        ack.payload.expect("the answer rides on the ack")
+    }
+
+    /// Wait for a private message to `user` that shows `what`; returns it (as `chat.postEphemeral`
+    /// params).
+    pub async fn wait_ephemeral(&self, user: &str, what: &str) -> Value {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let calls = self.emu.calls_to("chat.postEphemeral");
+            if let Some(c) = calls
+                .iter()
+                .find(|c| c.param("user") == Some(user) && shown(&c.params).contains(what))
+            {
+                return c.params.clone();
+            }
+            if tokio::time::Instant::now() > deadline {
+                let seen: Vec<String> = calls.iter().map(|c| shown(&c.params)).collect();
+                panic!(
+                    "no private message to {user} showing {what:?}; there were:\n{}",
+                    seen.join("\n-----\n")
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
     }
 
     /// `USER` mentions the bot in `channel` (in `thread`, if any); Slack sends `app_mention`.
@@ -185,6 +295,22 @@ impl TestBot {
             n = now;
         }
     }
+}
+
+/// `GET path` on `addr`: status and body.
+pub async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
+    let url = format!("http://{addr}{path}");
+    tokio::task::spawn_blocking(move || netrunbook::http::get(&url, Duration::from_secs(5)))
+        .await
+        .expect("the HTTP client does not panic")
+        .expect("an HTTP answer")
+}
+
+/// The value of `series` (name with labels, exactly as exposed) in a `/metrics` body.
+pub fn metric_value(body: &str, series: &str) -> Option<f64> {
+    body.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
 }
 
 /// Every piece of text a message shows: fallback, section and context text, button labels.

@@ -1,5 +1,6 @@
 //! The real `netrunbook serve` process: SIGKILL mid-dialogue then a restart continues; SIGTERM exits
-//! 0 after flushing; `link_disabled` stops it with a clear log line; bad tokens are named, not shown.
+//! 0 after flushing; `link_disabled` stops it with a clear log line; bad tokens are named, not shown;
+//! SIGHUP reloads the knowledge base; debug logs carry the event span and never a token.
 
 use std::path::Path;
 use std::process::Stdio;
@@ -9,8 +10,9 @@ use std::time::Duration;
 use tokio::io::AsyncReadExt;
 use tokio::process::{Child, Command};
 
+use crate::ops::{edit_dns_summary, intents_copy};
 use crate::support::slack_emulator::{SlackEmulator, BOT_USER_ID};
-use crate::{shown_all, with_button, APP_TOKEN, BOT_TOKEN, USER, WAIT};
+use crate::{buttons, shown, shown_all, with_button, APP_TOKEN, BOT_TOKEN, USER, WAIT};
 
 struct Serve {
     child: Child,
@@ -26,6 +28,8 @@ fn command(emu: &SlackEmulator, db: &Path) -> Command {
         .env("SLACK_API_URL", emu.api_url())
         .env("NETRUNBOOK_DB", db)
         .env("NETRUNBOOK_CONNECTIONS", "1")
+        // tests run in parallel: each process takes a free port for /healthz, /readyz, /metrics
+        .env("NETRUNBOOK_HTTP_ADDR", "127.0.0.1:0")
         .env("RUST_LOG", "info")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -35,8 +39,15 @@ fn command(emu: &SlackEmulator, db: &Path) -> Command {
 }
 
 async fn serve(emu: &SlackEmulator, db: &Path) -> Serve {
+    serve_with(emu, db, |_| {}).await
+}
+
+/// `serve` with the command changed by `configure` (more environment) first.
+async fn serve_with(emu: &SlackEmulator, db: &Path, configure: impl FnOnce(&mut Command)) -> Serve {
     let before = emu.connects_total();
-    let mut child = command(emu, db).spawn().expect("netrunbook starts");
+    let mut c = command(emu, db);
+    configure(&mut c);
+    let mut child = c.spawn().expect("netrunbook starts");
     let stderr = Arc::new(Mutex::new(String::new()));
     let mut pipe = child.stderr.take().unwrap();
     let sink = stderr.clone();
@@ -74,6 +85,19 @@ impl Serve {
 
     fn log(&self) -> String {
         self.stderr.lock().unwrap().clone()
+    }
+
+    /// Wait until the log shows `what`.
+    async fn wait_log(&self, what: &str) {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while !self.log().contains(what) {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the log never showed {what:?}:\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
     }
 
     fn signal(&self, sig: &str) {
@@ -203,4 +227,111 @@ async fn a_store_held_by_another_process_is_a_clear_error() {
         "{err}"
     );
     assert!(!err.contains("panicked"), "{err}");
+}
+
+/// Mention the bot with `text` in a new thread; returns the first message it posts there.
+async fn ask(emu: &SlackEmulator, text: &str) -> serde_json::Value {
+    let post = emu
+        .post_user_message(
+            "C0INC",
+            USER,
+            &format!("<@{BOT_USER_ID}> {text}"),
+            None,
+            &["app_mention"],
+        )
+        .await;
+    wait_thread(emu, "C0INC", &post.ts, |m| !m.is_empty()).await[0].clone()
+}
+
+#[tokio::test]
+async fn sighup_reloads_the_knowledge_base_and_a_broken_one_is_not_taken() {
+    let emu = SlackEmulator::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (_tmp, intents) = intents_copy();
+    let dns = "coredns lookups fail in pods";
+    let mut serve = serve_with(&emu, &dir.path().join("db"), |c| {
+        c.env("NETRUNBOOK_INTENTS", &intents);
+    })
+    .await;
+    assert!(!shown(&ask(&emu, dns).await).contains("SIGHUP-SUMMARY"));
+
+    edit_dns_summary(&intents, "SIGHUP-SUMMARY");
+    serve.signal("-HUP");
+    serve.wait_log("knowledge base reloaded").await;
+    assert!(shown(&ask(&emu, dns).await).contains("SIGHUP-SUMMARY"));
+
+    std::fs::write(intents.join("dns.yaml"), "id: dns\nheading: [unclosed\n").unwrap();
+    serve.signal("-HUP");
+    serve.wait_log("knowledge base reload rejected").await;
+    assert!(
+        serve.log().contains("dns.yaml"),
+        "the log names the problem:\n{}",
+        serve.log()
+    );
+    assert!(
+        shown(&ask(&emu, dns).await).contains("SIGHUP-SUMMARY"),
+        "the last good knowledge base keeps answering"
+    );
+    serve.signal("-TERM");
+    assert_eq!(serve.exit_code().await, Some(0), "{}", serve.log());
+}
+
+#[tokio::test]
+async fn debug_logs_carry_the_event_span_and_never_a_token() {
+    let emu = SlackEmulator::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut serve = serve_with(&emu, &dir.path().join("db"), |c| {
+        c.env("RUST_LOG", "debug").env("NETRUNBOOK_LOG_FORMAT", "json");
+    })
+    .await;
+    let question = "LoadBalancer service stuck with pending external IP";
+    let post = emu
+        .post_user_message(
+            "C0INC",
+            USER,
+            &format!("<@{BOT_USER_ID}> {question}"),
+            None,
+            &["app_mention"],
+        )
+        .await;
+    let msgs = wait_thread(&emu, "C0INC", &post.ts, |m| with_button(m, 0, "VPC").is_some()).await;
+    let q = with_button(&msgs, 0, "VPC").unwrap();
+    let (_, id, value) = buttons(q).into_iter().find(|(l, _, _)| l == "VPC").unwrap();
+    let q_ts = q["ts"].as_str().unwrap().to_string();
+    emu.push_block_action("C0INC", USER, &q_ts, Some(&post.ts), &id, &value)
+        .await;
+    wait_thread(&emu, "C0INC", &post.ts, |m| with_button(m, 2, "IKS").is_some()).await;
+    let slash = emu.push_slash("C0INC", USER, "coredns lookups fail in pods").await;
+    emu.wait_ack(&slash.envelope_id, WAIT).await.expect("acked");
+    serve.signal("-TERM");
+    assert_eq!(serve.exit_code().await, Some(0), "{}", serve.log());
+
+    let log = serve.log();
+    assert!(
+        !log.contains("xoxb-") && !log.contains("xapp-"),
+        "a token in the debug log:\n{log}"
+    );
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON line ({e}): {l}")))
+        .collect();
+    let in_event = |l: &&serde_json::Value| {
+        l["span"]["name"] == "slack_event"
+            && l["span"]["channel"] == "C0INC"
+            && l["span"]["thread"] == post.ts.as_str()
+            && l["span"]["intent"] == "loadbalancer"
+    };
+    assert!(
+        lines.iter().any(|l| in_event(&l)),
+        "no line inside the event's span with channel, thread and intent:\n{log}"
+    );
+    let with_text: Vec<&serde_json::Value> = lines
+        .iter()
+        .filter(|l| l.to_string().contains("pending external IP"))
+        .collect();
+    assert!(!with_text.is_empty(), "debug shows the message text");
+    assert!(
+        with_text.iter().all(|l| l["level"] == "DEBUG"),
+        "message text only at debug: {with_text:?}"
+    );
 }

@@ -1,0 +1,341 @@
+//! What people tell us about the answers, and what the bot could not answer well: the records the
+//! store keeps for `netrunbook report` ([`Vote`], [`Unanswered`]), and the pure functions that make a
+//! message safe to keep ([`redact`], [`excerpt`]) and group alike messages ([`signature`]).
+//!
+//! **Invariant:** user text reaches the store only through [`Unanswered::new`], which redacts it
+//! before cutting it to [`EXCERPT_CHARS`], so no secret is ever stored, whole or in part.
+
+use std::sync::LazyLock;
+
+use regex::Regex;
+use serde::{Deserialize, Serialize};
+
+use crate::matcher::{MatchOutcome, Verdict};
+use crate::store::ThreadKey;
+use crate::text::clean_slack;
+
+/// How much of a message is kept.
+pub const EXCERPT_CHARS: usize = 300;
+/// An answer whose runner-up scored at least this share of the best is kept as a doubtful one.
+pub const LOW_MARGIN_RATIO: f64 = 0.6;
+/// Longest signature kept, in characters.
+const SIGNATURE_CHARS: usize = 160;
+
+/// Version of the stored [`Vote`] and [`Unanswered`] records; bump it when they change shape.
+pub const FEEDBACK_FORMAT: u32 = 1;
+
+/// What someone said about an answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum VoteKind {
+    /// 👍
+    Up,
+    /// 👎
+    Down,
+    /// The answer was about the wrong section; `picked` is the one they chose instead.
+    WrongTopic { picked: String },
+}
+
+impl VoteKind {
+    /// The label used in metrics and reports: `up`, `down`, `wrong_topic`.
+    pub fn label(&self) -> &'static str {
+        match self {
+            VoteKind::Up => "up",
+            VoteKind::Down => "down",
+            VoteKind::WrongTopic { .. } => "wrong_topic",
+        }
+    }
+}
+
+/// One person's latest verdict on the answer about `intent` in `thread` (a later click replaces it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Vote {
+    pub thread: ThreadKey,
+    pub intent: String,
+    /// Slack user id.
+    pub user: String,
+    pub kind: VoteKind,
+    /// Seconds since the epoch.
+    pub at: u64,
+}
+
+/// Why a message was kept as one the bot did not answer well.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Doubt {
+    /// No section fitted: the bot said so.
+    Abstained,
+    /// Two sections were too close: the bot asked which.
+    Ambiguous,
+    /// Answered, but the runner-up came within [`LOW_MARGIN_RATIO`] of the best.
+    LowMargin,
+}
+
+impl Doubt {
+    pub fn label(self) -> &'static str {
+        match self {
+            Doubt::Abstained => "abstained",
+            Doubt::Ambiguous => "ambiguous",
+            Doubt::LowMargin => "low_margin",
+        }
+    }
+}
+
+/// Whether a match outcome is worth keeping for the report, and why.
+pub fn doubt(outcome: &MatchOutcome) -> Option<Doubt> {
+    match outcome.verdict {
+        Verdict::Abstain => Some(Doubt::Abstained),
+        Verdict::Ambiguous => Some(Doubt::Ambiguous),
+        Verdict::Match => {
+            let best = outcome.ranked.first()?.score;
+            let second = outcome.ranked.get(1).map_or(0.0, |r| r.score);
+            (best > 0.0 && second >= best * LOW_MARGIN_RATIO).then_some(Doubt::LowMargin)
+        }
+    }
+}
+
+/// Messages alike up to numbers, ids and spacing, counted together.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Unanswered {
+    /// [`signature`] of the text: the record's key.
+    pub signature: String,
+    /// The latest such message, redacted and cut to [`EXCERPT_CHARS`].
+    pub example: String,
+    /// Why the latest one was kept.
+    pub doubt: Doubt,
+    /// The section the matcher leaned to, if any.
+    pub guess: Option<String>,
+    pub count: u64,
+    pub first_at: u64,
+    pub last_at: u64,
+}
+
+impl Unanswered {
+    /// A first sighting of `text` at `now`.
+    pub fn new(text: &str, doubt: Doubt, guess: Option<String>, now: u64) -> Unanswered {
+        Unanswered {
+            signature: signature(text),
+            example: excerpt(text),
+            doubt,
+            guess,
+            count: 1,
+            first_at: now,
+            last_at: now,
+        }
+    }
+
+    /// This record after `newer`, a sighting of the same signature.
+    pub fn merge(self, newer: Unanswered) -> Unanswered {
+        Unanswered {
+            count: self.count.saturating_add(newer.count),
+            first_at: self.first_at.min(newer.first_at),
+            ..newer
+        }
+    }
+}
+
+struct Rule {
+    re: Regex,
+    with: &'static str,
+}
+
+fn rule(pattern: &str, with: &'static str) -> Rule {
+    Rule {
+        re: Regex::new(pattern).expect("redaction patterns are valid"),
+        with,
+    }
+}
+
+/// Secrets people paste, in the order they are removed (an `Authorization` header before the
+/// `Bearer` inside it, tokens before the `token=` around them).
+static RULES: LazyLock<Vec<Rule>> = LazyLock::new(|| {
+    vec![
+        rule(
+            r"-----BEGIN [A-Z ]*PRIVATE KEY-----(?s:.*?)(?:-----END [A-Z ]*PRIVATE KEY-----|\z)",
+            "[REDACTED private key]",
+        ),
+        rule(
+            r#"(?i)\b(authorization|proxy-authorization)(["']?\s*[:=]\s*["']?)(?:(?:bearer|basic|token|digest)\s+)?[^\s"',;]+"#,
+            "${1}${2}[REDACTED]",
+        ),
+        rule(r"(?i)\bbearer\s+[A-Za-z0-9._~+/=\-]+", "Bearer [REDACTED]"),
+        rule(r"\bxox[a-z]-[A-Za-z0-9\-]+", "[REDACTED]"),
+        rule(r"\bxapp-[A-Za-z0-9\-]+", "[REDACTED]"),
+        rule(
+            r#"(?i)\b(password|passwd|pwd|passphrase|secret|client[_-]?secret|token|access[_-]?token|api[_-]?key|apikey|access[_-]?key)(["']?\s*[:=]\s*["']?)[^\s"',;&]+"#,
+            "${1}${2}[REDACTED]",
+        ),
+        rule(
+            r"(?i)\b(apikey|api[_-]?key)(\s+)[A-Za-z0-9_\-]{16,}",
+            "${1}${2}[REDACTED]",
+        ),
+        rule(
+            r"\beyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]*",
+            "[REDACTED]",
+        ),
+        rule(r"(?i)\b([a-z][a-z0-9+.\-]*://)[^\s/:@]+:[^\s/@]+@", "${1}[REDACTED]@"),
+    ]
+});
+
+/// `text` with the secrets people paste replaced by `[REDACTED]`: Slack tokens (`xox?-`, `xapp-`),
+/// `Bearer` tokens, `Authorization:` headers, `password=`/`passwd:`/`token=`/`secret=`/`apikey`
+/// values, JWTs, private keys and credentials in URLs.
+pub fn redact(text: &str) -> String {
+    let mut out = text.to_string();
+    for r in RULES.iter() {
+        if let std::borrow::Cow::Owned(s) = r.re.replace_all(&out, r.with) {
+            out = s;
+        }
+    }
+    out
+}
+
+/// What may be kept of a message: redacted, whitespace collapsed, at most [`EXCERPT_CHARS`]
+/// characters (redaction first, so a cut never leaves part of a secret).
+pub fn excerpt(text: &str) -> String {
+    let redacted = redact(crate::text::truncate(text, crate::text::MAX_INPUT_BYTES));
+    let collapsed = redacted.split_whitespace().collect::<Vec<_>>().join(" ");
+    if collapsed.chars().count() <= EXCERPT_CHARS {
+        return collapsed;
+    }
+    let mut cut: String = collapsed.chars().take(EXCERPT_CHARS - 1).collect();
+    cut.push('…');
+    cut
+}
+
+/// The key alike messages share: Slack markup dropped, secrets redacted, lower case, every word that
+/// holds a digit (numbers, ids, hashes, IPs, timestamps) and every long hex word dropped, punctuation
+/// and spacing collapsed to single spaces.
+pub fn signature(text: &str) -> String {
+    let cleaned = clean_slack(&redact(text)).to_lowercase();
+    let mut out = String::new();
+    for word in cleaned.split(|c: char| !c.is_alphanumeric()) {
+        if word.is_empty() || word.chars().any(|c| c.is_ascii_digit()) || is_hex_id(word) {
+            continue;
+        }
+        if out.len() + word.len() + 1 > SIGNATURE_CHARS {
+            break;
+        }
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(word);
+    }
+    if out.is_empty() {
+        "(no words)".to_string()
+    } else {
+        out
+    }
+}
+
+fn is_hex_id(word: &str) -> bool {
+    word.len() >= 8 && word.chars().all(|c| c.is_ascii_hexdigit())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::matcher::Ranked;
+
+    #[test]
+    fn secrets_are_redacted() {
+        let cases = [
+            ("token xoxb-1234-5678-abcdEFGH here", "token [REDACTED] here"),
+            ("xoxp-1-2-3 and xapp-1-A0-99-abc", "[REDACTED] and [REDACTED]"),
+            (
+                "curl -H 'Authorization: Bearer abc.def'",
+                "curl -H 'Authorization: [REDACTED]'",
+            ),
+            ("authorization=Basic dXNlcjpwYXNz end", "authorization=[REDACTED] end"),
+            ("got Bearer eyJhbGciOi.x.y back", "got Bearer [REDACTED] back"),
+            ("password=hunter2 user=bob", "password=[REDACTED] user=bob"),
+            ("passwd: s3cr3t", "passwd: [REDACTED]"),
+            ("token=abc123&x=1", "token=[REDACTED]&x=1"),
+            ("\"apikey\": \"AbCdEf0123456789xyz\"", "\"apikey\": \"[REDACTED]\""),
+            (
+                "ibmcloud login --apikey AbCdEf0123456789xyzXYZ",
+                "ibmcloud login --apikey [REDACTED]",
+            ),
+            (
+                "https://admin:pa55@registry.example.com/x",
+                "https://[REDACTED]@registry.example.com/x",
+            ),
+            (
+                "-----BEGIN RSA PRIVATE KEY-----\nMIIE\n-----END RSA PRIVATE KEY----- ok",
+                "[REDACTED private key] ok",
+            ),
+            ("the token expired again", "the token expired again"),
+            ("LoadBalancer pending 25 min", "LoadBalancer pending 25 min"),
+        ];
+        for (input, want) in cases {
+            assert_eq!(redact(input), want, "{input}");
+        }
+    }
+
+    #[test]
+    fn excerpts_are_redacted_before_they_are_cut() {
+        let secret = format!("{}xoxb-{}", "a ".repeat(148), "9".repeat(40));
+        let e = excerpt(&secret);
+        assert!(!e.contains("xoxb") && !e.contains("999"), "{e}");
+        let long = "word ".repeat(200);
+        let e = excerpt(&long);
+        assert_eq!(e.chars().count(), EXCERPT_CHARS);
+        assert!(e.ends_with('…'));
+        assert_eq!(excerpt("  two\n\nlines  "), "two lines");
+    }
+
+    #[test]
+    fn alike_messages_share_a_signature() {
+        let same = [
+            "<@UBOT> LoadBalancer svc-123 pending for 25 min on cluster c8a9f2e1b3",
+            "loadbalancer svc-9 PENDING for 3 min on cluster deadbeefcafe",
+            "LoadBalancer  svc pending, for 45 min on cluster 10.0.0.1 !!",
+        ];
+        let sigs: Vec<String> = same.iter().map(|t| signature(t)).collect();
+        assert_eq!(sigs[0], "loadbalancer svc pending for min on cluster");
+        assert!(sigs.iter().all(|s| s == &sigs[0]), "{sigs:?}");
+        assert_eq!(
+            signature("pod coredns-7f9c6b8d4-x2k9z fails 2024-01-02T03:04:05Z"),
+            "pod coredns fails"
+        );
+        assert_eq!(signature("password=hunter2 please"), "password redacted please");
+        assert_eq!(signature("12345 678"), "(no words)");
+        assert!(signature(&"word ".repeat(100)).len() <= SIGNATURE_CHARS);
+    }
+
+    fn outcome(verdict: Verdict, scores: &[f64]) -> MatchOutcome {
+        MatchOutcome {
+            verdict,
+            ranked: scores
+                .iter()
+                .enumerate()
+                .map(|(i, &score)| Ranked {
+                    intent: i,
+                    score,
+                    evidence: vec![],
+                })
+                .collect(),
+            off_topic: 0.0,
+        }
+    }
+
+    #[test]
+    fn doubtful_outcomes_are_recognised() {
+        assert_eq!(doubt(&outcome(Verdict::Abstain, &[])), Some(Doubt::Abstained));
+        assert_eq!(doubt(&outcome(Verdict::Ambiguous, &[5.0, 4.5])), Some(Doubt::Ambiguous));
+        assert_eq!(doubt(&outcome(Verdict::Match, &[10.0, 7.0])), Some(Doubt::LowMargin));
+        assert_eq!(doubt(&outcome(Verdict::Match, &[10.0, 5.0])), None);
+        assert_eq!(doubt(&outcome(Verdict::Match, &[10.0])), None);
+    }
+
+    #[test]
+    fn sightings_merge_into_one_count() {
+        let a = Unanswered::new("how do I resize a PVC 1", Doubt::Abstained, None, 100);
+        let b = Unanswered::new("how do I resize a PVC 2", Doubt::LowMargin, Some("dns".into()), 200);
+        assert_eq!(a.signature, b.signature);
+        let m = a.merge(b);
+        assert_eq!((m.count, m.first_at, m.last_at), (2, 100, 200));
+        assert_eq!(m.example, "how do I resize a PVC 2");
+        assert_eq!(m.doubt, Doubt::LowMargin);
+    }
+}

@@ -1,0 +1,293 @@
+//! What the running bot counts, for `/metrics`: the Prometheus registry and one typed handle per
+//! series. The bot, the engine and the Web API client each hold an `Arc<Metrics>` and call the
+//! methods below; nothing else touches `prometheus-client`.
+//!
+//! The two gauges (`socket_connections`, `store_open`) are also what `/readyz` reads, so readiness and
+//! the metrics can never disagree.
+
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+/// `Content-Type` of [`Metrics::encode`]'s output (Prometheus text format 0.0.4).
+pub const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
+
+/// Upper bounds (seconds) of the event → reply histogram: a reply normally takes well under a
+/// second; a 429 with `Retry-After` pushes it to seconds.
+const REPLY_BUCKETS: [f64; 10] = [0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0];
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabel {
+    kind: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct IntentLabel {
+    intent: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct VoteLabel {
+    vote: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct MethodLabel {
+    method: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabel {
+    result: String,
+}
+
+/// The registry and its series.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    events: Family<KindLabel, Counter>,
+    answers: Family<IntentLabel, Counter>,
+    abstentions: Counter,
+    clarifications: Counter,
+    follow_up_steps: Family<IntentLabel, Counter>,
+    feedback: Family<VoteLabel, Counter>,
+    duplicates: Counter,
+    slack_errors: Family<MethodLabel, Counter>,
+    rate_limited: Family<MethodLabel, Counter>,
+    reconnects: Counter,
+    reply_seconds: Histogram,
+    kb_reloads: Family<ResultLabel, Counter>,
+    socket_connections: Gauge<i64>,
+    store_open: Gauge<i64>,
+}
+
+impl Default for Metrics {
+    fn default() -> Metrics {
+        Metrics::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let mut m = Metrics {
+            registry: Registry::with_prefix("netrunbook"),
+            events: Family::default(),
+            answers: Family::default(),
+            abstentions: Counter::default(),
+            clarifications: Counter::default(),
+            follow_up_steps: Family::default(),
+            feedback: Family::default(),
+            duplicates: Counter::default(),
+            slack_errors: Family::default(),
+            rate_limited: Family::default(),
+            reconnects: Counter::default(),
+            reply_seconds: Histogram::new(REPLY_BUCKETS),
+            kb_reloads: Family::default(),
+            socket_connections: Gauge::default(),
+            store_open: Gauge::default(),
+        };
+        let r = &mut m.registry;
+        r.register(
+            "events_received",
+            "Slack events, clicks and slash commands received, by kind",
+            m.events.clone(),
+        );
+        r.register("answers", "Answers given, by intent", m.answers.clone());
+        r.register(
+            "abstentions",
+            "Messages no runbook section fits (the bot said so)",
+            m.abstentions.clone(),
+        );
+        r.register(
+            "clarifications",
+            "Messages that could be more than one section (the bot asked which)",
+            m.clarifications.clone(),
+        );
+        r.register(
+            "follow_up_steps",
+            "Follow-up questions answered (by button or in words), by intent",
+            m.follow_up_steps.clone(),
+        );
+        r.register(
+            "feedback",
+            "Feedback on answers: up, down, wrong_topic",
+            m.feedback.clone(),
+        );
+        r.register(
+            "duplicates_dropped",
+            "Events dropped as already handled (Slack retries, app_mention/message twins)",
+            m.duplicates.clone(),
+        );
+        r.register(
+            "slack_api_errors",
+            "Failed Slack Web API call attempts other than rate limits, by method",
+            m.slack_errors.clone(),
+        );
+        r.register(
+            "slack_rate_limited",
+            "Slack Web API calls answered 429 (waited out and retried), by method",
+            m.rate_limited.clone(),
+        );
+        r.register(
+            "socket_reconnects",
+            "Socket Mode connections re-established after one was lost or refreshed",
+            m.reconnects.clone(),
+        );
+        r.register(
+            "event_reply_seconds",
+            "Time from receiving an event to the last of its replies delivered",
+            m.reply_seconds.clone(),
+        );
+        r.register(
+            "kb_reloads",
+            "Knowledge base reloads: ok, rejected (invalid), unavailable (built-in)",
+            m.kb_reloads.clone(),
+        );
+        r.register(
+            "socket_connections",
+            "Socket Mode connections open and greeted (hello)",
+            m.socket_connections.clone(),
+        );
+        r.register(
+            "store_open",
+            "1 while the conversation store is open",
+            m.store_open.clone(),
+        );
+        m
+    }
+
+    /// Everything in Prometheus text format.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // writing into a String cannot fail
+        let _ = prometheus_client::encoding::prometheus_text::encode(&mut out, &self.registry);
+        out
+    }
+
+    /// An event of `kind` (`mention`, `message`, `click`, `command`) arrived.
+    pub fn event_received(&self, kind: &str) {
+        self.events.get_or_create(&KindLabel { kind: kind.into() }).inc();
+    }
+
+    pub fn answered(&self, intent: &str) {
+        self.answers.get_or_create(&IntentLabel { intent: intent.into() }).inc();
+    }
+
+    pub fn abstained(&self) {
+        self.abstentions.inc();
+    }
+
+    pub fn clarified(&self) {
+        self.clarifications.inc();
+    }
+
+    pub fn follow_up_step(&self, intent: &str) {
+        self.follow_up_steps
+            .get_or_create(&IntentLabel { intent: intent.into() })
+            .inc();
+    }
+
+    /// `vote` is `up`, `down` or `wrong_topic`.
+    pub fn feedback(&self, vote: &str) {
+        self.feedback.get_or_create(&VoteLabel { vote: vote.into() }).inc();
+    }
+
+    pub fn duplicate_dropped(&self) {
+        self.duplicates.inc();
+    }
+
+    pub fn slack_api_error(&self, method: &str) {
+        self.slack_errors
+            .get_or_create(&MethodLabel { method: method.into() })
+            .inc();
+    }
+
+    pub fn slack_rate_limited(&self, method: &str) {
+        self.rate_limited
+            .get_or_create(&MethodLabel { method: method.into() })
+            .inc();
+    }
+
+    pub fn reconnected(&self) {
+        self.reconnects.inc();
+    }
+
+    pub fn replied_after(&self, elapsed: Duration) {
+        self.reply_seconds.observe(elapsed.as_secs_f64());
+    }
+
+    /// `result` is `ok`, `rejected` or `unavailable`.
+    pub fn kb_reload(&self, result: &str) {
+        self.kb_reloads
+            .get_or_create(&ResultLabel { result: result.into() })
+            .inc();
+    }
+
+    pub fn set_socket_connections(&self, n: usize) {
+        self.socket_connections.set(n as i64);
+    }
+
+    pub fn set_store_open(&self, open: bool) {
+        self.store_open.set(i64::from(open));
+    }
+
+    /// Why the bot is not ready to serve, or `None` when it is: Socket Mode connected and the store
+    /// open.
+    pub fn not_ready(&self) -> Option<String> {
+        let mut missing = Vec::new();
+        if self.socket_connections.get() < 1 {
+            missing.push("Socket Mode is not connected");
+        }
+        if self.store_open.get() < 1 {
+            missing.push("the conversation store is not open");
+        }
+        (!missing.is_empty()).then(|| missing.join("; "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn series_are_named_and_labelled_for_prometheus() {
+        let m = Metrics::new();
+        m.event_received("mention");
+        m.answered("dns");
+        m.answered("dns");
+        m.duplicate_dropped();
+        m.replied_after(Duration::from_millis(70));
+        let text = m.encode();
+        assert!(
+            text.contains("netrunbook_events_received_total{kind=\"mention\"} 1"),
+            "{text}"
+        );
+        assert!(text.contains("netrunbook_answers_total{intent=\"dns\"} 2"), "{text}");
+        assert!(text.contains("netrunbook_duplicates_dropped_total 1"), "{text}");
+        assert!(
+            text.contains("netrunbook_event_reply_seconds_bucket{le=\"0.1\"} 1"),
+            "{text}"
+        );
+        assert!(text.contains("# TYPE netrunbook_socket_connections gauge"), "{text}");
+    }
+
+    #[test]
+    fn readiness_needs_a_connection_and_the_store() {
+        let m = Metrics::new();
+        assert_eq!(
+            m.not_ready().as_deref(),
+            Some("Socket Mode is not connected; the conversation store is not open")
+        );
+        m.set_store_open(true);
+        assert_eq!(m.not_ready().as_deref(), Some("Socket Mode is not connected"));
+        m.set_socket_connections(2);
+        assert_eq!(m.not_ready(), None);
+        m.set_socket_connections(0);
+        assert!(m.not_ready().is_some());
+    }
+}
