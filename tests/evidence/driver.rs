@@ -212,6 +212,8 @@ impl Pacer {
 pub struct Tracker {
     pub emu: SlackEmulator,
     followed: Mutex<Followed>,
+    /// One poll at a time (the follower task, or [`Tracker::acked`]).
+    polling: Mutex<()>,
     stopped: AtomicBool,
     pub redelivery: Mutex<Redelivery>,
     seed: AtomicU64,
@@ -223,6 +225,7 @@ impl Tracker {
         let t = Arc::new(Tracker {
             emu,
             followed: Mutex::new(Followed::default()),
+            polling: Mutex::new(()),
             stopped: AtomicBool::new(false),
             redelivery: Mutex::new(Redelivery::default()),
             seed: AtomicU64::new(0x9e37_79b9_7f4a_7c15),
@@ -252,6 +255,7 @@ impl Tracker {
     }
 
     fn poll(&self) {
+        let _one = self.polling.lock().unwrap();
         let (acks_from, calls_from) = {
             let f = self.followed.lock().unwrap();
             (f.acks_seen, f.calls_seen)
@@ -307,6 +311,12 @@ impl Tracker {
             rx
         };
         tokio::time::timeout_at(deadline, rx).await.ok()?.ok()
+    }
+
+    /// Whether `envelope` was acknowledged (as far as followed so far).
+    pub fn acked(&self, envelope: &str) -> bool {
+        self.poll();
+        self.followed.lock().unwrap().acks.contains_key(envelope)
     }
 
     /// Ack latency of every pushed envelope; envelopes never acked are listed apart.
@@ -367,7 +377,8 @@ impl Tracker {
                 if ack.payload.is_none() {
                     return Err(format!("{channel} step {k} (slash): the ack carries no answer"));
                 }
-                rec.replies.push((Kind::Slash, ack.at.saturating_duration_since(first_at)));
+                rec.replies
+                    .push((Kind::Slash, ack.at.saturating_duration_since(first_at)));
                 counts.push(0);
                 continue;
             }
@@ -417,7 +428,11 @@ impl Tracker {
         };
         Ok(match action {
             Action::Mention { text, twins } => {
-                let kinds: &[&str] = if *twins { &["app_mention", "message"] } else { &["app_mention"] };
+                let kinds: &[&str] = if *twins {
+                    &["app_mention", "message"]
+                } else {
+                    &["app_mention"]
+                };
                 let text = format!("<@{BOT_USER_ID}> {text}");
                 let post = self.emu.post_user_message(channel, USER, &text, None, kinds).await;
                 *thread = Some(post.ts.clone());
@@ -470,7 +485,11 @@ impl Tracker {
         }
         let (kinds, text, in_thread): (&[&str], String, Option<&str>) = match action {
             Action::Mention { text, twins } => (
-                if *twins { &["app_mention", "message"] } else { &["app_mention"] },
+                if *twins {
+                    &["app_mention", "message"]
+                } else {
+                    &["app_mention"]
+                },
                 format!("<@{BOT_USER_ID}> {text}"),
                 None,
             ),
@@ -576,8 +595,14 @@ pub async fn run(tracker: &Arc<Tracker>, script: &[Action], expect: &[usize], lo
     let started = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..load.sessions.max(1) {
-        let (tracker, script, expect, next, pacer, load) =
-            (tracker.clone(), script.clone(), expect.clone(), next.clone(), pacer.clone(), load.clone());
+        let (tracker, script, expect, next, pacer, load) = (
+            tracker.clone(),
+            script.clone(),
+            expect.clone(),
+            next.clone(),
+            pacer.clone(),
+            load.clone(),
+        );
         tasks.spawn(async move {
             let mut rec = Record::default();
             loop {
@@ -587,7 +612,14 @@ pub async fn run(tracker: &Arc<Tracker>, script: &[Action], expect: &[usize], lo
                 }
                 let channel = format!("{}{n:06}", load.prefix);
                 if let Err(e) = tracker
-                    .conversation(&channel, &script, Some(&expect), pacer.as_deref(), load.timeout, &mut rec)
+                    .conversation(
+                        &channel,
+                        &script,
+                        Some(&expect),
+                        pacer.as_deref(),
+                        load.timeout,
+                        &mut rec,
+                    )
                     .await
                 {
                     rec.errors.push(e);

@@ -68,7 +68,8 @@ pub fn scaled_intents(out: &Path, factor: usize) -> usize {
             sections += 1;
         }
     }
-    KnowledgeBase::load_dir(out, &Default::default()).unwrap_or_else(|e| panic!("the scaled knowledge base loads: {e}"));
+    KnowledgeBase::load_dir(out, &Default::default())
+        .unwrap_or_else(|e| panic!("the scaled knowledge base loads: {e}"));
     sections
 }
 

@@ -62,11 +62,14 @@ pub fn command(emu: &SlackEmulator, db: &Path, opts: &Options) -> Command {
     }
     c.env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("NO_COLOR", "1")
         .env("SLACK_APP_TOKEN", APP_TOKEN)
         .env("SLACK_BOT_TOKEN", BOT_TOKEN)
         .env("SLACK_API_URL", emu.api_url())
         .env("NETRUNBOOK_DB", db)
         .env("NETRUNBOOK_CONNECTIONS", opts.connections.to_string())
+        // tests run in parallel: each process takes a free port for /healthz, /readyz, /metrics
+        .env("NETRUNBOOK_HTTP_ADDR", "127.0.0.1:0")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -82,8 +85,10 @@ pub struct BotProcess {
     child: Child,
     pub pid: u32,
     log: Arc<Mutex<String>>,
-    /// From spawning the process to the emulator seeing all its connections say hello.
+    /// From spawning the process to the emulator seeing its first connection say hello.
     pub start_to_connected: Duration,
+    /// ... and all of its connections (slack-morphism opens connection i after i x 1 s).
+    pub start_to_all_connected: Duration,
 }
 
 impl BotProcess {
@@ -96,7 +101,11 @@ impl BotProcess {
         let pid = child.id().expect("a running child has a pid");
         let log = capture(&mut child);
         let deadline = started + timeout;
+        let mut first = None;
         while emu.connects_total() < before + usize::from(opts.connections) {
+            if first.is_none() && emu.connects_total() > before {
+                first = Some(started.elapsed());
+            }
             if Instant::now() > deadline {
                 panic!(
                     "netrunbook did not connect within {timeout:?}; its log:\n{}",
@@ -105,20 +114,30 @@ impl BotProcess {
             }
             if let Ok(Some(status)) = child.try_wait() {
                 tokio::time::sleep(Duration::from_millis(100)).await;
-                panic!("netrunbook exited with {status} before connecting; its log:\n{}", log.lock().unwrap());
+                panic!(
+                    "netrunbook exited with {status} before connecting; its log:\n{}",
+                    log.lock().unwrap()
+                );
             }
             tokio::time::sleep(Duration::from_micros(500)).await;
         }
+        let all = started.elapsed();
         BotProcess {
             child,
             pid,
             log,
-            start_to_connected: started.elapsed(),
+            start_to_connected: first.unwrap_or(all),
+            start_to_all_connected: all,
         }
     }
 
     /// Run the bot to completion (for start-up failures): exit code and standard error.
-    pub async fn run_to_exit(emu: &SlackEmulator, db: &Path, opts: &Options, timeout: Duration) -> (Option<i32>, String) {
+    pub async fn run_to_exit(
+        emu: &SlackEmulator,
+        db: &Path,
+        opts: &Options,
+        timeout: Duration,
+    ) -> (Option<i32>, String) {
         let out = tokio::time::timeout(timeout, command(emu, db, opts).output())
             .await
             .expect("netrunbook exits in time")
@@ -133,13 +152,20 @@ impl BotProcess {
     /// Lines of the log at this level (`ERROR`, `WARN`).
     pub fn log_lines(&self, level: &str) -> Vec<String> {
         let needle = format!(" {level} ");
-        self.log().lines().filter(|l| l.contains(&needle)).map(str::to_string).collect()
+        self.log()
+            .lines()
+            .filter(|l| l.contains(&needle))
+            .map(str::to_string)
+            .collect()
     }
 
-    /// SIGKILL: no flush, no goodbye. Waits until the process is gone.
-    pub async fn kill(mut self) {
+    /// SIGKILL: no flush, no goodbye. Waits until the process is gone; returns its whole log.
+    pub async fn kill(mut self) -> String {
         self.child.start_kill().expect("SIGKILL the bot");
         let _ = self.child.wait().await;
+        // let the reader drain what the process wrote before it died
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        self.log()
     }
 
     /// SIGTERM, then the exit code (panics if it does not exit within `timeout`).

@@ -54,6 +54,13 @@ mod tests {
     fn nearest_rank() {
         let v: Vec<Duration> = (1..=100).map(Duration::from_millis).collect();
         let s = Summary::of(&v);
-        assert_eq!((s.p50, s.p99, s.max), (Duration::from_millis(50), Duration::from_millis(99), Duration::from_millis(100)));
+        assert_eq!(
+            (s.p50, s.p99, s.max),
+            (
+                Duration::from_millis(50),
+                Duration::from_millis(99),
+                Duration::from_millis(100)
+            )
+        );
     }
 }

@@ -22,7 +22,8 @@
 //! - **Web API** (`web_api`): the methods below, in Slack's documented shapes. Parameters are taken
 //!   from the query string and from a JSON or `application/x-www-form-urlencoded` body. Every call
 //!   is recorded as an [`ApiCall`] before it is answered, including calls answered with a fault.
-//! - **Faults**: [`SlackEmulator::fail_next`] queues a [`Fault`] for the next call of one method.
+//! - **Faults**: [`SlackEmulator::fail_next`] queues a [`Fault`] for the next call of one method;
+//!   [`SlackEmulator::fail_for`] answers every call of a method with one for a while (an outage).
 //! - **Messages**: a per-channel store fed by `chat.postMessage` and [`SlackEmulator::add_message`],
 //!   read by `conversations.replies`, changed by `chat.update`.
 //!
@@ -207,6 +208,8 @@ struct State {
     calls: Vec<ApiCall>,
     responses: Vec<(String, Value)>,
     faults: HashMap<String, VecDeque<Fault>>,
+    /// Per method: every call answered with this fault until the instant (see `fail_for`).
+    outages: HashMap<String, (Fault, Instant)>,
     /// Messages per channel, as Slack returns them (`type`, `ts`, `user`, `text`, ...).
     messages: HashMap<String, Vec<Value>>,
     /// Counter behind `next_ts`.
@@ -500,6 +503,15 @@ impl SlackEmulator {
             .entry(method.to_owned())
             .or_default()
             .push_back(fault);
+    }
+
+    /// Answers every call of `method` with `fault` for the next `duration` (an outage), after any
+    /// faults queued with [`SlackEmulator::fail_next`].
+    pub fn fail_for(&self, method: &str, fault: Fault, duration: Duration) {
+        self.inner
+            .state()
+            .outages
+            .insert(method.to_owned(), (fault, Instant::now() + duration));
     }
 
     /// Stores a message (as a person posted it) for `conversations.replies` and block actions;
@@ -1017,7 +1029,12 @@ async fn web_api(inner: &Inner, method: &str, parts: &Parts, body: &Bytes) -> Ht
 
     let fault = {
         let mut s = inner.state();
-        let fault = s.faults.get_mut(method).and_then(VecDeque::pop_front);
+        let fault = s.faults.get_mut(method).and_then(VecDeque::pop_front).or_else(|| {
+            s.outages
+                .get(method)
+                .filter(|(_, until)| Instant::now() < *until)
+                .map(|(fault, _)| fault.clone())
+        });
         s.calls.push(ApiCall {
             method: method.to_owned(),
             http_method: parts.method.to_string(),
