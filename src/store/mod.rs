@@ -119,7 +119,7 @@ pub struct Purged {
 /// Errors of the storage boundary.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("cannot open the conversation store in {}: another process (a running `netrunbook serve`?) holds it", dir.display())]
+    #[error("cannot open the conversation store in {}: another process (a running `netrunbook serve`?) holds it, and sled allows one process per directory: stop that process or give this one its own --db", dir.display())]
     Locked {
         dir: PathBuf,
         #[source]

@@ -21,7 +21,7 @@ use tokio::sync::{oneshot, Notify};
 use tokio::time::Instant;
 
 use super::stats::Summary;
-use crate::support::slack_emulator::{Ack, ApiCall, SlackEmulator, BOT_USER_ID};
+use crate::support::slack_emulator::{Ack, ApiCall, Fault, SlackEmulator, BOT_USER_ID};
 
 /// The person talking to the bot.
 pub const USER: &str = "U0LOAD";
@@ -86,12 +86,15 @@ pub fn incident_script() -> Vec<Action> {
     ]
 }
 
-/// Calls that are replies shown in Slack (what a duplicate or a missing reply is counted on).
+/// Calls that are replies shown in Slack (what a duplicate or a missing reply is counted on): calls
+/// answered with a fault took no effect, except a hang, which takes effect late.
 fn is_reply(call: &ApiCall) -> bool {
-    matches!(
-        call.method.as_str(),
-        "chat.postMessage" | "chat.update" | "chat.postEphemeral"
-    )
+    let took_effect = matches!(call.fault, None | Some(Fault::Hang(_)));
+    took_effect
+        && matches!(
+            call.method.as_str(),
+            "chat.postMessage" | "chat.update" | "chat.postEphemeral"
+        )
 }
 
 /// The calls of one channel, with a wake-up for whoever waits on them.
@@ -172,6 +175,8 @@ pub struct Record {
     /// Copies sent (re-deliveries), and of those how many after a reconnect since the original.
     pub copies: usize,
     pub copies_after_reconnect: usize,
+    /// Slash commands and clicks done again because the first got no answer.
+    pub interactions_redone: usize,
 }
 
 impl Record {
@@ -182,6 +187,7 @@ impl Record {
         self.conversations += other.conversations;
         self.copies += other.copies;
         self.copies_after_reconnect += other.copies_after_reconnect;
+        self.interactions_redone += other.interactions_redone;
     }
 }
 
@@ -216,6 +222,10 @@ pub struct Tracker {
     polling: Mutex<()>,
     stopped: AtomicBool,
     pub redelivery: Mutex<Redelivery>,
+    /// When a slash command or a click gets no answer within this long (its envelope was lost in a
+    /// reset socket: Slack does not re-send those, it shows the person an error), do it again once.
+    /// Off (`None`) by default: then it is an error.
+    pub retry_interactions_after: Mutex<Option<Duration>>,
     seed: AtomicU64,
 }
 
@@ -228,6 +238,7 @@ impl Tracker {
             polling: Mutex::new(()),
             stopped: AtomicBool::new(false),
             redelivery: Mutex::new(Redelivery::default()),
+            retry_interactions_after: Mutex::new(None),
             seed: AtomicU64::new(0x9e37_79b9_7f4a_7c15),
         });
         let follower = t.clone();
@@ -363,10 +374,24 @@ impl Tracker {
                 p.acquire(action.events()).await;
             }
             let deadline = Instant::now() + timeout;
-            let (pushed, posted_ts) = self.act(channel, action, &mut thread, deadline).await?;
+            let (mut pushed, posted_ts) = self.act(channel, action, &mut thread, deadline).await?;
             let first_at = pushed.first().map(|s| s.at).unwrap_or_else(Instant::now);
             for s in &pushed {
                 rec.pushed.push((action.kind(), s.envelope.clone(), s.at));
+            }
+            let redo_after = *self.retry_interactions_after.lock().unwrap();
+            if let (Action::Slash { .. } | Action::Click { .. }, Some(after)) = (action, redo_after) {
+                let answered = match action {
+                    Action::Slash { .. } => self.ack(&pushed[0].envelope, Instant::now() + after).await.is_some(),
+                    _ => log.wait_len(before + 1, Instant::now() + after).await,
+                };
+                if !answered {
+                    rec.interactions_redone += 1;
+                    (pushed, _) = self.act(channel, action, &mut thread, deadline).await?;
+                    for s in &pushed {
+                        rec.pushed.push((action.kind(), s.envelope.clone(), s.at));
+                    }
+                }
             }
             if let Action::Slash { .. } = action {
                 let envelope = &pushed[0].envelope;
