@@ -50,7 +50,13 @@ pub fn scaled_intents(out: &Path, factor: usize) -> usize {
             if let Some(terms) = doc["match"]["terms"].as_mapping().cloned() {
                 let mut renamed = serde_yaml_ng::Mapping::new();
                 for (phrase, weight) in terms {
-                    let phrase = phrase.as_str().expect("a term is text");
+                    // YAML reads some terms as numbers or booleans (`503: 4`); the loader takes them as text
+                    let phrase = match phrase {
+                        Value::String(s) => s,
+                        Value::Number(n) => n.to_string(),
+                        Value::Bool(b) => b.to_string(),
+                        other => panic!("a term that is not a scalar: {other:?}"),
+                    };
                     let words: Vec<String> = phrase.split_whitespace().map(|w| format!("{w}{suffix}")).collect();
                     renamed.insert(Value::String(words.join(" ")), weight);
                 }

@@ -41,6 +41,8 @@ struct Setup {
     name: &'static str,
     stored: usize,
     kb_factor: usize,
+    /// Also read the bot's memory 65 s after the run (its per-thread workers exit after 60 s idle).
+    idle_check: bool,
 }
 
 /// Everything measured in one scenario.
@@ -56,6 +58,9 @@ struct Outcome {
     errors_logged: usize,
     warnings_logged: usize,
     exit: Option<i32>,
+    rss_after_idle_kib: Option<u64>,
+    /// The sled directory's size after the run.
+    store_mib: f64,
 }
 
 fn machine() -> String {
@@ -140,12 +145,19 @@ async fn scenario(setup: &Setup, load: &Load) -> Outcome {
     let (_, hwm_kib) = bot.memory_kib().expect("the bot's memory");
     tracker.stop();
     assert!(bot.running(), "the bot is still up after the run:\n{}", bot.log());
+    let rss_after_idle_kib = if setup.idle_check {
+        tokio::time::sleep(Duration::from_secs(65)).await;
+        bot.memory_kib().map(|m| m.0)
+    } else {
+        None
+    };
     let errors_logged = bot.log_lines("ERROR").len();
     let warnings_logged = bot.log_lines("WARN").len();
     for line in bot.log_lines("ERROR").iter().chain(&bot.log_lines("WARN")).take(5) {
         println!("  bot log: {line}");
     }
     let (exit, _) = bot.terminate(Duration::from_secs(30)).await;
+    let store_mib = disk_usage(&db) as f64 / MIB / MIB;
     Outcome {
         report,
         start_to_connected,
@@ -157,6 +169,8 @@ async fn scenario(setup: &Setup, load: &Load) -> Outcome {
         errors_logged,
         warnings_logged,
         exit,
+        rss_after_idle_kib,
+        store_mib,
     }
 }
 
@@ -211,6 +225,12 @@ fn print(load: &Load, o: &Outcome) {
         o.rss_max_serving_kib as f64 / MIB,
         o.hwm_kib as f64 / MIB
     );
+    if let Some(kib) = o.rss_after_idle_kib {
+        println!(
+            "  bot memory    VmRSS {:.1} MiB 65 s after the run (idle workers gone)",
+            kib as f64 / MIB
+        );
+    }
     println!(
         "  bot CPU       {:.2} s user+sys over {:.2} s = {:.0}% of one core",
         o.bot_cpu.as_secs_f64(),
@@ -222,7 +242,10 @@ fn print(load: &Load, o: &Outcome) {
         o.own_cpu.as_secs_f64(),
         100.0 * o.own_cpu.as_secs_f64() / r.wall.as_secs_f64()
     );
-    println!("  exit          {:?} after SIGTERM", o.exit);
+    println!(
+        "  exit          {:?} after SIGTERM; store {:.1} MiB on disk",
+        o.exit, o.store_mib
+    );
 }
 
 async fn run_scenario(setup: Setup, load: Load) -> Outcome {
@@ -240,6 +263,7 @@ async fn smoke_load() {
             name: "smoke",
             stored: 0,
             kb_factor: 1,
+            idle_check: false,
         },
         Load {
             conversations: 40,
@@ -281,6 +305,7 @@ async fn load_at_500_events_per_second() {
             name: "500 events/s, fresh store, shipped knowledge base",
             stored: 0,
             kb_factor: 1,
+            idle_check: true,
         },
         load_from_env(2500, 100, Some(500.0), "CRATE"),
     )
@@ -295,8 +320,9 @@ async fn load_max_throughput() {
             name: "unpaced: as many events/s as the bot sustains",
             stored: 0,
             kb_factor: 1,
+            idle_check: false,
         },
-        load_from_env(4000, 128, None, "CMAX"),
+        load_from_env(8000, 128, None, "CMAX"),
     )
     .await;
 }
@@ -316,6 +342,7 @@ async fn load_cost_growth() {
                 name,
                 stored,
                 kb_factor,
+                idle_check: false,
             },
             load_from_env(1000, 100, Some(500.0), "CGROW"),
         )
