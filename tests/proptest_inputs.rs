@@ -42,6 +42,32 @@ fn bound(bytes: usize) -> Duration {
     Duration::from_millis(fixed_ms) + Duration::from_micros(per_byte_us * bytes as u64)
 }
 
+/// Prints `line` and keeps it in `<target>/tmp/evidence/proptest_inputs-<test>.txt` for `.ci/run`.
+fn keep(line: &str) {
+    use std::io::Write;
+    println!("{line}");
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("evidence");
+    let test = std::thread::current().name().unwrap_or("main").to_string();
+    let path = dir.join(format!("proptest_inputs-{test}.txt"));
+    // one file per test, rewritten by each run: the test's first line truncates it
+    static STARTED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    let mut started = STARTED.lock().unwrap_or_else(|e| e.into_inner());
+    let fresh = !started.contains(&test);
+    if fresh {
+        started.push(test.clone());
+    }
+    let _ = std::fs::create_dir_all(&dir);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .append(!fresh)
+        .truncate(fresh)
+        .open(path);
+    if let Ok(mut f) = file {
+        let _ = writeln!(f, "{line}");
+    }
+}
+
 /// Runs `test` over `strategy` for the configured number of cases; prints and checks the count.
 fn fuzz<S: Strategy>(name: &str, cases: u32, strategy: S, test: impl Fn(S::Value) -> Result<(), TestCaseError>)
 where
@@ -60,10 +86,10 @@ where
         panic!("{name}: {e}");
     }
     let ran = ran.into_inner();
-    println!(
+    keep(&format!(
         "proptest {name}: {ran} inputs, no panic, every case within its bound ({:.1?} in all)",
         started.elapsed()
-    );
+    ));
     assert!(ran >= want, "{name}: ran {ran} of {want} cases");
 }
 
@@ -189,7 +215,7 @@ fn pathological_large_inputs_stay_fast() {
         let start = Instant::now();
         let _ = KB.match_text(text);
         let took = start.elapsed();
-        println!("large input {what}: {took:.1?}");
+        keep(&format!("large input {what}: {took:.1?}"));
         assert!(took < bound(text.len()), "{what}: {took:?}");
     }
 }
@@ -573,13 +599,17 @@ fn hostile_signatures_are_rejected_or_harmless() {
                     e.to_string().contains("dns.yaml"),
                     "{pattern}: the error names the file: {e}"
                 );
-                println!("hostile signature {pattern:?}: rejected at load in {load:.1?}");
+                keep(&format!(
+                    "hostile signature {pattern:?}: rejected at load in {load:.1?}"
+                ));
             }
             Ok(kb) => {
                 let start = Instant::now();
                 let _ = kb.match_text(&probe);
                 let took = start.elapsed();
-                println!("hostile signature {pattern:?}: accepted; 60 KB probe matched in {took:.1?}");
+                keep(&format!(
+                    "hostile signature {pattern:?}: accepted; 60 KB probe matched in {took:.1?}"
+                ));
                 assert!(took < bound(probe.len()), "{pattern}: match took {took:?}");
             }
         }

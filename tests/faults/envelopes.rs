@@ -59,7 +59,7 @@ async fn hostile_envelopes_are_logged_acknowledged_and_survived() {
     assert!(rig.bot().running(), "the bot survives:\n{}", rig.bot().log());
     let reconnects = rig.emu.connects_total() - connects;
     let warnings = rig.bot().log_lines("WARN").len() + rig.bot().log_lines("ERROR").len();
-    println!(
+    evidence!(
         "hostile envelopes: {} frames ({} with an envelope id): not acknowledged {:?}; reconnects caused {reconnects}; WARN/ERROR log lines {warnings}",
         frames.len(),
         frames.iter().filter(|f| f.1.is_some()).count(),

@@ -20,6 +20,7 @@
 //! cargo test --release --test faults -- --ignored --nocapture --test-threads 1
 //! ```
 
+#[macro_use]
 #[path = "../evidence/mod.rs"]
 mod evidence;
 #[path = "../support/mod.rs"]

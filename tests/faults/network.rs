@@ -26,7 +26,7 @@ fn load(prefix: &str, conversations: usize) -> Load {
 /// acknowledged, the original envelope stays unacknowledged), and a slash command or a click the
 /// person does again (`interactions redone`). What counts is each conversation's replies.
 fn assert_clean(what: &str, r: &Report) {
-    println!(
+    evidence!(
         "{what}: {} events, {} conversations in {:.1?}; event->reply {}; step errors {}, duplicate replies {}, missing replies {}; envelopes never acknowledged {} (slash commands and clicks done again: {})",
         r.events,
         r.conversations,
@@ -97,7 +97,7 @@ async fn socket_resets_and_disconnects_of_every_kind_under_load() {
     .await;
     chaos.abort();
     let reconnects = rig.emu.connects_total() - before;
-    println!("socket faults: {reconnects} reconnects while the load ran (a reset or a disconnect every 200 ms, cycling {kinds:?})");
+    evidence!("socket faults: {reconnects} reconnects while the load ran (a reset or a disconnect every 200 ms, cycling {kinds:?})");
     assert_clean("socket resets and disconnects", &r);
     assert!(reconnects >= 10, "the faults happened: {reconnects} reconnects");
     assert!(
@@ -133,7 +133,7 @@ async fn a_429_storm_is_waited_out_for_retry_after() {
             }
         }
     }
-    println!(
+    evidence!(
         "429 storm: {} calls refused with 429; retries before Retry-After: {}",
         limited.len(),
         too_early.len()
@@ -158,7 +158,7 @@ async fn web_api_500s_and_internal_errors_delay_replies_but_lose_none() {
     let r = driver::run(&rig.tracker, &script, &expect, &load("CNET-INTERNAL", 20)).await;
     assert_clean("internal_error/fatal_error outage (2 s)", &r);
     let failed = rig.emu.calls().iter().filter(|c| c.fault.is_some()).count();
-    println!("500s: {failed} calls failed and were retried");
+    evidence!("500s: {failed} calls failed and were retried");
     assert!(failed >= 10, "the outages hit: {failed} failed calls");
     still_serving(&mut rig, &script, &expect).await;
 }
@@ -190,7 +190,7 @@ async fn web_api_faults_beyond_the_retry_policy() {
     quick.timeout = Duration::from_secs(20);
     let r = driver::run(&rig.tracker, &script, &expect, &quick).await;
     let undelivered = rig.bot().log_lines("ERROR");
-    println!(
+    evidence!(
         "12 s outage of chat.postMessage (HTTP 500): {} conversations, step errors {}, missing replies {}, duplicate replies {}; bot ERROR lines {}",
         r.conversations + r.errors.len(),
         r.errors.len(),
@@ -199,7 +199,7 @@ async fn web_api_faults_beyond_the_retry_policy() {
         undelivered.len()
     );
     for l in undelivered.iter().take(2) {
-        println!("  {l}");
+        evidence!("  {l}");
     }
     rig.emu
         .fail_next("chat.postMessage", Fault::Hang(Duration::from_secs(25)));
@@ -213,7 +213,7 @@ async fn web_api_faults_beyond_the_retry_policy() {
             .filter(|m| m["bot_id"].is_string())
             .count()
     };
-    println!(
+    evidence!(
         "one chat.postMessage hanging 25 s (call timeout 20 s): step errors {}, calls missing {}, extra calls {}; messages shown {} (a normal conversation shows {})",
         r.errors.len(),
         r.missing,

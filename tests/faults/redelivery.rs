@@ -73,7 +73,7 @@ async fn redelivered(originals: usize) {
     let duplicates: usize = reports.iter().map(|r| r.duplicates).sum();
     let missing: usize = reports.iter().map(|r| r.missing).sum();
     let errors: Vec<&String> = reports.iter().flat_map(|r| &r.errors).collect();
-    println!(
+    evidence!(
         "redelivery: {originals_sent} events, each re-delivered ({copies} copies: {} racing the original, {} after its reply; {after_reconnect} after a reconnect); {} reconnects; duplicate replies {duplicates}, missing replies {missing}, step errors {}",
         reports[0].record.copies,
         reports[1].record.copies,

@@ -274,7 +274,7 @@ async fn kill_and_restart(kills: usize, strict: bool) {
             Err(e) => corrupt.push(format!("{channel}: {e}")),
         }
     }
-    println!(
+    evidence!(
         "sigkill: {kills} SIGKILLs in {elapsed:.1?}, each followed by a restart on the same sled directory; {} dialogues ({} steps); replies lost: {} for acknowledged events, {} for re-sent (unacknowledged) events; dialogues recovered by a mention {}; stuck {}; duplicate replies {}; gaps {}; conversations lost {}, corrupt {}",
         threads.len(),
         tally.steps,
@@ -296,19 +296,19 @@ async fn kill_and_restart(kills: usize, strict: bool) {
     explain.truncate(4);
     for problem in explain {
         let channel = problem.split([' ', ':']).next().unwrap_or_default();
-        println!("  {problem}:");
+        evidence!("  {problem}:");
         for (c, at, what) in &tally.trace {
             if c == channel {
-                println!("    test +{:.3?}: {what}", at.duration_since(started));
+                evidence!("    test +{:.3?}: {what}", at.duration_since(started));
             }
         }
         let near: Vec<String> = kill_times
             .iter()
             .map(|k| format!("{:.3?}", k.duration_since(started)))
             .collect();
-        println!("    kills at +{}", near.join(", +"));
+        evidence!("    kills at +{}", near.join(", +"));
         for line in rig.log_lines_with(channel).iter().filter(|l| !l.contains("text=")) {
-            println!("    {}", line.chars().take(240).collect::<String>());
+            evidence!("    {}", line.chars().take(240).collect::<String>());
         }
     }
     assert!(lost.is_empty(), "conversations lost: {lost:?}");

@@ -24,7 +24,7 @@ const EXIT: Duration = Duration::from_secs(30);
 async fn refuses(what: &str, db: &Path, opts: &Options, needles: &[&str]) -> String {
     let emu = SlackEmulator::start().await;
     let (code, err) = BotProcess::run_to_exit(&emu, db, opts, EXIT).await;
-    println!("{what}: exit {code:?}: {}", err.lines().last().unwrap_or_default());
+    evidence!("{what}: exit {code:?}: {}", err.lines().last().unwrap_or_default());
     assert!(code.is_some_and(|c| c != 0), "{what}: exit {code:?}\n{err}");
     for n in needles {
         assert!(err.contains(n), "{what}: the message says {n:?}:\n{err}");
@@ -90,7 +90,7 @@ async fn an_unwritable_store_directory_is_a_clear_error() {
     .await;
     // a read-only file system, with and without an existing store, where mount is permitted
     let Some(ro) = Mount::tmpfs(dir.path(), "ro", "size=1m") else {
-        println!("read-only tmpfs: skipped (mount not permitted here)");
+        evidence!("read-only tmpfs: skipped (mount not permitted here)");
         return;
     };
     refuses(
@@ -130,7 +130,7 @@ async fn a_full_disk_at_start_up_is_a_clear_error() {
     .await;
     assert!(err.contains("File too large"), "the cause is named: {err}");
     let Some(small) = Mount::tmpfs(dir.path(), "full", "size=256k") else {
-        println!("full tmpfs: skipped (mount not permitted here)");
+        evidence!("full tmpfs: skipped (mount not permitted here)");
         return;
     };
     // fill it
@@ -177,7 +177,7 @@ async fn a_disk_filling_while_serving_is_logged_and_survived() {
         .filter(|l| l.contains("cannot save the conversation"))
         .count();
     let cannot_record = errors.iter().filter(|l| l.contains("handled event")).count();
-    println!(
+    evidence!(
         "disk full while serving (16 KiB file size limit): {} conversations completed, {} stopped part way (their answers could not be saved); unacknowledged envelopes {}; bot ERROR lines {} ({} 'cannot save the conversation', {} 'cannot record a handled event')",
         r.conversations,
         r.errors.len(),
@@ -187,7 +187,7 @@ async fn a_disk_filling_while_serving_is_logged_and_survived() {
         cannot_record
     );
     if let Some(l) = errors.first() {
-        println!("  first: {l}");
+        evidence!("  first: {l}");
     }
     assert!(cannot_save > 0, "the failed saves are logged:\n{}", errors.join("\n"));
     assert!(

@@ -16,6 +16,7 @@
 //! conversation). `smoke_load` runs in `cargo test` with a small N and asserts no error.
 //! Everything is on loopback; every loop is bounded; each run stops by itself.
 
+#[macro_use]
 #[path = "../evidence/mod.rs"]
 mod evidence;
 #[path = "../support/mod.rs"]
@@ -97,7 +98,7 @@ async fn scenario(setup: &Setup, load: &Load) -> Outcome {
     let mut opts = Options::default();
     if setup.stored > 0 {
         let took = populate_store(&db, setup.stored);
-        println!(
+        evidence!(
             "  store         {} conversations written in {took:.2?} ({:.1} MiB on disk)",
             setup.stored,
             disk_usage(&db) as f64 / MIB / MIB
@@ -106,7 +107,7 @@ async fn scenario(setup: &Setup, load: &Load) -> Outcome {
     if setup.kb_factor > 1 {
         let intents = dir.path().join("intents");
         let n = scaled_intents(&intents, setup.kb_factor);
-        println!(
+        evidence!(
             "  knowledge base {n} sections ({}x the shipped one), --intents {}",
             setup.kb_factor,
             intents.display()
@@ -154,7 +155,7 @@ async fn scenario(setup: &Setup, load: &Load) -> Outcome {
     let errors_logged = bot.log_lines("ERROR").len();
     let warnings_logged = bot.log_lines("WARN").len();
     for line in bot.log_lines("ERROR").iter().chain(&bot.log_lines("WARN")).take(5) {
-        println!("  bot log: {line}");
+        evidence!("  bot log: {line}");
     }
     let (exit, _) = bot.terminate(Duration::from_secs(30)).await;
     let store_mib = disk_usage(&db) as f64 / MIB / MIB;
@@ -177,7 +178,7 @@ async fn scenario(setup: &Setup, load: &Load) -> Outcome {
 fn print(load: &Load, o: &Outcome) {
     let r = &o.report;
     let kinds = |k: Kind| r.events_by_kind.get(&k).copied().unwrap_or(0);
-    println!(
+    evidence!(
         "  shape         {} conversations x 6 events, {} sessions, rate {}",
         load.conversations,
         load.sessions,
@@ -186,7 +187,7 @@ fn print(load: &Load, o: &Outcome) {
                 "{r:.0}/s target"
             ))
     );
-    println!(
+    evidence!(
         "  events        {} (mention {}, thread reply {}, click {}, slash {}) in {:.2} s = {:.1} events/s sustained",
         r.events,
         kinds(Kind::Mention),
@@ -196,12 +197,12 @@ fn print(load: &Load, o: &Outcome) {
         r.wall.as_secs_f64(),
         r.events_per_second()
     );
-    println!("  event->ack    {}", r.ack);
-    println!("  event->reply  {}", r.reply);
+    evidence!("  event->ack    {}", r.ack);
+    evidence!("  event->reply  {}", r.reply);
     for (k, s) in &r.reply_by_kind {
-        println!("    {:<11} {s}", format!("{k:?}").to_lowercase());
+        evidence!("    {:<11} {s}", format!("{k:?}").to_lowercase());
     }
-    println!(
+    evidence!(
         "  errors        {} (step timeouts {}, unacked {}, duplicate replies {}, missing replies {}); bot log: {} ERROR, {} WARN lines",
         r.error_count(),
         r.errors.len(),
@@ -212,44 +213,45 @@ fn print(load: &Load, o: &Outcome) {
         o.warnings_logged
     );
     for e in r.errors.iter().take(5) {
-        println!("    {e}");
+        evidence!("    {e}");
     }
-    println!(
+    evidence!(
         "  start->connected {:.1} ms (first connection), {:.1} ms (both; the second opens 1 s after the first by design)",
         o.start_to_connected.0.as_secs_f64() * 1000.0,
         o.start_to_connected.1.as_secs_f64() * 1000.0
     );
-    println!(
+    evidence!(
         "  bot memory    VmRSS {:.1} MiB when connected, {:.1} MiB max while serving; VmHWM {:.1} MiB",
         o.rss_connected_kib as f64 / MIB,
         o.rss_max_serving_kib as f64 / MIB,
         o.hwm_kib as f64 / MIB
     );
     if let Some(kib) = o.rss_after_idle_kib {
-        println!(
+        evidence!(
             "  bot memory    VmRSS {:.1} MiB 65 s after the run (idle workers gone)",
             kib as f64 / MIB
         );
     }
-    println!(
+    evidence!(
         "  bot CPU       {:.2} s user+sys over {:.2} s = {:.0}% of one core",
         o.bot_cpu.as_secs_f64(),
         r.wall.as_secs_f64(),
         100.0 * o.bot_cpu.as_secs_f64() / r.wall.as_secs_f64()
     );
-    println!(
+    evidence!(
         "  load gen CPU  {:.2} s = {:.0}% of one core (this process: emulator + driver)",
         o.own_cpu.as_secs_f64(),
         100.0 * o.own_cpu.as_secs_f64() / r.wall.as_secs_f64()
     );
-    println!(
+    evidence!(
         "  exit          {:?} after SIGTERM; store {:.1} MiB on disk",
-        o.exit, o.store_mib
+        o.exit,
+        o.store_mib
     );
 }
 
 async fn run_scenario(setup: Setup, load: Load) -> Outcome {
-    println!("\n[{}] {}", setup.name, machine());
+    evidence!("\n[{}] {}", setup.name, machine());
     let o = scenario(&setup, &load).await;
     print(&load, &o);
     o
@@ -302,7 +304,7 @@ fn load_from_env(conversations: usize, sessions: usize, rate: Option<f64>, prefi
 async fn load_at_500_events_per_second() {
     run_scenario(
         Setup {
-            name: "500 events/s, fresh store, shipped knowledge base",
+            name: "paced (500 events/s unless LOAD_RATE), fresh store, shipped knowledge base",
             stored: 0,
             kb_factor: 1,
             idle_check: true,
