@@ -449,7 +449,11 @@ fn a_close_call_asks_which_section_and_the_pick_starts_its_flow() {
 fn a_numbered_reply_picks_from_a_clarification() {
     let kb = kb();
     let mut t = Thread::new(&kb);
-    t.state = Some(clarifying(&kb, &["calico-node", "calico-kube-controllers"], "calico is broken"));
+    t.state = Some(clarifying(
+        &kb,
+        &["calico-node", "calico-kube-controllers"],
+        "calico is broken",
+    ));
     t.say("2");
     assert_eq!(t.intent().as_deref(), Some("calico-kube-controllers"), "{}", t.said);
 }
