@@ -18,7 +18,7 @@ ENV CARGO_PROFILE_RELEASE_DEBUG=0 \
 
 # Dependency layer: rebuilt only when Cargo.toml, Cargo.lock or build.rs change. Cargo needs every target the
 # manifest names to exist, so stand-ins are made for the binary, the library and the [[bench]]; build.rs
-# embeds intents/*.yaml, of which there are none yet.
+# embeds intents/*.yaml, of which there are none yet. (Docker caches layers by default; buildah needs --layers.)
 COPY Cargo.toml Cargo.lock build.rs ./
 RUN mkdir -p src benches intents \
     && echo 'fn main() {}' > src/main.rs \
@@ -29,13 +29,16 @@ RUN mkdir -p src benches intents \
 
 # The real sources. The benchmark stand-in stays: it is never built here. Forget the stand-in build of our own
 # crate (COPY keeps the files' old mtimes, which cargo would take for "unchanged"), so build.rs runs again
-# and embeds the real intents.
+# and embeds the real intents. `check` proves it: the stand-in binary would print nothing, and an empty
+# built-in knowledge base is invalid.
 COPY src ./src
 COPY intents ./intents
 RUN rm -rf target/release/.fingerprint/netrunbook-* target/release/build/netrunbook-* \
     && cargo build --release --locked \
     && cp target/release/netrunbook /usr/local/bin/netrunbook \
-    && /usr/local/bin/netrunbook --version
+    && /usr/local/bin/netrunbook --version \
+    && /usr/local/bin/netrunbook check \
+    && /usr/local/bin/netrunbook check --intents intents
 
 # ---- run --------------------------------------------------------------------------------------------------
 FROM debian:bookworm-slim
@@ -43,21 +46,25 @@ FROM debian:bookworm-slim
 # Kubernetes runAsNonRoot/runAsUser check are predictable.
 RUN apt-get update \
     && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends ca-certificates \
-    && rm -rf /var/lib/apt/lists/* \
-    && groupadd --system --gid 10001 netrunbook \
-    && useradd --system --uid 10001 --gid 10001 --home-dir /nonexistent --no-create-home \
+    && apt-get clean \
+    && rm -rf /var/lib/apt/lists/* /var/log/apt /var/log/dpkg.log \
+    && groupadd --gid 10001 netrunbook \
+    && useradd --uid 10001 --gid 10001 --no-log-init --home-dir /nonexistent --no-create-home \
          --shell /usr/sbin/nologin netrunbook \
     && install -d -o 10001 -g 10001 -m 0750 /data
 
 COPY --from=build /usr/local/bin/netrunbook /usr/local/bin/netrunbook
 COPY intents/ /etc/netrunbook/intents/
 
+# serve listens on 127.0.0.1:9090 by default; in a container it must take the published port on every
+# interface. `netrunbook health` reads the same variable and asks 127.0.0.1.
 ENV NETRUNBOOK_INTENTS=/etc/netrunbook/intents \
-    NETRUNBOOK_DB=/data
+    NETRUNBOOK_DB=/data \
+    NETRUNBOOK_HTTP_ADDR=0.0.0.0:9090
 VOLUME ["/data"]
 WORKDIR /data
 USER 10001:10001
-# Health (/healthz) and metrics.
+# /healthz, /readyz and /metrics.
 EXPOSE 9090
 # Ignored by Kubernetes (use probes on :9090/healthz there) and by OCI-format builds (buildah's default:
 # build with --format docker to keep it).

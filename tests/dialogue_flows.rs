@@ -413,25 +413,30 @@ fn stale_buttons_do_not_change_the_conversation() {
     assert_eq!(t.state.as_ref().map(|c| &c.slots), state.as_ref().map(|c| &c.slots));
 }
 
+/// A conversation waiting for the user to pick one of `candidates`.
+fn clarifying(kb: &KnowledgeBase, candidates: &[&str], origin: &str) -> Conversation {
+    Conversation {
+        format: netrunbook::dialogue::FORMAT_VERSION,
+        kb_version: kb.version.clone(),
+        intent: None,
+        pending: Pending::Clarify {
+            candidates: candidates.iter().map(|c| c.to_string()).collect(),
+        },
+        slots: Default::default(),
+        details: Default::default(),
+        origin: origin.into(),
+        trail: vec![],
+        started_at: 0,
+        updated_at: 0,
+    }
+}
+
 #[test]
 fn a_close_call_asks_which_section_and_the_pick_starts_its_flow() {
     let kb = kb();
     let mut t = Thread::new(&kb);
     // force a clarification through the engine's own state, whatever the scores of the day
-    t.state = Some(Conversation {
-        format: netrunbook::dialogue::FORMAT_VERSION,
-        kb_version: kb.version.clone(),
-        intent: None,
-        pending: Pending::Clarify {
-            candidates: vec!["dns".into(), "loadbalancer".into()],
-        },
-        slots: Default::default(),
-        details: Default::default(),
-        origin: "our VPC cluster has trouble".into(),
-        trail: vec![],
-        started_at: 0,
-        updated_at: 0,
-    });
+    t.state = Some(clarifying(&kb, &["dns", "loadbalancer"], "our VPC cluster has trouble"));
     t.input(Input::Pick {
         intent: "loadbalancer".into(),
     });
@@ -444,20 +449,11 @@ fn a_close_call_asks_which_section_and_the_pick_starts_its_flow() {
 fn a_numbered_reply_picks_from_a_clarification() {
     let kb = kb();
     let mut t = Thread::new(&kb);
-    t.state = Some(Conversation {
-        format: netrunbook::dialogue::FORMAT_VERSION,
-        kb_version: kb.version.clone(),
-        intent: None,
-        pending: Pending::Clarify {
-            candidates: vec!["calico-node".into(), "calico-kube-controllers".into()],
-        },
-        slots: Default::default(),
-        details: Default::default(),
-        origin: "calico is broken".into(),
-        trail: vec![],
-        started_at: 0,
-        updated_at: 0,
-    });
+    t.state = Some(clarifying(
+        &kb,
+        &["calico-node", "calico-kube-controllers"],
+        "calico is broken",
+    ));
     t.say("2");
     assert_eq!(t.intent().as_deref(), Some("calico-kube-controllers"), "{}", t.said);
 }

@@ -14,21 +14,15 @@ use serde_json::{json, Value};
 const MANIFEST: &str = include_str!("../manifest.yaml");
 const SCHEMA: &str = include_str!("data/slack-manifest-schema/manifest.schema.1.0.0.json");
 
-// TODO(#4): compare against the code once it exposes them: replace these two lists with
-// `netrunbook::slack::SUBSCRIBED_EVENTS` and `netrunbook::slack::REQUIRED_SCOPES`, so that an event handled or
-// a Web API method called without the manifest following fails here.
-/// Bot events the code handles: mentions, and messages (thread replies) in public and private channels.
-const SUBSCRIBED_EVENTS: &[&str] = &["app_mention", "message.channels", "message.groups"];
-/// Bot scopes the code needs: `app_mentions:read` (app_mention), `channels:history` / `groups:history`
-/// (message.channels / message.groups, and `conversations.replies` for a thread's root), `chat:write`
-/// (`chat.postMessage`, `chat.postEphemeral`, `chat.update`), `commands` (the slash command).
-const REQUIRED_SCOPES: &[&str] = &[
-    "app_mentions:read",
-    "channels:history",
-    "groups:history",
-    "chat:write",
-    "commands",
-];
+/// Bot events the code handles, from the code itself.
+fn subscribed_events() -> Vec<&'static str> {
+    netrunbook::slack::subscribed_events()
+}
+
+/// Bot scopes the code needs (its events, its Web API calls, the slash command), from the code itself.
+fn required_scopes() -> Vec<&'static str> {
+    netrunbook::slack::required_scopes().into_iter().collect()
+}
 
 static VALIDATOR: LazyLock<Validator> = LazyLock::new(|| {
     let schema: Value = serde_json::from_str(SCHEMA).expect("the Slack manifest schema is JSON");
@@ -100,7 +94,7 @@ fn every_handled_event_is_subscribed_and_nothing_more() {
     assert_same_set(
         "settings.event_subscriptions.bot_events",
         &strings(&events["bot_events"]),
-        SUBSCRIBED_EVENTS,
+        &subscribed_events(),
     );
     assert!(
         events.get("user_events").is_none(),
@@ -116,7 +110,7 @@ fn every_handled_event_is_subscribed_and_nothing_more() {
 fn every_needed_scope_is_granted_and_nothing_more() {
     let m = manifest();
     let scopes = &m["oauth_config"]["scopes"];
-    assert_same_set("oauth_config.scopes.bot", &strings(&scopes["bot"]), REQUIRED_SCOPES);
+    assert_same_set("oauth_config.scopes.bot", &strings(&scopes["bot"]), &required_scopes());
     for other in ["user", "user_optional", "bot_optional"] {
         assert!(scopes.get(other).is_none(), "no {other} scopes: the bot needs none");
     }
@@ -158,7 +152,7 @@ fn the_slash_command_is_netrunbook_with_a_usage_hint() {
         .expect("features.slash_commands");
     assert_eq!(commands.len(), 1, "one slash command: {commands:?}");
     let c = &commands[0];
-    assert_eq!(c["command"], "/netrunbook");
+    assert_eq!(c["command"], netrunbook::slack::SLASH_COMMAND.0);
     assert!(
         c["description"].as_str().is_some_and(|d| !d.trim().is_empty()),
         "a description"

@@ -79,6 +79,43 @@ use crate::kb::KnowledgeBase;
 use crate::store::{Store, ThreadKey};
 
 pub use watch::SocketModeWatch;
+
+/// Slack events the bot handles (`events.rs`), with the bot scope each needs. `manifest.yaml` must
+/// subscribe to exactly these (`tests/manifest.rs`).
+pub const EVENT_SCOPES: &[(&str, &str)] = &[
+    ("app_mention", "app_mentions:read"),
+    ("message.channels", "channels:history"),
+    ("message.groups", "groups:history"),
+];
+
+/// Web API methods the bot calls with its bot token (`web.rs`), with the bot scopes each needs
+/// (`auth.test` needs none; `apps.connections.open` uses the app-level token's `connections:write`).
+/// The end-to-end tests fail when the bot calls a method missing here.
+pub const WEB_API_SCOPES: &[(&str, &[&str])] = &[
+    ("auth.test", &[]),
+    ("chat.postMessage", &["chat:write"]),
+    ("chat.postEphemeral", &["chat:write"]),
+    ("chat.update", &["chat:write"]),
+    ("conversations.replies", &["channels:history", "groups:history"]),
+];
+
+/// The slash command, and the scope it needs.
+pub const SLASH_COMMAND: (&str, &str) = ("/netrunbook", "commands");
+
+/// The bot events `manifest.yaml` must subscribe to.
+pub fn subscribed_events() -> Vec<&'static str> {
+    EVENT_SCOPES.iter().map(|(e, _)| *e).collect()
+}
+
+/// Every bot scope the code needs: its events, its Web API calls and the slash command.
+pub fn required_scopes() -> std::collections::BTreeSet<&'static str> {
+    EVENT_SCOPES
+        .iter()
+        .map(|(_, s)| *s)
+        .chain(WEB_API_SCOPES.iter().flat_map(|(_, s)| s.iter().copied()))
+        .chain([SLASH_COMMAND.1])
+        .collect()
+}
 pub use web::{RetryPolicy, Web};
 
 /// Errors of the Slack boundary.

@@ -4,7 +4,7 @@
 
 use futures_util::future::join_all;
 
-use crate::{buttons, shown_all, spawn_bot, with_button, TestBot, USER};
+use crate::{assert_methods_in_manifest, buttons, shown_all, spawn_bot, with_button, TestBot, USER};
 
 /// A flow: the first message, then per question the button to click and the words that say the same,
 /// then what the thread must show at the end.
@@ -209,6 +209,7 @@ async fn every_flow(mode: Mode) {
     }
     let channels: Vec<String> = (0..FLOWS.len()).map(|i| format!("C0FLOW{i}")).collect();
     join_all(FLOWS.iter().zip(&channels).map(|(f, c)| drive(&bot, f, c, mode))).await;
+    assert_methods_in_manifest(&bot.emu);
     bot.stop().await;
 }
 

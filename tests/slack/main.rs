@@ -369,3 +369,18 @@ pub fn with_button<'m>(msgs: &'m [Value], from: usize, label: &str) -> Option<&'
         .rev()
         .find(|m| buttons(m).iter().any(|(l, _, _)| l == label))
 }
+
+/// Every Web API method the bot called is one the code declares, so its scopes are in `manifest.yaml`
+/// (`tests/manifest.rs` checks the manifest against the declaration).
+pub fn assert_methods_in_manifest(emu: &SlackEmulator) {
+    for call in emu.calls() {
+        if call.method == "apps.connections.open" {
+            continue; // the app-level token's connections:write, not a bot scope
+        }
+        assert!(
+            netrunbook::slack::WEB_API_SCOPES.iter().any(|(m, _)| *m == call.method),
+            "the bot called {} but netrunbook::slack::WEB_API_SCOPES does not declare it",
+            call.method
+        );
+    }
+}

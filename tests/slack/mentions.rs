@@ -2,7 +2,7 @@
 //! from the root alert), an ambiguous question (asked which with buttons), and `stop`.
 
 use crate::support::slack_emulator::BOT_USER_ID;
-use crate::{buttons, shown, shown_all, spawn_bot, with_button, OTHER_USER, USER};
+use crate::{assert_methods_in_manifest, buttons, shown, shown_all, spawn_bot, with_button, OTHER_USER, USER};
 
 const CALICO_SECTION: &str = "armada-network-initial-troubleshooting.html#problems-with-calico-node";
 
@@ -104,6 +104,7 @@ async fn bare_mention_in_an_incident_thread_answers_from_the_root_alert() {
         "{}",
         shown_all(&msgs)
     );
+    assert_methods_in_manifest(&bot.emu);
     bot.stop().await;
 }
 
