@@ -27,6 +27,8 @@ pub struct Options {
     /// Run under `ulimit -f <blocks>` (RLIMIT_FSIZE, 1 KiB blocks) with SIGXFSZ ignored, so that a write
     /// past the limit fails with EFBIG as on a full disk.
     pub fsize_blocks: Option<u64>,
+    /// More environment for the bot (e.g. `MALLOC_ARENA_MAX=2` in an experiment).
+    pub env: Vec<(String, String)>,
 }
 
 impl Default for Options {
@@ -36,6 +38,7 @@ impl Default for Options {
             intents: None,
             rust_log: None,
             fsize_blocks: None,
+            env: Vec::new(),
         }
     }
 }
@@ -76,6 +79,9 @@ pub fn command(emu: &SlackEmulator, db: &Path, opts: &Options) -> Command {
         .kill_on_drop(true);
     if let Some(filter) = &opts.rust_log {
         c.env("RUST_LOG", filter);
+    }
+    for (k, v) in &opts.env {
+        c.env(k, v);
     }
     c
 }
