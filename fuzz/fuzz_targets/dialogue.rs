@@ -22,7 +22,10 @@ fuzz_target!(|data: &[u8]| {
         let input = match tag % 6 {
             0 => Input::Message { text, addressed: true },
             1 => Input::Message { text, addressed: false },
-            2 => Input::Choose { node: a.to_string(), option: b.to_string() },
+            2 => Input::Choose {
+                node: a.to_string(),
+                option: b.to_string(),
+            },
             3 => Input::Pick { intent: text },
             4 => Input::Escalate,
             _ => Input::Reset,
