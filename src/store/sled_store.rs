@@ -14,6 +14,9 @@ use super::{
 use crate::dialogue::Conversation;
 use crate::feedback::{Unanswered, Vote};
 
+/// sled's page cache size.
+const CACHE_BYTES: u64 = 8 * 1024 * 1024;
+
 /// Conversations in a sled database directory. Only one process may open a directory at a time.
 #[derive(Clone)]
 pub struct SledStore {
@@ -38,20 +41,26 @@ impl SledStore {
     /// [`StoreError::Locked`] naming it.
     pub fn open(dir: impl AsRef<Path>) -> Result<SledStore, StoreError> {
         let dir = dir.as_ref().to_path_buf();
-        let db = sled::Config::new().path(&dir).open().map_err(|source| {
-            let locked = matches!(&source, sled::Error::Io(e) if e.to_string().contains("could not acquire lock"));
-            if locked {
-                StoreError::Locked {
-                    dir: dir.clone(),
-                    source,
+        // sled's page cache defaults to 1 GiB and grows with every conversation touched; a bot that keeps
+        // a few thousand small records needs a few MiB
+        let db = sled::Config::new()
+            .path(&dir)
+            .cache_capacity(CACHE_BYTES)
+            .open()
+            .map_err(|source| {
+                let locked = matches!(&source, sled::Error::Io(e) if e.to_string().contains("could not acquire lock"));
+                if locked {
+                    StoreError::Locked {
+                        dir: dir.clone(),
+                        source,
+                    }
+                } else {
+                    StoreError::Open {
+                        dir: dir.clone(),
+                        source,
+                    }
                 }
-            } else {
-                StoreError::Open {
-                    dir: dir.clone(),
-                    source,
-                }
-            }
-        })?;
+            })?;
         let conversations = db.open_tree("conversations")?;
         let events = db.open_tree("events")?;
         Ok(SledStore {
