@@ -29,6 +29,9 @@ pub struct Options {
     pub fsize_blocks: Option<u64>,
     /// More environment for the bot (e.g. `MALLOC_ARENA_MAX=2` in an experiment).
     pub env: Vec<(String, String)>,
+    /// Run the bot under this command (e.g. `heaptrack -o FILE`, in an experiment). The process
+    /// watched is then the wrapper's.
+    pub wrapper: Vec<String>,
 }
 
 impl Default for Options {
@@ -39,6 +42,7 @@ impl Default for Options {
             rust_log: None,
             fsize_blocks: None,
             env: Vec::new(),
+            wrapper: Vec::new(),
         }
     }
 }
@@ -55,6 +59,11 @@ pub fn command(emu: &SlackEmulator, db: &Path, opts: &Options) -> Command {
             c.arg("-c")
                 .arg(format!("ulimit -f {blocks} && trap '' XFSZ && exec \"$0\" \"$@\""))
                 .arg(binary());
+            c
+        }
+        None if !opts.wrapper.is_empty() => {
+            let mut c = Command::new(&opts.wrapper[0]);
+            c.args(&opts.wrapper[1..]).arg(binary());
             c
         }
         None => Command::new(binary()),

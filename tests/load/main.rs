@@ -13,7 +13,8 @@
 //! ```
 //!
 //! `LOAD_CONVERSATIONS`, `LOAD_SESSIONS` and `LOAD_RATE` change the shape of a run (six events per
-//! conversation; `LOAD_RATE=0` is unpaced); `LOAD_BOT_ENV="K=V,..."` adds environment to the bot. `smoke_load` runs in `cargo test` with a small N and asserts no error.
+//! conversation; `LOAD_RATE=0` is unpaced); `LOAD_BOT_ENV="K=V,..."` adds environment to the bot and
+//! `LOAD_BOT_WRAPPER="heaptrack -o FILE"` runs it under a tool. `smoke_load` runs in `cargo test` with a small N and asserts no error.
 //! Everything is on loopback; every loop is bounded; each run stops by itself.
 
 #[macro_use]
@@ -96,6 +97,11 @@ async fn scenario(setup: &Setup, load: &Load) -> Outcome {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let db = dir.path().join("netrunbook.sled");
     let mut opts = Options::default();
+    // LOAD_BOT_WRAPPER="heaptrack -o FILE": run the bot under a tool, for experiments
+    if let Ok(w) = std::env::var("LOAD_BOT_WRAPPER") {
+        println!("  bot wrapper   {w}");
+        opts.wrapper = w.split_whitespace().map(str::to_string).collect();
+    }
     // LOAD_BOT_ENV="K=V,K2=V2": more environment for the bot, for experiments
     for kv in std::env::var("LOAD_BOT_ENV").unwrap_or_default().split(',') {
         if let Some((k, v)) = kv.split_once('=') {
