@@ -8,7 +8,7 @@ use anyhow::Context;
 use clap::Args;
 use serde_json::json;
 
-use crate::dialogue::{self, Conversation, Input, Pending, Reply};
+use crate::dialogue::{self, Conversation, Input, Pending};
 use crate::eval;
 use crate::kb::{runbook, KbError, KnowledgeBase, LoadOptions};
 use crate::matcher::Verdict;
@@ -340,9 +340,4 @@ pub fn eval(
         Some(min) if report.accuracy < min => 1,
         _ => 0,
     })
-}
-
-/// Messages that are not replies (for completeness of `Reply` use in docs).
-pub fn is_terminal_reply(r: &Reply) -> bool {
-    matches!(r, Reply::NoMatch | Reply::Escalation(_))
 }

@@ -290,14 +290,8 @@ fn message(kb: &KnowledgeBase, state: Option<&Conversation>, text: &str, address
                 }),
             }
         }
-        Pending::Nothing => unreachable_nothing(kb, text, &msg, addressed, now, out),
-    }
-}
-
-/// A finished conversation behaves like no conversation.
-fn unreachable_nothing(kb: &KnowledgeBase, text: &str, msg: &Prepared, addressed: bool, now: u64, out: &mut Step) {
-    if addressed {
-        start(kb, text, msg, now, out);
+        // filtered out above: a finished conversation behaves like none
+        Pending::Nothing => {}
     }
 }
 
