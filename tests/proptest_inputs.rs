@@ -34,7 +34,8 @@ fn config(default_cases: u32) -> Config {
 }
 
 /// The time a case may take for `bytes` of input: a fixed part plus a per-byte part, both far above
-/// what a linear pass costs (measured: about 35 µs per byte in a debug build on the slowest path,
+/// what a linear pass costs (measured before the signatures used ASCII word boundaries: about 35 µs
+/// per byte in a debug build on the slowest path,
 /// non-ASCII text through the signature regexes; 0.7 µs in release). Anything super-linear (the cubic
 /// typo search on a 400-letter word took 0.4 s in release, a 1,600-letter one 30 s and 4 GB) fails it.
 fn bound(bytes: usize) -> Duration {
