@@ -1,7 +1,8 @@
 //! `netrunbook serve` as a library: [`Application::build`] opens the store, loads the knowledge base,
 //! binds the health and metrics endpoint ([`Application::http_addr`]) and checks the bot token with
 //! Slack; [`Application::run_until_stopped`] serves `/healthz`, `/readyz` and `/metrics`, reloads the
-//! knowledge base on SIGHUP, purges expired state and keeps the Socket Mode connections open until the
+//! knowledge base on SIGHUP, purges expired state, delivers replies left in the outbox (at start and
+//! every `Tuning::redeliver_every`) and keeps the Socket Mode connections open until the
 //! shutdown future resolves (or Slack disables Socket Mode), then stops taking events, lets in-flight
 //! replies finish and flushes the store.
 
@@ -112,10 +113,14 @@ impl Application {
             http_stop.clone().cancelled_owned(),
         ));
         let reloader = reload_on_sighup(engine.clone());
+        // replies a crash left in the outbox go out first, ahead of anything new in their threads
+        engine.sweep_outbox();
+        let redeliverer = tokio::spawn(engine.clone().redeliver_loop());
         let socket_mode = match SocketMode::start(&engine).await {
             Ok(socket_mode) => socket_mode,
             Err(e) => {
                 reloader.abort();
+                redeliverer.abort();
                 http_stop.cancel();
                 let _ = http.await;
                 return Err(anyhow::Error::new(e).context("cannot start the Socket Mode listener"));
@@ -135,6 +140,7 @@ impl Application {
         }
         purger.abort();
         reloader.abort();
+        redeliverer.abort();
         engine.drain(self.shutdown_grace).await;
         let store = self.store.clone();
         match tokio::task::spawn_blocking(move || store.flush()).await {

@@ -25,6 +25,7 @@ use std::collections::BTreeSet;
 use std::future::Future;
 use std::sync::Arc;
 
+use serde::{Deserialize, Serialize};
 use tracing::{debug, error, info, warn};
 
 use crate::dialogue::{self, Conversation, Input, Pending, Reply, Step};
@@ -33,10 +34,11 @@ use crate::kb::{KnowledgeBase, LiveKb, Node, ReloadError, Reloaded};
 use crate::matcher::Verdict;
 use crate::metrics::Metrics;
 use crate::report::{self, Report};
-use crate::store::{Store, ThreadKey};
+use crate::outbox::Parcel;
+use crate::store::{Change, Commit, Store, ThreadKey};
 
 /// Something that happened in Slack, in our terms.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Inbound {
     /// The Events API `event_id`, for de-duplication; `None` for commands and clicks.
     pub event_id: Option<String>,
@@ -59,7 +61,7 @@ pub struct Inbound {
 }
 
 /// Which kind of Slack input an [`Inbound`] is.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum InboundKind {
     /// An `app_mention` event.
     Mention,
@@ -78,7 +80,7 @@ pub enum InboundKind {
 }
 
 /// What a button does.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Action {
     /// Option `option` of the question at flow node `node`.
     Choose { node: String, option: String },
@@ -95,7 +97,7 @@ pub enum Action {
 }
 
 /// Something to show, rendered by `slack/` (Block Kit) with the knowledge base at hand.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Message {
     /// The replies of one dialogue step, with their buttons.
     Replies(Vec<Reply>),
@@ -129,7 +131,7 @@ pub enum Message {
 }
 
 /// What the bot wants done in Slack, in order.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Outbound {
     /// Post in the channel, in the thread when `thread_ts` is set.
     Post {
@@ -163,6 +165,41 @@ pub enum Outbound {
         message: Message,
         then: Box<Inbound>,
     },
+}
+
+/// What handling one event produced: the replies to deliver, in order, and the outbox record they
+/// were saved under with the conversation (`None` when there are none, or saving failed).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Handled {
+    pub out: Vec<Outbound>,
+    pub outbox: Option<u64>,
+}
+
+/// What handling one event changes in the store, written at once when it is done.
+#[derive(Debug, Default)]
+struct Effects {
+    /// Event keys to remember as handled.
+    events: Vec<String>,
+    /// The thread's conversation after the event; `None`: unchanged.
+    conversation: Option<Option<Conversation>>,
+}
+
+impl Effects {
+    fn save(&mut self, before: Option<&Conversation>, after: Option<&Conversation>) {
+        self.conversation = match after {
+            Some(c) if Some(c) != before => Some(Some(c.clone())),
+            None if before.is_some() => Some(None),
+            _ => None,
+        };
+    }
+
+    fn change(&self) -> Change<'_> {
+        match &self.conversation {
+            None => Change::Keep,
+            Some(Some(c)) => Change::Put(c),
+            Some(None) => Change::Remove,
+        }
+    }
 }
 
 /// Reads a thread's root message, for bare mentions in incident threads.
@@ -416,26 +453,77 @@ impl<S: Store> Bot<S> {
         result
     }
 
-    /// Handle one event, click or shared answer with the knowledge base in use now.
+    /// Handle one event, click or shared answer with the knowledge base in use now; returns what to
+    /// show, in order (the outbox record is left to whoever delivers it: see [`Bot::handle_in`]).
     pub async fn handle(&self, inbound: &Inbound, reader: &impl ThreadReader, now: u64) -> Vec<Outbound> {
-        self.handle_in(&self.kb(), inbound, reader, now).await
+        self.handle_in(&self.kb(), inbound, reader, now).await.out
     }
 
-    /// Handle one event, click or shared answer with `kb`; returns what to show, in order.
+    /// Handle one event, click or shared answer with `kb`. The thread's new conversation, the event's
+    /// "handled" marks and the replies (an outbox record, see [`crate::outbox`]) are saved together
+    /// and flushed before this returns; the caller delivers the replies and clears the record.
     pub async fn handle_in(
         &self,
         kb: &KnowledgeBase,
         inbound: &Inbound,
         reader: &impl ThreadReader,
         now: u64,
-    ) -> Vec<Outbound> {
-        match &inbound.kind {
-            InboundKind::Mention | InboundKind::Message => self.message(kb, inbound, reader, now).await,
+    ) -> Handled {
+        let mut fx = Effects::default();
+        let mut out = match &inbound.kind {
+            InboundKind::Mention | InboundKind::Message => self.message(kb, inbound, reader, now, &mut fx).await,
             InboundKind::Command => vec![],
             InboundKind::Action { action, response_url } => {
-                self.action(kb, inbound, action, response_url.as_deref(), now)
+                self.action(kb, inbound, action, response_url.as_deref(), now, &mut fx)
             }
-            InboundKind::Shared { question } => self.shared(kb, inbound, question, now),
+            InboundKind::Shared { question } => self.shared(kb, inbound, question, now, &mut fx),
+        };
+        let outbox = self.commit(inbound, &fx, &mut out, now);
+        Handled { out, outbox }
+    }
+
+    /// Save what handling `inbound` changed, with `out` as its outbox record; the record's id. When the
+    /// store fails, the replies still go out (better than silence), with a warning when the
+    /// conversation could not be kept.
+    fn commit(&self, inbound: &Inbound, fx: &Effects, out: &mut [Outbound], now: u64) -> Option<u64> {
+        let key = Self::thread_of(inbound);
+        let record = (!out.is_empty()).then(|| Parcel::new(key.clone(), now, out.to_vec()).encode());
+        let commit = Commit {
+            thread: &key,
+            conversation: fx.change(),
+            events: &fx.events,
+            outbox: record.as_deref(),
+            now,
+        };
+        if commit.is_empty() {
+            return None;
+        }
+        match self.store.commit(&commit) {
+            Ok(id) => {
+                self.metrics.store_write(true);
+                id
+            }
+            Err(e) => {
+                self.metrics.store_write(false);
+                error!(thread = %key, error = %error_chain(&e), "cannot save the conversation and its replies");
+                if fx.conversation.is_some() {
+                    let replies = out.iter_mut().find_map(|o| match o {
+                        Outbound::Post {
+                            message: Message::Replies(r),
+                            ..
+                        } => Some(r),
+                        _ => None,
+                    });
+                    if let Some(r) = replies {
+                        r.push(Reply::Notice {
+                            text: "⚠️ I could not save this conversation (my storage is failing), so I may not remember \
+                                   it: tell whoever runs me. Until then, put every fact in one message."
+                                .into(),
+                        });
+                    }
+                }
+                None
+            }
         }
     }
 
@@ -471,38 +559,28 @@ impl<S: Store> Bot<S> {
         }
     }
 
-    fn save(&self, key: &ThreadKey, before: Option<&Conversation>, after: Option<&Conversation>) {
-        // durable before the reply goes out: a crash after replying must not lose the question
-        let result = match after {
-            Some(c) if Some(c) != before => self.store.put(key, c).and_then(|()| self.store.flush()),
-            Some(_) => Ok(()),
-            None if before.is_some() => self.store.remove(key).and_then(|()| self.store.flush()),
-            None => Ok(()),
-        };
-        if let Err(e) = result {
-            error!(thread = %key, error = %error_chain(&e), "cannot save the conversation");
-        }
-    }
-
-    /// True when the event was not handled before (by event id, and by channel + ts).
-    fn first_time(&self, inbound: &Inbound, now: u64) -> bool {
+    /// True when the event was not handled before (by event id, and by channel + ts); its keys are
+    /// then marked handled in `fx`, saved with the step. (Check now, mark at the commit: the events of
+    /// one thread are handled one at a time, and twins share the thread.)
+    fn first_time(&self, inbound: &Inbound, fx: &mut Effects) -> bool {
         let mut keys = Vec::with_capacity(2);
         if let Some(id) = &inbound.event_id {
             keys.push(format!("ev:{}:{id}", inbound.team));
         }
         keys.push(format!("msg:{}:{}:{}", inbound.team, inbound.channel, inbound.ts));
-        for key in keys {
-            match self.store.mark_event_seen(&key, now) {
-                Ok(true) => {}
-                Ok(false) => {
+        for key in &keys {
+            match self.store.was_seen(key) {
+                Ok(false) => {}
+                Ok(true) => {
                     debug!(key = %key, "duplicate event dropped");
                     self.metrics.duplicate_dropped();
                     return false;
                 }
                 // better a rare double answer than silence when the store fails
-                Err(e) => error!(error = %error_chain(&e), "cannot record a handled event"),
+                Err(e) => error!(error = %error_chain(&e), "cannot read the handled events"),
             }
         }
+        fx.events.extend(keys);
         true
     }
 
@@ -512,6 +590,7 @@ impl<S: Store> Bot<S> {
         inbound: &Inbound,
         reader: &impl ThreadReader,
         now: u64,
+        fx: &mut Effects,
     ) -> Vec<Outbound> {
         if self.is_mine_or_bot(inbound) {
             debug!("ignoring a bot's message");
@@ -541,7 +620,7 @@ impl<S: Store> Bot<S> {
                 return vec![];
             }
         }
-        if !self.first_time(inbound, now) {
+        if !self.first_time(inbound, fx) {
             return vec![];
         }
         let reply_in = Some(key.thread_ts.clone());
@@ -596,7 +675,7 @@ impl<S: Store> Bot<S> {
             },
             now,
         );
-        self.save(&key, state.as_ref(), step.state.as_ref());
+        fx.save(state.as_ref(), step.state.as_ref());
         record_intent_of(step.state.as_ref(), step.replies.first());
         self.observe(kb, Some(&text), state.as_ref(), &step, now);
         if step.replies.is_empty() {
@@ -672,6 +751,7 @@ impl<S: Store> Bot<S> {
         action: &Action,
         response_url: Option<&str>,
         now: u64,
+        fx: &mut Effects,
     ) -> Vec<Outbound> {
         let key = Self::thread_of(inbound);
         let thread = Some(key.thread_ts.clone());
@@ -710,7 +790,7 @@ impl<S: Store> Bot<S> {
                 }
                 self.vote(&key, inbound, from, VoteKind::WrongTopic { picked: to.clone() }, now);
                 let step = dialogue::step(kb, state.as_ref(), &Input::Pick { intent: to.clone() }, now);
-                self.save(&key, state.as_ref(), step.state.as_ref());
+                fx.save(state.as_ref(), step.state.as_ref());
                 record_intent_of(step.state.as_ref(), None);
                 self.observe(kb, None, state.as_ref(), &step, now);
                 let mut replies = vec![Reply::Notice {
@@ -760,7 +840,7 @@ impl<S: Store> Bot<S> {
             Action::Escalate => {
                 let state = self.load(&key);
                 let step = dialogue::step(kb, state.as_ref(), &Input::Escalate, now);
-                self.save(&key, state.as_ref(), step.state.as_ref());
+                fx.save(state.as_ref(), step.state.as_ref());
                 vec![post(step.replies)]
             }
             Action::Choose { node, option } => {
@@ -778,7 +858,7 @@ impl<S: Store> Bot<S> {
                     },
                     now,
                 );
-                self.save(&key, state.as_ref(), step.state.as_ref());
+                fx.save(state.as_ref(), step.state.as_ref());
                 record_intent_of(step.state.as_ref(), None);
                 self.observe(kb, None, state.as_ref(), &step, now);
                 match answered {
@@ -812,7 +892,7 @@ impl<S: Store> Bot<S> {
                     ))];
                 };
                 let step = dialogue::step(kb, state.as_ref(), &Input::Pick { intent: intent.clone() }, now);
-                self.save(&key, state.as_ref(), step.state.as_ref());
+                fx.save(state.as_ref(), step.state.as_ref());
                 record_intent_of(step.state.as_ref(), None);
                 self.observe(kb, None, state.as_ref(), &step, now);
                 vec![
@@ -833,7 +913,14 @@ impl<S: Store> Bot<S> {
 
     /// The shared answer's thread: step the question, keep the state, post everything after the first
     /// reply (which the shared root message shows).
-    fn shared(&self, kb: &KnowledgeBase, inbound: &Inbound, question: &str, now: u64) -> Vec<Outbound> {
+    fn shared(
+        &self,
+        kb: &KnowledgeBase,
+        inbound: &Inbound,
+        question: &str,
+        now: u64,
+        fx: &mut Effects,
+    ) -> Vec<Outbound> {
         let key = Self::thread_of(inbound);
         let state = self.load(&key);
         let step = dialogue::step(
@@ -845,7 +932,7 @@ impl<S: Store> Bot<S> {
             },
             now,
         );
-        self.save(&key, state.as_ref(), step.state.as_ref());
+        fx.save(state.as_ref(), step.state.as_ref());
         record_intent_of(step.state.as_ref(), step.replies.first());
         let rest: Vec<Reply> = step.replies.into_iter().skip(1).collect();
         if rest.is_empty() {

@@ -70,14 +70,14 @@ pub enum Input {
 }
 
 /// A button or numbered choice.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Choice {
     pub id: String,
     pub label: String,
 }
 
 /// The answer for a matched section.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Answer {
     pub intent: String,
     pub heading: String,
@@ -94,7 +94,7 @@ pub struct Answer {
 }
 
 /// A follow-up question.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Question {
     pub intent: String,
     pub node: String,
@@ -105,7 +105,7 @@ pub struct Question {
 }
 
 /// Guidance from a flow's say-node.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Guidance {
     pub intent: String,
     pub node: String,
@@ -118,7 +118,7 @@ pub struct Guidance {
 }
 
 /// The escalation path with what was learned so far.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Escalation {
     /// Title of the section being worked, if any.
     pub topic: Option<String>,
@@ -129,7 +129,7 @@ pub struct Escalation {
     pub origin: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Reply {
     Answer(Answer),

@@ -31,6 +31,7 @@ pub mod http;
 pub mod kb;
 pub mod matcher;
 pub mod metrics;
+pub mod outbox;
 pub mod render;
 pub mod report;
 pub mod slack;

@@ -64,6 +64,12 @@ pub struct Metrics {
     kb_reloads: Family<ResultLabel, Counter>,
     socket_connections: Gauge<i64>,
     store_open: Gauge<i64>,
+    store_write_failures: Counter,
+    /// 1 while the last write to the store succeeded (or none was tried).
+    store_writable: Gauge<i64>,
+    outbox_pending: Gauge<i64>,
+    replies_redelivered: Counter,
+    replies_dropped: Counter,
 }
 
 impl Default for Metrics {
@@ -90,7 +96,13 @@ impl Metrics {
             kb_reloads: Family::default(),
             socket_connections: Gauge::default(),
             store_open: Gauge::default(),
+            store_write_failures: Counter::default(),
+            store_writable: Gauge::default(),
+            outbox_pending: Gauge::default(),
+            replies_redelivered: Counter::default(),
+            replies_dropped: Counter::default(),
         };
+        m.store_writable.set(1);
         let r = &mut m.registry;
         r.register(
             "events_received",
@@ -157,6 +169,31 @@ impl Metrics {
             "store_open",
             "1 while the conversation store is open",
             m.store_open.clone(),
+        );
+        r.register(
+            "store_write_failures",
+            "Handled events whose conversation and replies could not be saved (disk full, I/O error)",
+            m.store_write_failures.clone(),
+        );
+        r.register(
+            "store_writable",
+            "1 while the last write to the conversation store succeeded",
+            m.store_writable.clone(),
+        );
+        r.register(
+            "outbox_pending",
+            "Handled events whose replies are saved but not yet all delivered to Slack",
+            m.outbox_pending.clone(),
+        );
+        r.register(
+            "replies_redelivered",
+            "Saved replies delivered after a failed delivery or a restart",
+            m.replies_redelivered.clone(),
+        );
+        r.register(
+            "replies_dropped",
+            "Saved replies given up on: older than the outbox's maximum age, or refused by Slack for good",
+            m.replies_dropped.clone(),
         );
         m
     }
@@ -236,8 +273,29 @@ impl Metrics {
         self.store_open.set(i64::from(open));
     }
 
-    /// Why the bot is not ready to serve, or `None` when it is: Socket Mode connected and the store
-    /// open.
+    /// A write to the store succeeded or failed; failures are counted and make `/readyz` fail until a
+    /// write succeeds again.
+    pub fn store_write(&self, ok: bool) {
+        if !ok {
+            self.store_write_failures.inc();
+        }
+        self.store_writable.set(i64::from(ok));
+    }
+
+    pub fn set_outbox_pending(&self, n: usize) {
+        self.outbox_pending.set(n as i64);
+    }
+
+    pub fn reply_redelivered(&self) {
+        self.replies_redelivered.inc();
+    }
+
+    pub fn reply_dropped(&self) {
+        self.replies_dropped.inc();
+    }
+
+    /// Why the bot is not ready to serve, or `None` when it is: Socket Mode connected, the store
+    /// open and its last write successful.
     pub fn not_ready(&self) -> Option<String> {
         let mut missing = Vec::new();
         if self.socket_connections.get() < 1 {
@@ -245,6 +303,9 @@ impl Metrics {
         }
         if self.store_open.get() < 1 {
             missing.push("the conversation store is not open");
+        }
+        if self.store_writable.get() < 1 {
+            missing.push("the last write to the conversation store failed (disk full?)");
         }
         (!missing.is_empty()).then(|| missing.join("; "))
     }
@@ -286,6 +347,14 @@ mod tests {
         m.set_store_open(true);
         assert_eq!(m.not_ready().as_deref(), Some("Socket Mode is not connected"));
         m.set_socket_connections(2);
+        assert_eq!(m.not_ready(), None);
+        m.store_write(false);
+        assert_eq!(
+            m.not_ready().as_deref(),
+            Some("the last write to the conversation store failed (disk full?)")
+        );
+        assert!(m.encode().contains("netrunbook_store_write_failures_total 1"));
+        m.store_write(true);
         assert_eq!(m.not_ready(), None);
         m.set_socket_connections(0);
         assert!(m.not_ready().is_some());

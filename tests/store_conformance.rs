@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use netrunbook::dialogue::{Conversation, Pending, FORMAT_VERSION};
 use netrunbook::feedback::{Doubt, Unanswered, Vote, VoteKind};
 use netrunbook::store::{
-    FeedbackData, FeedbackStore, MemoryStore, PurgedFeedback, SledStore, Store, StoreError, ThreadKey, DAY_SECS,
+    Change, Commit, FeedbackData, FeedbackStore, MemoryStore, PurgedFeedback, SledStore, Store, StoreError, ThreadKey, DAY_SECS,
     EVENT_MEMORY_SECS,
 };
 
@@ -71,7 +71,54 @@ fn conformance(store: &dyn Store) {
     );
     store.flush().unwrap();
 
+    commit_conformance(store);
     feedback_conformance(store);
+}
+
+/// `commit`: a step's conversation, its event marks and its outbox record, together; the outbox.
+fn commit_conformance(store: &dyn Store) {
+    let t = ThreadKey::new("T1", "C2", "1700000000.000300");
+    let c = conversation("loadbalancer", 30_000);
+    let events = ["ev:T1:Ev9".to_string(), "msg:T1:C2:1700000000.000300".to_string()];
+    assert!(!store.was_seen(&events[0]).unwrap());
+    let commit = |conversation, events: &[String], outbox: Option<&[u8]>| {
+        store
+            .commit(&Commit {
+                thread: &t,
+                conversation,
+                events,
+                outbox,
+                now: 30_000,
+            })
+            .unwrap()
+    };
+    let first = commit(Change::Put(&c), &events, Some(b"first replies")).expect("an outbox id");
+    assert_eq!(store.get(&t).unwrap(), Some(c.clone()));
+    assert!(store.was_seen(&events[0]).unwrap() && store.was_seen(&events[1]).unwrap());
+    assert!(
+        !store.mark_event_seen(&events[0], 30_001).unwrap(),
+        "committed events count as handled"
+    );
+    let second = commit(Change::Keep, &[], Some(b"second")).expect("an outbox id");
+    assert!(second > first, "outbox ids grow: {first} then {second}");
+    assert_eq!(store.get(&t).unwrap().as_ref(), Some(&c), "Keep keeps");
+    assert_eq!(commit(Change::Keep, &[], None), None, "an empty commit");
+    assert_eq!(
+        store.outbox().unwrap(),
+        vec![(first, b"first replies".to_vec()), (second, b"second".to_vec())],
+        "oldest first"
+    );
+    store.set_outbox(first, Some(b"first, one delivered")).unwrap();
+    assert_eq!(store.outbox().unwrap()[0], (first, b"first, one delivered".to_vec()));
+    store.set_outbox(first, None).unwrap();
+    store.set_outbox(second, None).unwrap();
+    store.set_outbox(second, None).unwrap(); // removing nothing is fine
+    assert!(store.outbox().unwrap().is_empty());
+    assert_eq!(commit(Change::Remove, &[], None), None);
+    assert_eq!(store.get(&t).unwrap(), None, "Remove forgets the thread");
+    let purged = store.purge(30_000 + EVENT_MEMORY_SECS + 1, u64::MAX / 2).unwrap();
+    assert!(purged.events >= 2, "committed events expire like the others");
+    assert!(!store.was_seen(&events[0]).unwrap());
 }
 
 fn vote(thread: &ThreadKey, intent: &str, user: &str, kind: VoteKind, at: u64) -> Vote {
@@ -192,6 +239,51 @@ fn sled_store_conforms() {
     conformance(&SledStore::open(dir.path().join("db")).unwrap());
 }
 
+/// Open a sled store that a dropped `SledStore` held a moment ago: sled's background flusher
+/// releases the directory's lock shortly after the last handle is dropped, not at once.
+fn reopen(dir: &std::path::Path) -> SledStore {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match SledStore::open(dir) {
+            Err(StoreError::Locked { .. }) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(20))
+            }
+            other => return other.unwrap(),
+        }
+    }
+}
+
+#[test]
+fn sled_keeps_the_outbox_across_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = ThreadKey::new("T", "C", "1.0");
+    let first = {
+        let s = SledStore::open(dir.path()).unwrap();
+        let commit = Commit {
+            thread: &key,
+            conversation: Change::Put(&conversation("dns", 7)),
+            events: &["ev:T:E1".to_string()],
+            outbox: Some(b"replies"),
+            now: 7,
+        };
+        // commit flushes by itself: no flush here
+        s.commit(&commit).unwrap().unwrap()
+    };
+    let s = reopen(dir.path());
+    assert_eq!(s.get(&key).unwrap(), Some(conversation("dns", 7)));
+    assert!(s.was_seen("ev:T:E1").unwrap());
+    assert_eq!(s.outbox().unwrap(), vec![(first, b"replies".to_vec())]);
+    let commit = Commit {
+        thread: &key,
+        conversation: Change::Keep,
+        events: &[],
+        outbox: Some(b"later"),
+        now: 8,
+    };
+    let second = s.commit(&commit).unwrap().unwrap();
+    assert!(second > first, "ids grow across reopening: {first} then {second}");
+}
+
 #[test]
 fn sled_keeps_conversations_across_reopening() {
     let dir = tempfile::tempdir().unwrap();
@@ -202,7 +294,7 @@ fn sled_keeps_conversations_across_reopening() {
         assert!(s.mark_event_seen("e", 7).unwrap());
         s.flush().unwrap();
     }
-    let s = SledStore::open(dir.path()).unwrap();
+    let s = reopen(dir.path());
     assert_eq!(s.get(&key).unwrap(), Some(conversation("dns", 7)));
     assert!(!s.mark_event_seen("e", 8).unwrap());
 }
@@ -219,7 +311,7 @@ fn sled_keeps_feedback_across_reopening() {
             .unwrap();
         s.flush().unwrap();
     }
-    let data = SledStore::open(dir.path()).unwrap().feedback().unwrap();
+    let data = reopen(dir.path()).feedback().unwrap();
     assert_eq!(data.answers["dns"], 1);
     assert_eq!(data.votes, vec![vote(&key, "dns", "U1", VoteKind::Up, 7)]);
     assert_eq!(data.unanswered[0].count, 1);
@@ -250,7 +342,7 @@ fn records_of_an_unknown_format_are_dropped_and_purged() {
         .unwrap();
         db.flush().unwrap();
     }
-    let s = SledStore::open(dir.path()).unwrap();
+    let s = reopen(dir.path());
     assert_eq!(s.get(&key).unwrap(), None);
     assert_eq!(s.purge(0, u64::MAX / 2).unwrap().conversations, 1);
 }

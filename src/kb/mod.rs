@@ -50,7 +50,7 @@ impl RunbookSite {
 }
 
 /// A link an intent or flow step names.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Link {
     pub title: String,
     /// As written in the YAML (may be relative).

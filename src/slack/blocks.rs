@@ -47,6 +47,28 @@ impl Rendered {
     }
 }
 
+/// Set the first block's `block_id` to `id` (at most 255 characters, Slack's limit; ours are short).
+pub fn mark(blocks: &mut [SlackBlock], id: &str) {
+    let Some(first) = blocks.first_mut() else {
+        return;
+    };
+    // every kind of block has a block_id; going through JSON sets it whatever the kind
+    if let Ok(serde_json::Value::Object(mut v)) = serde_json::to_value(&*first) {
+        v.insert("block_id".into(), serde_json::Value::String(id.chars().take(255).collect()));
+        if let Ok(marked) = serde_json::from_value(serde_json::Value::Object(v)) {
+            *first = marked;
+        }
+    }
+}
+
+/// A block's `block_id`, if it has one.
+pub fn block_id(block: &SlackBlock) -> Option<String> {
+    match serde_json::to_value(block).ok()?.get("block_id")? {
+        serde_json::Value::String(s) => Some(s.clone()),
+        _ => None,
+    }
+}
+
 /// Escape text for mrkdwn: `&`, `<` and `>` become entities, so nothing in it is Slack markup.
 pub fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());

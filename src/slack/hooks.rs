@@ -106,7 +106,10 @@ impl<S: Store + 'static> Engine<S> {
                             thread_ts: None,
                             message,
                         };
-                        engine.deliver(&engine.bot.kb(), out).await;
+                        let none = std::collections::HashSet::new();
+                        if let Err(e) = engine.deliver(&engine.bot.kb(), &out, None, &none).await {
+                            error!(error = %crate::bot::error_chain(&e), "could not deliver an admin command's result");
+                        }
                     }
                     .instrument(span),
                 );

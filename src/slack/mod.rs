@@ -63,7 +63,7 @@ pub mod socket;
 pub mod watch;
 pub mod web;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -72,9 +72,10 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{error, info, Instrument, Span};
+use tracing::{error, info, warn, Instrument, Span};
 
 use crate::bot::{error_chain, Bot, Inbound, InboundKind, Outbound};
+use crate::outbox::{self, Parcel};
 use crate::kb::KnowledgeBase;
 use crate::store::{Store, ThreadKey};
 
@@ -136,6 +137,16 @@ pub enum SlackError {
 }
 
 impl SlackError {
+    /// True when the call may succeed later (see [`web::is_transient`]): the reply is kept and
+    /// delivered again.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            SlackError::Api { source, .. } => web::is_transient(source),
+            SlackError::Timeout(_) => true,
+            SlackError::Tls(_) | SlackError::BadResponseUrl => false,
+        }
+    }
+
     /// The Slack error code of a failed API call (`invalid_auth`, ...), if it was one.
     pub fn api_code(&self) -> Option<&str> {
         match self {
@@ -167,6 +178,11 @@ pub struct Tuning {
     /// A per-thread worker with nothing to do for this long exits.
     pub worker_idle: Duration,
     pub retry: RetryPolicy,
+    /// How often replies left in the outbox (Slack unreachable for longer than `retry` lasts) are
+    /// tried again. Also done once at start, for what a crash left.
+    pub redeliver_every: Duration,
+    /// Replies older than this are given up on (logged and counted) instead of delivered late.
+    pub reply_max_age: Duration,
     /// What slack-morphism logged about this bot's connections (see [`watch`]): the process-wide
     /// watch by default; a test bot brings its own.
     pub watch: SocketModeWatch,
@@ -182,6 +198,8 @@ impl Default for Tuning {
             dead_after: Duration::from_secs(60),
             worker_idle: Duration::from_secs(60),
             retry: RetryPolicy::default(),
+            redeliver_every: Duration::from_secs(10),
+            reply_max_age: Duration::from_secs(60 * 60),
             watch: SocketModeWatch::global().clone(),
         }
     }
@@ -198,9 +216,17 @@ pub enum StopReason {
     AppTokenRejected,
 }
 
-/// One queued event with the tracing span it is handled in.
+/// What a thread's worker does.
+enum Work {
+    /// Handle an event and deliver its replies.
+    Event(Inbound),
+    /// Deliver what the thread's outbox records still hold.
+    Redeliver,
+}
+
+/// One queued piece of work with the tracing span it is done in.
 struct Job {
-    inbound: Inbound,
+    work: Work,
     span: Span,
     /// When it arrived, for the event → reply histogram.
     received: Instant,
@@ -229,6 +255,10 @@ pub struct Engine<S> {
     sockets: Mutex<hooks::Sockets>,
     /// Socket Mode connections opened (`hello` received) since start.
     connects: AtomicU64,
+    /// Threads whose outbox holds replies not delivered yet: their next replies wait behind those.
+    stuck: Mutex<HashSet<ThreadKey>>,
+    /// Threads with a [`Work::Redeliver`] queued and not started.
+    redeliver_queued: Mutex<HashSet<ThreadKey>>,
 }
 
 impl<S: Store + 'static> Engine<S> {
@@ -245,6 +275,8 @@ impl<S: Store + 'static> Engine<S> {
             reason: Mutex::new(None),
             sockets: Mutex::new(Default::default()),
             connects: AtomicU64::new(0),
+            stuck: Mutex::new(HashSet::new()),
+            redeliver_queued: Mutex::new(HashSet::new()),
         })
     }
 
@@ -289,8 +321,13 @@ impl<S: Store + 'static> Engine<S> {
             self.bot.metrics().event_received(kind);
         }
         let key = Bot::<S>::thread_of(&inbound);
+        self.enqueue(key, Work::Event(inbound), span);
+    }
+
+    /// Queue work for a thread's worker (starting one when the thread has none).
+    fn enqueue(self: &Arc<Self>, key: ThreadKey, work: Work, span: Span) {
         let mut job = Job {
-            inbound,
+            work,
             span,
             received: Instant::now(),
         };
@@ -319,8 +356,16 @@ impl<S: Store + 'static> Engine<S> {
             match tokio::time::timeout(self.tuning.worker_idle, rx.recv()).await {
                 Ok(Some(job)) => {
                     let span = job.span.clone();
-                    if self.process(job.inbound).instrument(span).await {
-                        self.bot.metrics().replied_after(job.received.elapsed());
+                    match job.work {
+                        Work::Event(inbound) => {
+                            if self.process(inbound).instrument(span).await {
+                                self.bot.metrics().replied_after(job.received.elapsed());
+                            }
+                        }
+                        Work::Redeliver => {
+                            self.lock(&self.redeliver_queued).remove(&key);
+                            self.redeliver(&key).instrument(span).await;
+                        }
                     }
                 }
                 Ok(None) => return,
@@ -339,26 +384,159 @@ impl<S: Store + 'static> Engine<S> {
     }
 
     /// Handle one event and deliver its replies, all from one knowledge base; true when there were
-    /// replies.
+    /// replies. The replies were saved with the conversation (see [`crate::outbox`]); when the thread
+    /// has older replies still waiting, these go out after them.
     async fn process(self: &Arc<Self>, inbound: Inbound) -> bool {
         let kb = self.bot.kb();
-        let outbound = self.bot.handle_in(&kb, &inbound, &self.web, unix_now()).await;
-        let replied = !outbound.is_empty();
-        for o in outbound {
-            self.deliver(&kb, o).await;
+        let now = unix_now();
+        let handled = self.bot.handle_in(&kb, &inbound, &self.web, now).await;
+        if handled.out.is_empty() {
+            return false;
         }
-        replied
+        let key = Bot::<S>::thread_of(&inbound);
+        if handled.outbox.is_some() && self.lock(&self.stuck).contains(&key) {
+            // the thread's earlier replies are still waiting: keep the order
+            self.redeliver(&key).await;
+            return true;
+        }
+        let parcel = Parcel::new(key.clone(), now, handled.out);
+        if !self.deliver_parcel(&kb, handled.outbox, parcel, false).await {
+            self.lock(&self.stuck).insert(key);
+        }
+        true
     }
 
-    async fn deliver(self: &Arc<Self>, kb: &KnowledgeBase, o: Outbound) {
-        let result = match &o {
+    /// Deliver what the outbox holds for thread `key`, oldest first, checking the thread for posts
+    /// that already went out; the thread stays stuck when a delivery fails again.
+    async fn redeliver(self: &Arc<Self>, key: &ThreadKey) {
+        let kb = self.bot.kb();
+        let records = match self.bot.store().outbox() {
+            Ok(r) => r,
+            Err(e) => {
+                error!(error = %error_chain(&e), "cannot read the outbox");
+                return;
+            }
+        };
+        let max_age = self.tuning.reply_max_age.as_secs();
+        for (id, bytes) in records {
+            let Some(parcel) = Parcel::decode(id, &bytes) else {
+                self.clear_record(id);
+                continue;
+            };
+            if parcel.thread != *key {
+                continue;
+            }
+            if parcel.created_at.saturating_add(max_age) < unix_now() {
+                let left = parcel.items.len() - parcel.delivered.min(parcel.items.len());
+                error!(thread = %key, outbox = id, replies = left, max_age_s = max_age, "giving up on replies older than the outbox's maximum age");
+                for _ in 0..left {
+                    self.bot.metrics().reply_dropped();
+                }
+                self.clear_record(id);
+                continue;
+            }
+            if !self.deliver_parcel(&kb, Some(id), parcel, true).await {
+                self.lock(&self.stuck).insert(key.clone());
+                return;
+            }
+            self.bot.metrics().reply_redelivered();
+            info!(thread = %key, outbox = id, "delivered replies that were waiting in the outbox");
+        }
+        self.lock(&self.stuck).remove(key);
+    }
+
+    fn clear_record(&self, id: u64) {
+        if let Err(e) = self.bot.store().set_outbox(id, None) {
+            error!(outbox = id, error = %error_chain(&e), "cannot clear an outbox record");
+        }
+    }
+
+    /// Deliver the items of `parcel` not delivered yet, recording progress in outbox record `id`
+    /// (removed after the last). With `check`, posts already in the thread (found by their marks) are
+    /// not posted again. False when a delivery failed in a way worth trying again later; the record
+    /// then keeps the rest. Items Slack refuses for good are logged, counted and skipped.
+    async fn deliver_parcel(
+        self: &Arc<Self>,
+        kb: &KnowledgeBase,
+        id: Option<u64>,
+        mut parcel: Parcel,
+        check: bool,
+    ) -> bool {
+        let mut posted: HashMap<(String, String), HashSet<String>> = HashMap::new();
+        let none = HashSet::new();
+        while !parcel.is_done() {
+            let i = parcel.delivered;
+            let item = &parcel.items[i];
+            let marker = id.map(|id| outbox::marker(id, i));
+            let seen = match (item, check) {
+                (
+                    Outbound::Post {
+                        channel,
+                        thread_ts: Some(thread),
+                        ..
+                    },
+                    true,
+                ) => {
+                    let k = (channel.clone(), thread.clone());
+                    if !posted.contains_key(&k) {
+                        match self.web.thread_markers(channel, thread).await {
+                            Ok(m) => {
+                                posted.insert(k.clone(), m);
+                            }
+                            Err(e) => {
+                                warn!(error = %error_chain(&e), "cannot read the thread to see which replies went out; trying later");
+                                return false;
+                            }
+                        }
+                    }
+                    &posted[&k]
+                }
+                _ => &none,
+            };
+            match self.deliver(kb, item, marker.as_deref(), seen).await {
+                Ok(()) => {}
+                Err(e) if e.is_transient() => {
+                    error!(error = %error_chain(&e), "could not deliver a reply to Slack; kept, trying again later");
+                    return false;
+                }
+                Err(e) => {
+                    error!(error = %error_chain(&e), "Slack refused a reply; dropping it");
+                    self.bot.metrics().reply_dropped();
+                }
+            }
+            // what cannot be checked in the thread later is made durable as delivered at once
+            let uncheckable = !matches!(item, Outbound::Post { thread_ts: Some(_), .. } | Outbound::Update { .. });
+            parcel.delivered = i + 1;
+            if let Some(id) = id {
+                let record = (!parcel.is_done()).then(|| parcel.encode());
+                let saved = self
+                    .bot
+                    .store()
+                    .set_outbox(id, record.as_deref())
+                    .and_then(|()| if uncheckable { self.bot.store().flush() } else { Ok(()) });
+                if let Err(e) = saved {
+                    error!(outbox = id, error = %error_chain(&e), "cannot record a delivered reply");
+                }
+            }
+        }
+        true
+    }
+
+    async fn deliver(
+        self: &Arc<Self>,
+        kb: &KnowledgeBase,
+        o: &Outbound,
+        marker: Option<&str>,
+        posted: &HashSet<String>,
+    ) -> Result<(), SlackError> {
+        match o {
             Outbound::Post {
                 channel,
                 thread_ts,
                 message,
             } => self
                 .web
-                .post(kb, channel, thread_ts.as_deref(), message)
+                .post(kb, channel, thread_ts.as_deref(), message, marker, posted)
                 .await
                 .map(drop),
             Outbound::Ephemeral {
@@ -373,21 +551,66 @@ impl<S: Store + 'static> Engine<S> {
             }
             Outbound::Update { channel, ts, message } => self.web.update(kb, channel, ts, message).await,
             Outbound::Respond { response_url, message } => self.web.respond(kb, response_url, message.as_ref()).await,
-            Outbound::PostRoot { channel, message, then } => match self.web.post(kb, channel, None, message).await {
-                Ok(Some(ts)) => {
-                    let mut then = (**then).clone();
-                    then.ts = ts.clone();
-                    then.thread_ts = Some(ts);
-                    self.dispatch(then, Span::current());
-                    Ok(())
+            Outbound::PostRoot { channel, message, then } => {
+                match self.web.post(kb, channel, None, message, marker, posted).await? {
+                    Some(ts) => {
+                        let mut then = (**then).clone();
+                        then.ts = ts.clone();
+                        then.thread_ts = Some(ts);
+                        self.dispatch(then, Span::current());
+                    }
+                    None => {}
                 }
-                Ok(None) => Ok(()),
-                Err(e) => Err(e),
-            },
-        };
-        if let Err(e) = result {
-            error!(error = %error_chain(&e), "could not deliver a reply to Slack");
+                Ok(())
+            }
         }
+    }
+
+    /// Queue a [`Work::Redeliver`] for every thread whose outbox holds replies (once per thread until
+    /// it runs), and update the `outbox_pending` gauge. Run at start and every
+    /// [`Tuning::redeliver_every`].
+    pub fn sweep_outbox(self: &Arc<Self>) {
+        let records = match self.bot.store().outbox() {
+            Ok(r) => r,
+            Err(e) => {
+                error!(error = %error_chain(&e), "cannot read the outbox");
+                return;
+            }
+        };
+        self.bot.metrics().set_outbox_pending(records.len());
+        let threads: HashSet<ThreadKey> = records
+            .iter()
+            .filter_map(|(id, bytes)| match Parcel::decode(*id, bytes) {
+                Some(p) => Some(p.thread),
+                None => {
+                    self.clear_record(*id);
+                    None
+                }
+            })
+            .collect();
+        for key in threads {
+            if self.lock(&self.redeliver_queued).insert(key.clone()) {
+                let span = tracing::info_span!("redeliver", thread = %key);
+                self.enqueue(key, Work::Redeliver, span);
+            }
+        }
+    }
+
+    /// [`Engine::sweep_outbox`] every [`Tuning::redeliver_every`], from one period from now.
+    pub async fn redeliver_loop(self: Arc<Self>) {
+        let every = self.tuning.redeliver_every.max(Duration::from_millis(10));
+        let mut ticks = tokio::time::interval_at(Instant::now() + every, every);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = self.stopped() => return,
+                _ = ticks.tick() => self.sweep_outbox(),
+            }
+        }
+    }
+
+    fn lock<'a, T>(&self, m: &'a Mutex<T>) -> std::sync::MutexGuard<'a, T> {
+        m.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Stop the queues and wait up to `grace` for the work in hand to finish. True when it did.

@@ -5,6 +5,7 @@
 //! number of times; everything is logged, tokens never, and counted in [`Metrics`] (failed attempts and
 //! 429s, by method).
 
+use std::collections::HashSet;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -50,12 +51,21 @@ impl Default for RetryPolicy {
     }
 }
 
+/// Pages of a thread [`Web::thread_markers`] reads at most (200 messages each).
+const MAX_MARKER_PAGES: usize = 25;
+
 /// How a failed call should be treated.
 #[derive(Debug, PartialEq)]
 enum Failure {
     RateLimited(Duration),
     Transient,
     Permanent,
+}
+
+/// True when a call that failed with `e` may succeed later (Slack unreachable, overloaded or rate
+/// limiting), false when Slack refused it for good (`channel_not_found`, `not_in_channel`...).
+pub(super) fn is_transient(e: &SlackClientError) -> bool {
+    classify(e, &RetryPolicy::default()) != Failure::Permanent
 }
 
 fn classify(e: &SlackClientError, policy: &RetryPolicy) -> Failure {
@@ -203,16 +213,28 @@ impl Web {
         &self.app_token
     }
 
-    /// Post each rendered message; returns the `ts` of the first.
+    /// Post each rendered message; returns the `ts` of the first posted. With a `marker` (see
+    /// [`crate::outbox::marker`]), part `i` carries `<marker>:<i>` as its first block's `block_id`,
+    /// and parts whose mark is in `posted` (found in the thread by [`Web::thread_markers`]) are not
+    /// posted again.
     pub async fn post(
         &self,
         kb: &KnowledgeBase,
         channel: &str,
         thread_ts: Option<&str>,
         message: &Message,
+        marker: Option<&str>,
+        posted: &HashSet<String>,
     ) -> Result<Option<String>, SlackError> {
         let mut first = None;
-        for r in blocks::render(kb, message) {
+        for (part, mut r) in blocks::render(kb, message).into_iter().enumerate() {
+            if let Some(m) = marker {
+                let mark = format!("{m}:{part}");
+                if posted.contains(&mark) {
+                    continue;
+                }
+                blocks::mark(&mut r.blocks, &mark);
+            }
             let mut req = SlackApiChatPostMessageRequest::new(SlackChannelId(channel.to_string()), r.content());
             if let Some(t) = thread_ts {
                 req = req.with_thread_ts(SlackTs(t.to_string()));
@@ -303,6 +325,48 @@ impl Web {
         })
         .await?;
         Ok(())
+    }
+
+    /// The [`crate::outbox`] marks on the messages of a thread (every page of `conversations.replies`,
+    /// up to [`MAX_MARKER_PAGES`] of them).
+    pub async fn thread_markers(&self, channel: &str, thread_ts: &str) -> Result<HashSet<String>, SlackError> {
+        let mut marks = HashSet::new();
+        let mut cursor = None;
+        for _ in 0..MAX_MARKER_PAGES {
+            let mut req = SlackApiConversationsRepliesRequest::new(
+                SlackChannelId(channel.to_string()),
+                SlackTs(thread_ts.to_string()),
+            )
+            .with_limit(200);
+            if let Some(c) = cursor.take() {
+                req = req.with_cursor(c);
+            }
+            let resp = self
+                .retry("conversations.replies", || {
+                    let s = self.client.open_session(&self.bot_token);
+                    let req = &req;
+                    async move { s.conversations_replies(req).await }
+                })
+                .await?;
+            for m in &resp.messages {
+                marks.extend(
+                    m.content
+                        .blocks
+                        .iter()
+                        .flatten()
+                        .filter_map(blocks::block_id)
+                        .filter(|id| id.starts_with(crate::outbox::MARKER_PREFIX)),
+                );
+            }
+            cursor = resp
+                .response_metadata
+                .and_then(|m| m.next_cursor)
+                .filter(|c| !c.0.is_empty());
+            if cursor.is_none() {
+                break;
+            }
+        }
+        Ok(marks)
     }
 
     /// The root message of a thread (`conversations.replies`, first page of one).

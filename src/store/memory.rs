@@ -1,11 +1,11 @@
 //! The in-memory backend: the same behaviour as sled, gone when the process ends. For unit tests and
 //! the terminal `chat` without `--db`.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
 use super::{
-    expired, FeedbackData, FeedbackStore, Purged, PurgedFeedback, Store, StoreError, ThreadKey, DAY_SECS,
+    expired, Change, Commit, FeedbackData, FeedbackStore, Purged, PurgedFeedback, Store, StoreError, ThreadKey, DAY_SECS,
     EVENT_MEMORY_SECS,
 };
 use crate::dialogue::Conversation;
@@ -27,6 +27,9 @@ struct Inner {
     votes: HashMap<(ThreadKey, String, String), Vote>,
     /// Signature -> record.
     unanswered: HashMap<String, Unanswered>,
+    /// Outbox id -> record.
+    outbox: BTreeMap<u64, Vec<u8>>,
+    next_outbox_id: u64,
 }
 
 impl MemoryStore {
@@ -78,6 +81,45 @@ impl Store for MemoryStore {
     }
 
     fn flush(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    fn was_seen(&self, event: &str) -> Result<bool, StoreError> {
+        Ok(self.lock().events.contains_key(event))
+    }
+
+    fn commit(&self, commit: &Commit<'_>) -> Result<Option<u64>, StoreError> {
+        let mut inner = self.lock();
+        match commit.conversation {
+            Change::Keep => {}
+            Change::Put(c) => {
+                inner.conversations.insert(commit.thread.clone(), c.clone());
+            }
+            Change::Remove => {
+                inner.conversations.remove(commit.thread);
+            }
+        }
+        for e in commit.events {
+            inner.events.entry(e.clone()).or_insert(commit.now);
+        }
+        Ok(commit.outbox.map(|record| {
+            let id = inner.next_outbox_id;
+            inner.next_outbox_id += 1;
+            inner.outbox.insert(id, record.to_vec());
+            id
+        }))
+    }
+
+    fn outbox(&self) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        Ok(self.lock().outbox.iter().map(|(k, v)| (*k, v.clone())).collect())
+    }
+
+    fn set_outbox(&self, id: u64, record: Option<&[u8]>) -> Result<(), StoreError> {
+        let mut inner = self.lock();
+        match record {
+            Some(r) => inner.outbox.insert(id, r.to_vec()),
+            None => inner.outbox.remove(&id),
+        };
         Ok(())
     }
 }

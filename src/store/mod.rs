@@ -6,6 +6,11 @@
 //! answered once. Both expire: conversations after an idle time the caller chooses, event ids after
 //! [`EVENT_MEMORY_SECS`]. Time is passed in (`now`, seconds since the epoch), never read here.
 //!
+//! A store also keeps the outbox: the replies of each handled event, written by [`Store::commit`] in
+//! the same atomic, flushed write as the thread's new conversation and the event's "handled" marks,
+//! so a crash between saving a step and posting its replies loses neither (the caller posts them and
+//! removes the record; what is left is posted again after a restart). Records are opaque bytes here.
+//!
 //! A store also keeps what [`FeedbackStore`] records for `netrunbook report`: answers per intent and
 //! day, votes on answers, and the messages the bot could not answer well (redacted, counted per
 //! signature). These expire after a retention the caller chooses.
@@ -220,6 +225,36 @@ pub(crate) fn expired(at: u64, now: u64, retention_secs: u64) -> bool {
     at.saturating_add(retention_secs) < now
 }
 
+/// A thread's conversation after an event was handled.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Change<'a> {
+    /// Unchanged.
+    Keep,
+    /// Replaced by this one.
+    Put(&'a Conversation),
+    /// Forgotten.
+    Remove,
+}
+
+/// Everything handling one event leaves behind, for [`Store::commit`].
+#[derive(Debug, Clone, Copy)]
+pub struct Commit<'a> {
+    pub thread: &'a ThreadKey,
+    pub conversation: Change<'a>,
+    /// Event keys to remember as handled (as [`Store::mark_event_seen`] does), stamped `now`.
+    pub events: &'a [String],
+    /// The replies still to deliver (encoded by the caller), kept under a new outbox id.
+    pub outbox: Option<&'a [u8]>,
+    pub now: u64,
+}
+
+impl Commit<'_> {
+    /// True when the commit writes nothing.
+    pub fn is_empty(&self) -> bool {
+        self.conversation == Change::Keep && self.events.is_empty() && self.outbox.is_none()
+    }
+}
+
 /// Where conversations live, keyed by thread. Implementations are shared between tasks.
 pub trait Store: FeedbackStore + Send + Sync {
     /// The thread's conversation, if it has one.
@@ -236,6 +271,16 @@ pub trait Store: FeedbackStore + Send + Sync {
     fn purge(&self, now: u64, idle_secs: u64) -> Result<Purged, StoreError>;
     /// Make every write so far durable.
     fn flush(&self) -> Result<(), StoreError>;
+    /// True when the event key was recorded as handled (and not purged since).
+    fn was_seen(&self, event: &str) -> Result<bool, StoreError>;
+    /// Write a handled event's effects all together or not at all, then make them durable. Returns
+    /// the outbox id given to `commit.outbox`: ids grow, across restarts too, so they order the
+    /// records. An empty commit writes nothing and is not flushed.
+    fn commit(&self, commit: &Commit<'_>) -> Result<Option<u64>, StoreError>;
+    /// Every outbox record, oldest first.
+    fn outbox(&self) -> Result<Vec<(u64, Vec<u8>)>, StoreError>;
+    /// Replace outbox record `id` (with `Some`) or remove it (with `None`); not flushed.
+    fn set_outbox(&self, id: u64, record: Option<&[u8]>) -> Result<(), StoreError>;
 }
 
 impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
@@ -256,6 +301,18 @@ impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
     }
     fn flush(&self) -> Result<(), StoreError> {
         (**self).flush()
+    }
+    fn was_seen(&self, event: &str) -> Result<bool, StoreError> {
+        (**self).was_seen(event)
+    }
+    fn commit(&self, commit: &Commit<'_>) -> Result<Option<u64>, StoreError> {
+        (**self).commit(commit)
+    }
+    fn outbox(&self) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        (**self).outbox()
+    }
+    fn set_outbox(&self, id: u64, record: Option<&[u8]>) -> Result<(), StoreError> {
+        (**self).set_outbox(id, record)
     }
 }
 

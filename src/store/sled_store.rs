@@ -1,14 +1,15 @@
 //! The sled backend: one tree of conversations (thread key -> JSON [`Stored`] record), one tree of
 //! handled event ids (id -> big-endian seconds when first seen), and three trees of feedback: answer
 //! counters (big-endian day + intent -> big-endian count), votes (thread key, intent and user -> JSON)
-//! and unanswered messages (signature -> JSON).
+//! and unanswered messages (signature -> JSON), and the outbox (big-endian id -> the caller's bytes).
+//! [`Store::commit`] writes conversation, events and outbox in one sled transaction, then flushes.
 
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
 use super::{
-    decode_record, encode_record, expired, FeedbackData, FeedbackStore, Purged, PurgedFeedback, Store, StoreError,
+    decode_record, encode_record, expired, Change, Commit, FeedbackData, FeedbackStore, Purged, PurgedFeedback, Store, StoreError,
     Stored, ThreadKey, DAY_SECS, EVENT_MEMORY_SECS,
 };
 use crate::dialogue::Conversation;
@@ -27,6 +28,7 @@ pub struct SledStore {
     answers: sled::Tree,
     votes: sled::Tree,
     unanswered: sled::Tree,
+    outbox: sled::Tree,
     dir: PathBuf,
 }
 
@@ -69,6 +71,7 @@ impl SledStore {
             answers: db.open_tree("answers")?,
             votes: db.open_tree("votes")?,
             unanswered: db.open_tree("unanswered")?,
+            outbox: db.open_tree("outbox")?,
             db,
             dir,
         })
@@ -151,6 +154,72 @@ impl Store for SledStore {
 
     fn flush(&self) -> Result<(), StoreError> {
         self.db.flush()?;
+        Ok(())
+    }
+
+    fn was_seen(&self, event: &str) -> Result<bool, StoreError> {
+        Ok(self.events.contains_key(event.as_bytes())?)
+    }
+
+    fn commit(&self, commit: &Commit<'_>) -> Result<Option<u64>, StoreError> {
+        use sled::transaction::{TransactionError, TransactionResult};
+        use sled::Transactional;
+        if commit.is_empty() {
+            return Ok(None);
+        }
+        let key = commit.thread.encode();
+        let conversation = match commit.conversation {
+            Change::Put(c) => Some(Stored::encode(c)?),
+            Change::Keep | Change::Remove => None,
+        };
+        // ids from sled's persistent counter grow across restarts (it skips ahead after a crash)
+        let id = commit.outbox.map(|_| self.db.generate_id()).transpose()?;
+        let result: TransactionResult<(), std::convert::Infallible> =
+            (&self.conversations, &self.events, &self.outbox).transaction(|(conversations, events, outbox)| {
+                match (&commit.conversation, &conversation) {
+                    (Change::Put(_), Some(bytes)) => {
+                        conversations.insert(key.as_slice(), bytes.as_slice())?;
+                    }
+                    (Change::Remove, _) => {
+                        conversations.remove(key.as_slice())?;
+                    }
+                    _ => {}
+                }
+                for e in commit.events {
+                    if events.get(e.as_bytes())?.is_none() {
+                        events.insert(e.as_bytes(), &commit.now.to_be_bytes()[..])?;
+                    }
+                }
+                if let (Some(id), Some(record)) = (id, commit.outbox) {
+                    outbox.insert(&id.to_be_bytes()[..], record)?;
+                }
+                Ok(())
+            });
+        match result {
+            Ok(()) => {}
+            Err(TransactionError::Storage(e)) => return Err(e.into()),
+            Err(TransactionError::Abort(never)) => match never {},
+        }
+        self.db.flush()?;
+        Ok(id)
+    }
+
+    fn outbox(&self) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        self.outbox
+            .iter()
+            .map(|entry| {
+                let (k, v) = entry?;
+                Ok((be_u64(&k), v.to_vec()))
+            })
+            .collect()
+    }
+
+    fn set_outbox(&self, id: u64, record: Option<&[u8]>) -> Result<(), StoreError> {
+        let key = id.to_be_bytes();
+        match record {
+            Some(r) => self.outbox.insert(&key[..], r).map(drop)?,
+            None => self.outbox.remove(&key[..]).map(drop)?,
+        }
         Ok(())
     }
 }

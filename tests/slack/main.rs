@@ -47,6 +47,8 @@ pub fn test_tuning() -> Tuning {
         ping_every: Duration::from_secs(5),
         dead_after: Duration::from_secs(30),
         worker_idle: Duration::from_secs(2),
+        redeliver_every: Duration::from_millis(500),
+        reply_max_age: Duration::from_secs(3600),
         watch: SocketModeWatch::new(),
         retry: RetryPolicy {
             attempts: 4,

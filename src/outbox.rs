@@ -1,0 +1,140 @@
+//! The outbox record ([`Parcel`]): the replies of one handled event, saved by
+//! [`Store::commit`](crate::store::Store::commit) in the same write as the thread's conversation and
+//! the event's "handled" marks, and kept until every reply is delivered.
+//!
+//! This is what makes a reply survive a crash: once an event is marked handled (so a re-sent copy is
+//! dropped as a duplicate), its replies are on disk too, and whoever delivers them (`slack::Engine`)
+//! advances [`Parcel::delivered`] after each one and removes the record after the last. A record left
+//! over (a crash, Slack unreachable for longer than the Web API retries) is delivered again later;
+//! then a post already in the thread is recognised by its [`marker`] (carried in the message's first
+//! `block_id`) and not posted twice.
+//!
+//! Plain data, versioned by [`OUTBOX_FORMAT`]; a record of another format or unreadable is dropped
+//! with a warning (its replies are lost, never misread).
+
+use serde::{Deserialize, Serialize};
+
+use crate::bot::Outbound;
+use crate::store::ThreadKey;
+
+/// Version of the serialised [`Parcel`]; bump it when its shape (or [`Outbound`]'s) changes.
+pub const OUTBOX_FORMAT: u32 = 1;
+
+/// The prefix of every [`marker`].
+pub const MARKER_PREFIX: &str = "nrb:";
+
+/// The replies of one handled event and how far their delivery got.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Parcel {
+    pub format: u32,
+    pub thread: ThreadKey,
+    /// When the event was handled (seconds since the epoch).
+    pub created_at: u64,
+    pub items: Vec<Outbound>,
+    /// `items[..delivered]` are delivered.
+    pub delivered: usize,
+}
+
+impl Parcel {
+    pub fn new(thread: ThreadKey, created_at: u64, items: Vec<Outbound>) -> Parcel {
+        Parcel {
+            format: OUTBOX_FORMAT,
+            thread,
+            created_at,
+            items,
+            delivered: 0,
+        }
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("outbox records are plain data with string keys and always serialise")
+    }
+
+    /// The record in `bytes`; `None` (with a warning) when it is unreadable or of another format.
+    pub fn decode(id: u64, bytes: &[u8]) -> Option<Parcel> {
+        #[derive(Deserialize)]
+        struct Probe {
+            format: u32,
+        }
+        match serde_json::from_slice::<Probe>(bytes) {
+            Ok(p) if p.format == OUTBOX_FORMAT => {}
+            Ok(p) => {
+                tracing::warn!(outbox = id, format = p.format, "dropping an outbox record of an unknown format");
+                return None;
+            }
+            Err(e) => {
+                tracing::warn!(outbox = id, error = %e, "dropping an unreadable outbox record");
+                return None;
+            }
+        }
+        match serde_json::from_slice(bytes) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                tracing::warn!(outbox = id, error = %e, "dropping an unreadable outbox record");
+                None
+            }
+        }
+    }
+
+    /// The items not delivered yet, with their index.
+    pub fn remaining(&self) -> impl Iterator<Item = (usize, &Outbound)> {
+        self.items.iter().enumerate().skip(self.delivered)
+    }
+
+    pub fn is_done(&self) -> bool {
+        self.delivered >= self.items.len()
+    }
+}
+
+/// The mark of item `item` of outbox record `id`, put on each Slack message that item posts (with the
+/// message's part number appended: `nrb:<id>:<item>:<part>`), so a post is recognised in the thread.
+pub fn marker(id: u64, item: usize) -> String {
+    format!("{MARKER_PREFIX}{id}:{item}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bot::Message;
+    use crate::dialogue::Reply;
+
+    fn parcel() -> Parcel {
+        Parcel::new(
+            ThreadKey::new("T1", "C1", "1.0"),
+            7,
+            vec![
+                Outbound::Post {
+                    channel: "C1".into(),
+                    thread_ts: Some("1.0".into()),
+                    message: Message::Replies(vec![Reply::NoMatch, Reply::Notice { text: "\u{202e} <!channel>".into() }]),
+                },
+                Outbound::Respond {
+                    response_url: "http://127.0.0.1:1/r".into(),
+                    message: None,
+                },
+            ],
+        )
+    }
+
+    #[test]
+    fn records_round_trip_and_track_delivery() {
+        let mut p = parcel();
+        assert_eq!(Parcel::decode(1, &p.encode()), Some(p.clone()));
+        assert_eq!(p.remaining().map(|(i, _)| i).collect::<Vec<_>>(), [0, 1]);
+        p.delivered = 1;
+        assert_eq!(p.remaining().map(|(i, _)| i).collect::<Vec<_>>(), [1]);
+        assert!(!p.is_done());
+        p.delivered = 2;
+        assert!(p.is_done());
+    }
+
+    #[test]
+    fn other_formats_and_garbage_are_dropped() {
+        let mut p = parcel();
+        p.format = OUTBOX_FORMAT + 1;
+        assert_eq!(Parcel::decode(1, &p.encode()), None);
+        assert_eq!(Parcel::decode(1, b"\xff not json"), None);
+        assert_eq!(Parcel::decode(1, br#"{"format":1,"items":"nope"}"#), None);
+        assert_eq!(marker(12, 3), "nrb:12:3");
+    }
+}
