@@ -33,8 +33,8 @@ use crate::feedback::{self, Unanswered, Vote, VoteKind};
 use crate::kb::{KnowledgeBase, LiveKb, Node, ReloadError, Reloaded};
 use crate::matcher::Verdict;
 use crate::metrics::Metrics;
-use crate::report::{self, Report};
 use crate::outbox::Parcel;
+use crate::report::{self, Report};
 use crate::store::{Change, Commit, Store, ThreadKey};
 
 /// Something that happened in Slack, in our terms.
@@ -516,9 +516,10 @@ impl<S: Store> Bot<S> {
                     });
                     if let Some(r) = replies {
                         r.push(Reply::Notice {
-                            text: "⚠️ I could not save this conversation (my storage is failing), so I may not remember \
+                            text:
+                                "⚠️ I could not save this conversation (my storage is failing), so I may not remember \
                                    it: tell whoever runs me. Until then, put every fact in one message."
-                                .into(),
+                                    .into(),
                         });
                     }
                 }

@@ -59,7 +59,11 @@ impl Parcel {
         match serde_json::from_slice::<Probe>(bytes) {
             Ok(p) if p.format == OUTBOX_FORMAT => {}
             Ok(p) => {
-                tracing::warn!(outbox = id, format = p.format, "dropping an outbox record of an unknown format");
+                tracing::warn!(
+                    outbox = id,
+                    format = p.format,
+                    "dropping an outbox record of an unknown format"
+                );
                 return None;
             }
             Err(e) => {
@@ -106,7 +110,12 @@ mod tests {
                 Outbound::Post {
                     channel: "C1".into(),
                     thread_ts: Some("1.0".into()),
-                    message: Message::Replies(vec![Reply::NoMatch, Reply::Notice { text: "\u{202e} <!channel>".into() }]),
+                    message: Message::Replies(vec![
+                        Reply::NoMatch,
+                        Reply::Notice {
+                            text: "\u{202e} <!channel>".into(),
+                        },
+                    ]),
                 },
                 Outbound::Respond {
                     response_url: "http://127.0.0.1:1/r".into(),

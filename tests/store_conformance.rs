@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use netrunbook::dialogue::{Conversation, Pending, FORMAT_VERSION};
 use netrunbook::feedback::{Doubt, Unanswered, Vote, VoteKind};
 use netrunbook::store::{
-    Change, Commit, FeedbackData, FeedbackStore, MemoryStore, PurgedFeedback, SledStore, Store, StoreError, ThreadKey, DAY_SECS,
-    EVENT_MEMORY_SECS,
+    Change, Commit, FeedbackData, FeedbackStore, MemoryStore, PurgedFeedback, SledStore, Store, StoreError, ThreadKey,
+    DAY_SECS, EVENT_MEMORY_SECS,
 };
 
 fn conversation(intent: &str, updated_at: u64) -> Conversation {

@@ -54,7 +54,10 @@ pub fn mark(blocks: &mut [SlackBlock], id: &str) {
     };
     // every kind of block has a block_id; going through JSON sets it whatever the kind
     if let Ok(serde_json::Value::Object(mut v)) = serde_json::to_value(&*first) {
-        v.insert("block_id".into(), serde_json::Value::String(id.chars().take(255).collect()));
+        v.insert(
+            "block_id".into(),
+            serde_json::Value::String(id.chars().take(255).collect()),
+        );
         if let Ok(marked) = serde_json::from_value(serde_json::Value::Object(v)) {
             *first = marked;
         }

@@ -75,8 +75,8 @@ use tokio_util::task::TaskTracker;
 use tracing::{error, info, warn, Instrument, Span};
 
 use crate::bot::{error_chain, Bot, Inbound, InboundKind, Outbound};
-use crate::outbox::{self, Parcel};
 use crate::kb::KnowledgeBase;
+use crate::outbox::{self, Parcel};
 use crate::store::{Store, ThreadKey};
 
 pub use watch::SocketModeWatch;
@@ -255,8 +255,10 @@ pub struct Engine<S> {
     sockets: Mutex<hooks::Sockets>,
     /// Socket Mode connections opened (`hello` received) since start.
     connects: AtomicU64,
-    /// Threads whose outbox holds replies not delivered yet: their next replies wait behind those.
-    stuck: Mutex<HashSet<ThreadKey>>,
+    /// Threads whose outbox holds replies not delivered yet (their next replies wait behind those),
+    /// with the earliest time to try again: a post that timed out may still take effect on Slack's
+    /// side, so the thread is read for it only after another call timeout.
+    stuck: Mutex<HashMap<ThreadKey, Instant>>,
     /// Threads with a [`Work::Redeliver`] queued and not started.
     redeliver_queued: Mutex<HashSet<ThreadKey>>,
 }
@@ -275,7 +277,7 @@ impl<S: Store + 'static> Engine<S> {
             reason: Mutex::new(None),
             sockets: Mutex::new(Default::default()),
             connects: AtomicU64::new(0),
-            stuck: Mutex::new(HashSet::new()),
+            stuck: Mutex::new(HashMap::new()),
             redeliver_queued: Mutex::new(HashSet::new()),
         })
     }
@@ -394,14 +396,14 @@ impl<S: Store + 'static> Engine<S> {
             return false;
         }
         let key = Bot::<S>::thread_of(&inbound);
-        if handled.outbox.is_some() && self.lock(&self.stuck).contains(&key) {
+        if handled.outbox.is_some() && self.lock(&self.stuck).contains_key(&key) {
             // the thread's earlier replies are still waiting: keep the order
             self.redeliver(&key).await;
             return true;
         }
         let parcel = Parcel::new(key.clone(), now, handled.out);
-        if !self.deliver_parcel(&kb, handled.outbox, parcel, false).await {
-            self.lock(&self.stuck).insert(key);
+        if let Err(wait) = self.deliver_parcel(&kb, handled.outbox, parcel, false).await {
+            self.lock(&self.stuck).insert(key, Instant::now() + wait);
         }
         true
     }
@@ -409,6 +411,9 @@ impl<S: Store + 'static> Engine<S> {
     /// Deliver what the outbox holds for thread `key`, oldest first, checking the thread for posts
     /// that already went out; the thread stays stuck when a delivery fails again.
     async fn redeliver(self: &Arc<Self>, key: &ThreadKey) {
+        if self.lock(&self.stuck).get(key).is_some_and(|t| Instant::now() < *t) {
+            return;
+        }
         let kb = self.bot.kb();
         let records = match self.bot.store().outbox() {
             Ok(r) => r,
@@ -435,8 +440,8 @@ impl<S: Store + 'static> Engine<S> {
                 self.clear_record(id);
                 continue;
             }
-            if !self.deliver_parcel(&kb, Some(id), parcel, true).await {
-                self.lock(&self.stuck).insert(key.clone());
+            if let Err(wait) = self.deliver_parcel(&kb, Some(id), parcel, true).await {
+                self.lock(&self.stuck).insert(key.clone(), Instant::now() + wait);
                 return;
             }
             self.bot.metrics().reply_redelivered();
@@ -453,15 +458,15 @@ impl<S: Store + 'static> Engine<S> {
 
     /// Deliver the items of `parcel` not delivered yet, recording progress in outbox record `id`
     /// (removed after the last). With `check`, posts already in the thread (found by their marks) are
-    /// not posted again. False when a delivery failed in a way worth trying again later; the record
-    /// then keeps the rest. Items Slack refuses for good are logged, counted and skipped.
+    /// not posted again. `Err(wait)` when a delivery failed in a way worth trying again after `wait`;
+    /// the record then keeps the rest. Items Slack refuses for good are logged, counted and skipped.
     async fn deliver_parcel(
         self: &Arc<Self>,
         kb: &KnowledgeBase,
         id: Option<u64>,
         mut parcel: Parcel,
         check: bool,
-    ) -> bool {
+    ) -> Result<(), Duration> {
         let mut posted: HashMap<(String, String), HashSet<String>> = HashMap::new();
         let none = HashSet::new();
         while !parcel.is_done() {
@@ -485,7 +490,7 @@ impl<S: Store + 'static> Engine<S> {
                             }
                             Err(e) => {
                                 warn!(error = %error_chain(&e), "cannot read the thread to see which replies went out; trying later");
-                                return false;
+                                return Err(Duration::ZERO);
                             }
                         }
                     }
@@ -497,7 +502,13 @@ impl<S: Store + 'static> Engine<S> {
                 Ok(()) => {}
                 Err(e) if e.is_transient() => {
                     error!(error = %error_chain(&e), "could not deliver a reply to Slack; kept, trying again later");
-                    return false;
+                    // a call that timed out may still take effect: look for it after another timeout
+                    let timed_out = matches!(e, SlackError::Timeout(_));
+                    return Err(if timed_out {
+                        self.tuning.retry.timeout
+                    } else {
+                        Duration::ZERO
+                    });
                 }
                 Err(e) => {
                     error!(error = %error_chain(&e), "Slack refused a reply; dropping it");
@@ -505,21 +516,26 @@ impl<S: Store + 'static> Engine<S> {
                 }
             }
             // what cannot be checked in the thread later is made durable as delivered at once
-            let uncheckable = !matches!(item, Outbound::Post { thread_ts: Some(_), .. } | Outbound::Update { .. });
+            let uncheckable = !matches!(
+                item,
+                Outbound::Post { thread_ts: Some(_), .. } | Outbound::Update { .. }
+            );
             parcel.delivered = i + 1;
             if let Some(id) = id {
                 let record = (!parcel.is_done()).then(|| parcel.encode());
-                let saved = self
-                    .bot
-                    .store()
-                    .set_outbox(id, record.as_deref())
-                    .and_then(|()| if uncheckable { self.bot.store().flush() } else { Ok(()) });
+                let saved = self.bot.store().set_outbox(id, record.as_deref()).and_then(|()| {
+                    if uncheckable {
+                        self.bot.store().flush()
+                    } else {
+                        Ok(())
+                    }
+                });
                 if let Err(e) = saved {
                     error!(outbox = id, error = %error_chain(&e), "cannot record a delivered reply");
                 }
             }
         }
-        true
+        Ok(())
     }
 
     async fn deliver(

@@ -150,7 +150,22 @@ impl Web {
     }
 
     /// Run `call` until it succeeds, waiting out rate limits and retrying transient failures.
-    async fn retry<T, F, Fut>(&self, method: &'static str, mut call: F) -> Result<T, SlackError>
+    async fn retry<T, F, Fut>(&self, method: &'static str, call: F) -> Result<T, SlackError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = ClientResult<T>>,
+    {
+        self.retry_with(method, true, call).await
+    }
+
+    /// As [`Web::retry`]; a call that times out is retried only when `retry_timeouts` (a timed-out
+    /// `chat.postMessage` may have posted: the outbox checks the thread before posting it again).
+    async fn retry_with<T, F, Fut>(
+        &self,
+        method: &'static str,
+        retry_timeouts: bool,
+        mut call: F,
+    ) -> Result<T, SlackError>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = ClientResult<T>>,
@@ -161,6 +176,15 @@ impl Web {
             let err = match tokio::time::timeout(self.policy.timeout, call()).await {
                 Ok(Ok(v)) => return Ok(v),
                 Ok(Err(e)) => e,
+                Err(_) if !retry_timeouts => {
+                    self.metrics.slack_api_error(method);
+                    warn!(
+                        method,
+                        timeout_ms = self.policy.timeout.as_millis() as u64,
+                        "Slack call timed out; it may have taken effect, so it is not repeated blindly"
+                    );
+                    return Err(SlackError::Timeout(method));
+                }
                 Err(_) => SlackClientError::SystemError(
                     SlackClientSystemError::new().with_message(format!("no answer within {:?}", self.policy.timeout)),
                 ),
@@ -239,8 +263,9 @@ impl Web {
             if let Some(t) = thread_ts {
                 req = req.with_thread_ts(SlackTs(t.to_string()));
             }
+            // with a marker, a timed-out post is left to the outbox, which looks in the thread first
             let resp = self
-                .retry("chat.postMessage", || {
+                .retry_with("chat.postMessage", marker.is_none() || thread_ts.is_none(), || {
                     let s = self.client.open_session(&self.bot_token);
                     let req = &req;
                     async move { s.chat_post_message(req).await }

@@ -5,8 +5,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
 use super::{
-    expired, Change, Commit, FeedbackData, FeedbackStore, Purged, PurgedFeedback, Store, StoreError, ThreadKey, DAY_SECS,
-    EVENT_MEMORY_SECS,
+    expired, Change, Commit, FeedbackData, FeedbackStore, Purged, PurgedFeedback, Store, StoreError, ThreadKey,
+    DAY_SECS, EVENT_MEMORY_SECS,
 };
 use crate::dialogue::Conversation;
 use crate::feedback::{Unanswered, Vote};

@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use super::{
-    decode_record, encode_record, expired, Change, Commit, FeedbackData, FeedbackStore, Purged, PurgedFeedback, Store, StoreError,
-    Stored, ThreadKey, DAY_SECS, EVENT_MEMORY_SECS,
+    decode_record, encode_record, expired, Change, Commit, FeedbackData, FeedbackStore, Purged, PurgedFeedback, Store,
+    StoreError, Stored, ThreadKey, DAY_SECS, EVENT_MEMORY_SECS,
 };
 use crate::dialogue::Conversation;
 use crate::feedback::{Unanswered, Vote};
@@ -174,8 +174,8 @@ impl Store for SledStore {
         };
         // ids from sled's persistent counter grow across restarts (it skips ahead after a crash)
         let id = commit.outbox.map(|_| self.db.generate_id()).transpose()?;
-        let result: TransactionResult<(), std::convert::Infallible> =
-            (&self.conversations, &self.events, &self.outbox).transaction(|(conversations, events, outbox)| {
+        let result: TransactionResult<(), std::convert::Infallible> = (&self.conversations, &self.events, &self.outbox)
+            .transaction(|(conversations, events, outbox)| {
                 match (&commit.conversation, &conversation) {
                     (Change::Put(_), Some(bytes)) => {
                         conversations.insert(key.as_slice(), bytes.as_slice())?;

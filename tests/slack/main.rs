@@ -10,6 +10,7 @@ mod flows;
 mod hostile;
 mod mentions;
 mod ops;
+mod outbox;
 mod process;
 mod slash;
 

@@ -524,6 +524,12 @@ impl SlackEmulator {
         self.inner.state().store_message(channel, message);
     }
 
+    /// Stores `message` (any JSON, e.g. a bot's post with its blocks) in `channel` as it is; a
+    /// message with the same `ts` is replaced.
+    pub fn add_raw_message(&self, channel: &str, message: Value) {
+        self.inner.state().store_message(channel, message);
+    }
+
     /// A channel's stored messages, oldest first.
     pub fn messages(&self, channel: &str) -> Vec<Value> {
         let mut messages = self.inner.state().messages.get(channel).cloned().unwrap_or_default();
@@ -983,7 +989,7 @@ async fn serve_http(inner: Arc<Inner>, listener: TcpListener) {
     }
 }
 
-async fn handle_http(inner: &Inner, request: Request<Incoming>) -> HttpResponse {
+async fn handle_http(inner: &Arc<Inner>, request: Request<Incoming>) -> HttpResponse {
     let (parts, body) = request.into_parts();
     let Ok(body) = body.collect().await.map(|collected| collected.to_bytes()) else {
         return json_response(StatusCode::BAD_REQUEST, &json!({"ok": false, "error": "invalid_body"}));
@@ -1011,7 +1017,7 @@ const KNOWN_METHODS: [&str; 7] = [
     "conversations.replies",
 ];
 
-async fn web_api(inner: &Inner, method: &str, parts: &Parts, body: &Bytes) -> HttpResponse {
+async fn web_api(inner: &Arc<Inner>, method: &str, parts: &Parts, body: &Bytes) -> HttpResponse {
     let content_type = parts
         .headers
         .get(CONTENT_TYPE)
@@ -1065,20 +1071,42 @@ async fn web_api(inner: &Inner, method: &str, parts: &Parts, body: &Bytes) -> Ht
             return json_response(status, &json!({"ok": false, "error": format!("emulated_http_{code}")}));
         }
         Some(Fault::SlackError(code)) => return json_response(StatusCode::OK, &slack_error(&code)),
-        Some(Fault::Hang(delay)) => tokio::time::sleep(delay).await,
+        Some(Fault::Hang(delay)) => {
+            // as on Slack, the call takes effect after the delay even when the caller stopped waiting
+            let (inner, method) = (inner.clone(), method.to_owned());
+            let later = tokio::spawn(async move {
+                tokio::time::sleep(delay).await;
+                let answer = checked_answer(&inner, &method, &params, malformed, token_kind.as_deref());
+                inner.changed.notify_waiters();
+                answer
+            });
+            let answer = later.await.unwrap_or_else(|_| slack_error("internal_error"));
+            return json_response(StatusCode::OK, &answer);
+        }
         None => {}
     }
+    let answer = checked_answer(inner, method, &params, malformed, token_kind.as_deref());
+    json_response(StatusCode::OK, &answer)
+}
 
-    let answer = if !KNOWN_METHODS.contains(&method) {
+/// The answer to a call that reached the method: an error for an unknown method, a malformed body or
+/// the wrong token, else what the method does.
+fn checked_answer(
+    inner: &Inner,
+    method: &str,
+    params: &Map<String, Value>,
+    malformed: bool,
+    token: Option<&str>,
+) -> Value {
+    if !KNOWN_METHODS.contains(&method) {
         slack_error("unknown_method")
     } else if malformed {
         slack_error("invalid_json")
-    } else if let Err(code) = check_token(method, token_kind.as_deref()) {
+    } else if let Err(code) = check_token(method, token) {
         slack_error(code)
     } else {
-        answer(inner, method, &params)
-    };
-    json_response(StatusCode::OK, &answer)
+        answer(inner, method, params)
+    }
 }
 
 /// Query parameters and body fields in one object, and whether a JSON body failed to parse.

@@ -1,0 +1,186 @@
+//! The outbox: replies are saved with the conversation and delivered from there, so they survive a
+//! Web API outage longer than the retries and a crash between saving a step and posting it; each
+//! arrives once, in order. The crash cases are set up exactly: the store is written as a crash would
+//! leave it (the step saved, its replies not posted, or posted without the record being cleared),
+//! then the bot starts on it.
+
+use std::time::Duration;
+
+use netrunbook::bot::{Message, Outbound};
+use netrunbook::dialogue::Reply;
+use netrunbook::outbox::{self, Parcel};
+use netrunbook::store::{Change, Commit, SledStore, Store, ThreadKey};
+use serde_json::json;
+use tempfile::TempDir;
+
+use crate::support::slack_emulator::{Fault, SlackEmulator, BOT_ID, BOT_USER_ID, TEAM_ID};
+use crate::{buttons, shown, shown_all, spawn_bot, start_bot, USER};
+
+const CHANNEL: &str = "C0OUTBOX";
+
+fn labels(m: &serde_json::Value) -> Vec<String> {
+    buttons(m).into_iter().map(|(l, _, _)| l).collect()
+}
+
+#[tokio::test]
+async fn replies_due_in_a_web_api_outage_arrive_once_in_order_after_it() {
+    let bot = spawn_bot().await;
+    // longer than the test retry policy (4 attempts, ~0.4 s of backoff)
+    bot.emu
+        .fail_for("chat.postMessage", Fault::Status(503), Duration::from_secs(3));
+    let root = bot
+        .mention(CHANNEL, "LoadBalancer service stuck with pending external IP", None)
+        .await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    // the person answers the question they could not see yet (they know it is VPC)
+    bot.say(CHANNEL, USER, "it's a vpc cluster", Some(&root.ts)).await;
+    assert!(
+        bot.thread(CHANNEL, &root.ts).is_empty(),
+        "nothing gets through during the outage"
+    );
+    let with = |msgs: &[serde_json::Value], label: &str| -> Vec<usize> {
+        (0..msgs.len())
+            .filter(|&i| labels(&msgs[i]).iter().any(|l| l == label))
+            .collect()
+    };
+    bot.wait_thread(CHANNEL, &root.ts, "both steps' replies after the outage", |m| {
+        !with(m, "IKS").is_empty()
+    })
+    .await;
+    bot.settle().await;
+    let msgs = bot.thread(CHANNEL, &root.ts);
+    // the first step answers and asks Classic or VPC; the second asks IKS or OpenShift
+    assert_eq!(msgs.len(), 3, "each reply once:\n{}", shown_all(&msgs));
+    assert!(shown(&msgs[0]).contains("LoadBalancer"), "{}", shown(&msgs[0]));
+    assert_eq!(with(&msgs, "VPC"), [1], "{}", shown_all(&msgs));
+    assert_eq!(with(&msgs, "IKS"), [2], "in order:\n{}", shown_all(&msgs));
+    assert!(bot.metric("netrunbook_replies_redelivered_total").await >= Some(1.0));
+    bot.wait_metric("netrunbook_outbox_pending", 0.0).await;
+    bot.stop().await;
+}
+
+/// The store as a crash after saving an event's step, before posting its replies, leaves it.
+fn crashed_store(dir: &TempDir, thread_ts: &str, events: &[String], text: &str) -> u64 {
+    let store = SledStore::open(dir.path().join("netrunbook.sled")).expect("the store opens");
+    let thread = ThreadKey::new(TEAM_ID, CHANNEL, thread_ts);
+    let parcel = Parcel::new(
+        thread.clone(),
+        netrunbook::slack::unix_now(),
+        vec![Outbound::Post {
+            channel: CHANNEL.into(),
+            thread_ts: Some(thread_ts.into()),
+            message: Message::Replies(vec![Reply::Notice { text: text.into() }]),
+        }],
+    );
+    let record = parcel.encode();
+    let commit = Commit {
+        thread: &thread,
+        conversation: Change::Keep,
+        events,
+        outbox: Some(&record),
+        now: netrunbook::slack::unix_now(),
+    };
+    let id = store.commit(&commit).expect("commit").expect("an outbox id");
+    drop(store);
+    // sled lets the directory go a moment after the last handle is dropped
+    std::thread::sleep(Duration::from_millis(300));
+    id
+}
+
+#[tokio::test]
+async fn replies_a_crash_left_unposted_are_posted_once_at_start() {
+    let emu = SlackEmulator::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let ts = emu.next_ts();
+    emu.add_message(CHANNEL, &ts, None, USER, &format!("<@{BOT_USER_ID}> dns is broken"));
+    crashed_store(&dir, &ts, &[], "reply saved before the crash");
+    let bot = start_bot(emu, dir).await;
+    let msgs = bot
+        .wait_thread(CHANNEL, &ts, "the saved reply", |m| !m.is_empty())
+        .await;
+    assert!(shown(&msgs[0]).contains("reply saved before the crash"));
+    bot.settle().await;
+    assert_eq!(bot.thread(CHANNEL, &ts).len(), 1, "posted once");
+    bot.wait_metric("netrunbook_outbox_pending", 0.0).await;
+    // and not again after another restart: the record is gone
+    let (_, emu, dir) = bot.stop().await;
+    let bot = start_bot(emu, dir).await;
+    bot.settle().await;
+    assert_eq!(bot.thread(CHANNEL, &ts).len(), 1, "not posted again");
+    bot.stop().await;
+}
+
+#[tokio::test]
+async fn a_reply_posted_just_before_a_crash_is_not_posted_again() {
+    let emu = SlackEmulator::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let ts = emu.next_ts();
+    emu.add_message(CHANNEL, &ts, None, USER, &format!("<@{BOT_USER_ID}> dns is broken"));
+    let id = crashed_store(&dir, &ts, &[], "posted, then the crash");
+    // Slack took the post; the crash came before the record was cleared
+    let posted_ts = emu.next_ts();
+    emu.add_raw_message(
+        CHANNEL,
+        json!({
+            "type": "message", "user": BOT_USER_ID, "bot_id": BOT_ID, "team": TEAM_ID,
+            "ts": posted_ts, "thread_ts": ts, "text": "posted, then the crash",
+            "blocks": [{"type": "section", "block_id": format!("{}:0", outbox::marker(id, 0)),
+                        "text": {"type": "mrkdwn", "text": "posted, then the crash"}}],
+        }),
+    );
+    let bot = start_bot(emu, dir).await;
+    bot.wait_metric("netrunbook_outbox_pending", 0.0).await;
+    bot.settle().await;
+    let msgs = bot.thread(CHANNEL, &ts);
+    assert_eq!(msgs.len(), 1, "not posted twice:\n{}", shown_all(&msgs));
+    assert!(
+        !bot.emu.calls_to("conversations.replies").is_empty(),
+        "the bot looked in the thread"
+    );
+    assert!(bot.emu.calls_to("chat.postMessage").is_empty());
+    bot.stop().await;
+}
+
+#[tokio::test]
+async fn an_event_slack_resends_after_a_crash_gets_its_saved_reply_once() {
+    let emu = SlackEmulator::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let ts = emu.next_ts();
+    let text = format!("<@{BOT_USER_ID}> dns lookups time out in pods");
+    emu.add_message(CHANNEL, &ts, None, USER, &text);
+    // the step was saved and the event marked handled; its reply never went out
+    let events = [
+        format!("ev:{TEAM_ID}:Ev0CRASHED"),
+        format!("msg:{TEAM_ID}:{CHANNEL}:{ts}"),
+    ];
+    crashed_store(&dir, &ts, &events, "the reply the crash held back");
+    let bot = start_bot(emu, dir).await;
+    let event = SlackEmulator::user_event("app_mention", CHANNEL, USER, &ts, None, &text);
+    let pushed = bot.emu.push_event_with_id("Ev0CRASHED", 1, event).await;
+    assert!(bot.emu.wait_ack(&pushed.envelope_id, crate::WAIT).await.is_some());
+    bot.wait_metric("netrunbook_outbox_pending", 0.0).await;
+    bot.settle().await;
+    let msgs = bot.thread(CHANNEL, &ts);
+    assert_eq!(msgs.len(), 1, "the saved reply, once:\n{}", shown_all(&msgs));
+    assert!(shown(&msgs[0]).contains("the reply the crash held back"));
+    assert_eq!(bot.metric("netrunbook_duplicates_dropped_total").await, Some(1.0));
+    bot.stop().await;
+}
+
+#[tokio::test]
+async fn a_post_that_times_out_but_took_effect_is_not_posted_twice() {
+    let bot = spawn_bot().await;
+    // longer than the test call timeout (5 s): Slack posts it, the bot hears nothing back
+    bot.emu
+        .fail_next("chat.postMessage", Fault::Hang(Duration::from_secs(6)));
+    let root = bot.mention(CHANNEL, "who do I page for armada-network", None).await;
+    let msgs = bot.wait_thread(CHANNEL, &root.ts, "the reply", |m| !m.is_empty()).await;
+    bot.wait_metric("netrunbook_outbox_pending", 0.0).await;
+    // past the moment the hung call takes effect
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    bot.settle().await;
+    let msgs_now = bot.thread(CHANNEL, &root.ts);
+    assert_eq!(msgs_now.len(), 1, "once:\n{}", shown_all(&msgs_now));
+    assert_eq!(shown(&msgs[0]), shown(&msgs_now[0]));
+    bot.stop().await;
+}
