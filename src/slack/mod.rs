@@ -218,8 +218,8 @@ pub enum StopReason {
 
 /// What a thread's worker does.
 enum Work {
-    /// Handle an event and deliver its replies.
-    Event(Inbound),
+    /// Handle an event and deliver its replies (boxed: a queued job stays small).
+    Event(Box<Inbound>),
     /// Deliver what the thread's outbox records still hold.
     Redeliver,
 }
@@ -323,7 +323,7 @@ impl<S: Store + 'static> Engine<S> {
             self.bot.metrics().event_received(kind);
         }
         let key = Bot::<S>::thread_of(&inbound);
-        self.enqueue(key, Work::Event(inbound), span);
+        self.enqueue(key, Work::Event(Box::new(inbound)), span);
     }
 
     /// Queue work for a thread's worker (starting one when the thread has none).
@@ -360,7 +360,7 @@ impl<S: Store + 'static> Engine<S> {
                     let span = job.span.clone();
                     match job.work {
                         Work::Event(inbound) => {
-                            if self.process(inbound).instrument(span).await {
+                            if self.process(*inbound).instrument(span).await {
                                 self.bot.metrics().replied_after(job.received.elapsed());
                             }
                         }
@@ -568,14 +568,11 @@ impl<S: Store + 'static> Engine<S> {
             Outbound::Update { channel, ts, message } => self.web.update(kb, channel, ts, message).await,
             Outbound::Respond { response_url, message } => self.web.respond(kb, response_url, message.as_ref()).await,
             Outbound::PostRoot { channel, message, then } => {
-                match self.web.post(kb, channel, None, message, marker, posted).await? {
-                    Some(ts) => {
-                        let mut then = (**then).clone();
-                        then.ts = ts.clone();
-                        then.thread_ts = Some(ts);
-                        self.dispatch(then, Span::current());
-                    }
-                    None => {}
+                if let Some(ts) = self.web.post(kb, channel, None, message, marker, posted).await? {
+                    let mut then = (**then).clone();
+                    then.ts = ts.clone();
+                    then.thread_ts = Some(ts);
+                    self.dispatch(then, Span::current());
                 }
                 Ok(())
             }
