@@ -1,7 +1,8 @@
 //! The glue between Slack and the dialogue engine, with no Slack library types: an [`Inbound`] (a
 //! mention, a thread message, a slash command or a button click, already converted by `slack/`) goes
-//! in; the thread's conversation is loaded, stepped with [`dialogue::step`] and saved; what to show
-//! comes out as [`Outbound`] values for `slack/` to render and deliver.
+//! in; the thread's conversation is loaded and stepped with [`dialogue::step`]; the new conversation,
+//! the event's "handled" marks and the replies (an outbox record) are committed to the store together;
+//! what to show comes out as [`Outbound`] values for `slack/` to render and deliver.
 //!
 //! The rules that decide whether the bot speaks at all live here:
 //! - messages from bots (our own included), edits, joins and other subtypes are ignored;

@@ -11,9 +11,11 @@
 //! - [`render`]: replies as terminal text.
 //! - [`eval`]: accuracy of the matcher on a labelled set.
 //! - [`cli`]: the offline commands (`ask`, `chat`, `check`, `eval`).
-//! - [`store`]: conversation state per Slack thread behind a `Store` trait (sled, in-memory).
-//! - [`bot`]: Slack-agnostic glue: `Inbound` -> load, step, save -> `Outbound`.
-//! - [`slack`]: the only user of slack-morphism: Socket Mode, Block Kit, the Web API outbox.
+//! - [`store`]: conversation state per Slack thread behind a `Store` trait (sled, in-memory), and the
+//!   outbox records committed with it.
+//! - [`outbox`]: the outbox record: one handled event's replies until all are delivered.
+//! - [`bot`]: Slack-agnostic glue: `Inbound` -> load, step, commit -> `Outbound`.
+//! - [`slack`]: the only user of slack-morphism: Socket Mode, Block Kit, the Web API, delivery from the outbox.
 //! - [`feedback`]: votes and doubtful questions as stored; redaction and signatures (pure).
 //! - [`report`]: answers, feedback and unanswered questions aggregated for `report` (pure).
 //! - [`metrics`]: the Prometheus registry and its typed handles; readiness.

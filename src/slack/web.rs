@@ -1,5 +1,5 @@
-//! The Web API side: a slack-morphism client pointed at Slack (or an emulator), and the outbox that
-//! delivers [`Outbound`]s with retries. A 429 is waited out for its `Retry-After` and retried for as
+//! The Web API side: a slack-morphism client pointed at Slack (or an emulator) that delivers replies
+//! with retries (the durable outbox around it is [`crate::outbox`] and the `Engine`). A 429 is waited out for its `Retry-After` and retried for as
 //! long as it takes (a reply is never dropped for rate limiting); transient failures (timeouts,
 //! connection errors, 5xx, Slack's `internal_error`...) are retried with exponential backoff, a bounded
 //! number of times; everything is logged, tokens never, and counted in [`Metrics`] (failed attempts and

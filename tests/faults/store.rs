@@ -146,9 +146,9 @@ async fn a_full_disk_at_start_up_is_a_clear_error() {
 }
 
 /// The disk fills while the bot serves (RLIMIT_FSIZE 16 KiB on every file): conversations that
-/// cannot be saved are logged at ERROR, naming the cause; the bot stays up and keeps acknowledging.
-/// (What the person sees is printed: the first answer arrives, but a follow-up reply finds no saved
-/// question and is ignored; see RELIABILITY.md.)
+/// cannot be saved are logged at ERROR, naming the cause; the person is told in the reply that the
+/// conversation could not be saved; `/readyz` answers 503 and the failures are counted; the bot stays
+/// up and keeps acknowledging.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_disk_filling_while_serving_is_logged_and_survived() {
     let mut rig = Rig::start(Options {
@@ -190,6 +190,33 @@ async fn a_disk_filling_while_serving_is_logged_and_survived() {
         evidence!("  first: {l}");
     }
     assert!(cannot_save > 0, "the failed saves are logged:\n{}", errors.join("\n"));
+    // the people asking are told, and readiness says the store fails
+    let warned = rig
+        .emu
+        .calls_to("chat.postMessage")
+        .iter()
+        .filter(|c| c.params.to_string().contains("could not save this conversation"))
+        .count();
+    evidence!("  replies that told the person the conversation could not be saved: {warned}");
+    assert!(warned > 0, "the person is told their conversation was not saved");
+    let log = rig.bot().log();
+    let http = log
+        .split("http=")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("the start-up line names the HTTP address")
+        .trim_matches('"')
+        .to_string();
+    let readyz = std::process::Command::new(crate::evidence::process::binary())
+        .args(["health", "--url", &format!("http://{http}/readyz")])
+        .output()
+        .expect("netrunbook health runs");
+    let said = String::from_utf8_lossy(&readyz.stderr).to_string();
+    evidence!("  /readyz: {}", said.trim());
+    assert!(
+        !readyz.status.success() && said.contains("503"),
+        "/readyz fails: {said}"
+    );
     assert!(
         errors.iter().all(|l| l.contains("File too large")),
         "each names the cause"
