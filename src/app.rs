@@ -16,12 +16,16 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
-use crate::bot::{error_chain, Bot, Identity};
+use crate::bot::{error_chain, Bot, Identity, Inbound};
 use crate::config::Settings;
+use crate::inbox::{Inbox, Ticket};
 use crate::metrics::Metrics;
 use crate::slack::socket::SocketMode;
 use crate::slack::{unix_now, Engine, StopReason, Web};
 use crate::store::{FeedbackStore, SledStore, Store};
+
+/// The inbox journal's directory, inside the store's.
+const INBOX_DIR: &str = "inbox";
 
 /// How often expired conversations and old event ids are purged.
 const PURGE_EVERY: Duration = Duration::from_secs(10 * 60);
@@ -29,6 +33,8 @@ const PURGE_EVERY: Duration = Duration::from_secs(10 * 60);
 /// A built, not yet running, bot.
 pub struct Application {
     engine: Arc<Engine<SledStore>>,
+    /// Events an earlier process acknowledged and did not finish, to handle first.
+    journaled: Vec<(Inbound, Ticket)>,
     store: SledStore,
     metrics: Arc<Metrics>,
     /// Bound at build time, so the port is known (and taken) before anything runs.
@@ -83,8 +89,10 @@ impl Application {
         let bot = Bot::new(kb, store.clone(), Identity { user_id, bot_id })
             .with_access(settings.access.clone())
             .with_metrics(metrics.clone());
+        let (inbox, journaled) = Inbox::open(settings.db.join(INBOX_DIR))?;
         Ok(Application {
-            engine: Engine::new(bot, web, settings.tuning.clone()),
+            engine: Engine::new(bot, web, settings.tuning.clone(), Some(inbox)),
+            journaled,
             store,
             metrics,
             http,
@@ -113,8 +121,10 @@ impl Application {
             http_stop.clone().cancelled_owned(),
         ));
         let reloader = reload_on_sighup(engine.clone());
-        // replies a crash left in the outbox go out first, ahead of anything new in their threads
+        // replies a crash left in the outbox go out first, then the events it left unhandled, ahead of
+        // anything new in their threads
         engine.sweep_outbox();
+        engine.replay(self.journaled);
         let redeliverer = tokio::spawn(engine.clone().redeliver_loop());
         let socket_mode = match SocketMode::start(&engine).await {
             Ok(socket_mode) => socket_mode,

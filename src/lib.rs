@@ -14,6 +14,7 @@
 //! - [`store`]: conversation state per Slack thread behind a `Store` trait (sled, in-memory), and the
 //!   outbox records committed with it.
 //! - [`outbox`]: the outbox record: one handled event's replies until all are delivered.
+//! - [`inbox`]: the journal of events acknowledged and not yet handled, handed back after a crash.
 //! - [`bot`]: Slack-agnostic glue: `Inbound` -> load, step, commit -> `Outbound`.
 //! - [`slack`]: the only user of slack-morphism: Socket Mode, Block Kit, the Web API, delivery from the outbox.
 //! - [`feedback`]: votes and doubtful questions as stored; redaction and signatures (pure).
@@ -30,6 +31,7 @@ pub mod dialogue;
 pub mod eval;
 pub mod feedback;
 pub mod http;
+pub mod inbox;
 pub mod kb;
 pub mod matcher;
 pub mod metrics;

@@ -75,6 +75,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{error, info, warn, Instrument, Span};
 
 use crate::bot::{error_chain, Bot, Inbound, InboundKind, Outbound};
+use crate::inbox::{Inbox, Ticket};
 use crate::kb::KnowledgeBase;
 use crate::outbox::{self, Parcel};
 use crate::store::{Store, ThreadKey};
@@ -227,6 +228,8 @@ enum Work {
 /// One queued piece of work with the tracing span it is done in.
 struct Job {
     work: Work,
+    /// The event's claim in the inbox journal, done once it was handled.
+    ticket: Ticket,
     span: Span,
     /// When it arrived, for the event → reply histogram.
     received: Instant,
@@ -243,6 +246,8 @@ pub struct Engine<S> {
     pub(crate) bot: Bot<S>,
     pub(crate) web: Web,
     pub(crate) tuning: Tuning,
+    /// Where mentions and messages are journaled before they are acknowledged.
+    inbox: Option<Inbox>,
     queues: Mutex<HashMap<ThreadKey, Queue>>,
     generations: AtomicU64,
     /// Set once shutdown began: new work no longer gets a long-lived queue.
@@ -264,11 +269,14 @@ pub struct Engine<S> {
 }
 
 impl<S: Store + 'static> Engine<S> {
-    pub fn new(bot: Bot<S>, web: Web, tuning: Tuning) -> Arc<Engine<S>> {
+    /// The engine; with an `inbox`, mentions and messages are journaled there before they are
+    /// acknowledged (see [`crate::inbox`]).
+    pub fn new(bot: Bot<S>, web: Web, tuning: Tuning, inbox: Option<Inbox>) -> Arc<Engine<S>> {
         Arc::new(Engine {
             bot,
             web,
             tuning,
+            inbox,
             queues: Mutex::new(HashMap::new()),
             generations: AtomicU64::new(0),
             closing: AtomicBool::new(false),
@@ -322,14 +330,36 @@ impl<S: Store + 'static> Engine<S> {
         if let Some(kind) = kind {
             self.bot.metrics().event_received(kind);
         }
+        let journaled = matches!(inbound.kind, InboundKind::Mention | InboundKind::Message);
+        let ticket = match (&self.inbox, journaled) {
+            (Some(inbox), true) => inbox.append(&inbound),
+            _ => Ticket::none(),
+        };
         let key = Bot::<S>::thread_of(&inbound);
-        self.enqueue(key, Work::Event(Box::new(inbound)), span);
+        self.enqueue(key, Work::Event(Box::new(inbound)), ticket, span);
+    }
+
+    /// Hand the events an earlier process journaled and did not finish (see [`Inbox::open`]) to
+    /// their threads' workers; those it had handled are dropped there as duplicates.
+    pub fn replay(self: &Arc<Self>, left: Vec<(Inbound, Ticket)>) {
+        if !left.is_empty() {
+            info!(
+                events = left.len(),
+                "handing the events journaled before a restart back to the bot"
+            );
+        }
+        for (inbound, ticket) in left {
+            let span = tracing::info_span!("replayed_event", channel = %inbound.channel, thread = tracing::field::Empty, intent = tracing::field::Empty);
+            let key = Bot::<S>::thread_of(&inbound);
+            self.enqueue(key, Work::Event(Box::new(inbound)), ticket, span);
+        }
     }
 
     /// Queue work for a thread's worker (starting one when the thread has none).
-    fn enqueue(self: &Arc<Self>, key: ThreadKey, work: Work, span: Span) {
+    fn enqueue(self: &Arc<Self>, key: ThreadKey, work: Work, ticket: Ticket, span: Span) {
         let mut job = Job {
             work,
+            ticket,
             span,
             received: Instant::now(),
         };
@@ -363,6 +393,7 @@ impl<S: Store + 'static> Engine<S> {
                             if self.process(*inbound).instrument(span).await {
                                 self.bot.metrics().replied_after(job.received.elapsed());
                             }
+                            job.ticket.done();
                         }
                         Work::Redeliver => {
                             self.lock(&self.redeliver_queued).remove(&key);
@@ -604,7 +635,7 @@ impl<S: Store + 'static> Engine<S> {
         for key in threads {
             if self.lock(&self.redeliver_queued).insert(key.clone()) {
                 let span = tracing::info_span!("redeliver", thread = %key);
-                self.enqueue(key, Work::Redeliver, span);
+                self.enqueue(key, Work::Redeliver, Ticket::none(), span);
             }
         }
     }

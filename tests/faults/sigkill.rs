@@ -8,8 +8,9 @@
 //!   bot saves the step, the event's "handled" marks and its replies (the outbox) in one write before
 //!   posting, and posts what the outbox holds after a restart, so a re-sent event dropped as a
 //!   duplicate still gets its reply;
-//! - acknowledged: Slack will not re-send it; counted and reported (the bot acknowledges an event
-//!   before handling it, so a kill between the acknowledgement and the save loses it).
+//! - acknowledged: Slack will not re-send it, so the bot must have it: it journals each mention and
+//!   message (the inbox) before acknowledging it and, after a restart, handles what the journal
+//!   holds. A loss here fails the run too.
 //!
 //! After a lost reply the person mentions the bot in the thread (which re-asks the pending question,
 //! or, when the conversation had already moved on, answers the thread's first message again) and says
@@ -322,6 +323,10 @@ async fn kill_and_restart(kills: usize, strict: bool) {
             tally.lost_unacked.is_empty(),
             "replies lost for events Slack re-sent: {:?}",
             tally.lost_unacked
+        );
+        assert_eq!(
+            tally.lost_after_ack, 0,
+            "replies lost for events acknowledged before a kill (the inbox journal hands them back)"
         );
     }
 }

@@ -1,13 +1,15 @@
 //! The outbox: replies are saved with the conversation and delivered from there, so they survive a
 //! Web API outage longer than the retries and a crash between saving a step and posting it; each
-//! arrives once, in order. The crash cases are set up exactly: the store is written as a crash would
+//! arrives once, in order. And the inbox journal: an event acknowledged just before a crash is handled
+//! after the restart. The crash cases are set up exactly: the store is written as a crash would
 //! leave it (the step saved, its replies not posted, or posted without the record being cleared),
 //! then the bot starts on it.
 
 use std::time::Duration;
 
-use netrunbook::bot::{Message, Outbound};
+use netrunbook::bot::{Inbound, InboundKind, Message, Outbound};
 use netrunbook::dialogue::Reply;
+use netrunbook::inbox::Inbox;
 use netrunbook::outbox::{self, Parcel};
 use netrunbook::store::{Change, Commit, SledStore, Store, ThreadKey};
 use serde_json::json;
@@ -164,6 +166,55 @@ async fn an_event_slack_resends_after_a_crash_gets_its_saved_reply_once() {
     assert_eq!(msgs.len(), 1, "the saved reply, once:\n{}", shown_all(&msgs));
     assert!(shown(&msgs[0]).contains("the reply the crash held back"));
     assert_eq!(bot.metric("netrunbook_duplicates_dropped_total").await, Some(1.0));
+    bot.stop().await;
+}
+
+#[tokio::test]
+async fn an_event_acknowledged_just_before_a_crash_is_handled_after_the_restart() {
+    let emu = SlackEmulator::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let ts = emu.next_ts();
+    let text = format!("<@{BOT_USER_ID}> who do I page for armada-network");
+    emu.add_message(CHANNEL, &ts, None, USER, &text);
+    {
+        // journaled and acknowledged; the process died before handling it (no destructors run)
+        let (inbox, left) = Inbox::open(dir.path().join("netrunbook.sled").join("inbox")).unwrap();
+        assert!(left.is_empty());
+        let inbound = Inbound {
+            event_id: Some("Ev0ACKED".into()),
+            team: TEAM_ID.into(),
+            channel: CHANNEL.into(),
+            user: USER.into(),
+            ts: ts.clone(),
+            thread_ts: None,
+            text,
+            is_bot: false,
+            edited: false,
+            subtype: None,
+            kind: InboundKind::Mention,
+        };
+        std::mem::forget(inbox.append(&inbound));
+        std::mem::forget(inbox);
+    }
+    let bot = start_bot(emu, dir).await;
+    let msgs = bot
+        .wait_thread(CHANNEL, &ts, "the answer to the journaled mention", |m| !m.is_empty())
+        .await;
+    assert!(shown(&msgs[0]).contains("armada-network"), "{}", shown_all(&msgs));
+    bot.settle().await;
+    assert_eq!(bot.thread(CHANNEL, &ts).len(), msgs.len(), "answered once");
+    // handled: the journal is empty, and another restart answers nothing again
+    let (_, emu, dir) = bot.stop().await;
+    let inbox_dir = dir.path().join("netrunbook.sled").join("inbox");
+    assert_eq!(
+        std::fs::read_dir(&inbox_dir).unwrap().count(),
+        0,
+        "the journal was cleared"
+    );
+    let n = msgs.len();
+    let bot = start_bot(emu, dir).await;
+    bot.settle().await;
+    assert_eq!(bot.thread(CHANNEL, &ts).len(), n, "not answered again");
     bot.stop().await;
 }
 
