@@ -43,30 +43,13 @@ fn bound(bytes: usize) -> Duration {
     Duration::from_millis(fixed_ms) + Duration::from_micros(per_byte_us * bytes as u64)
 }
 
+#[path = "evidence/keep.rs"]
+mod evidence_file;
+
 /// Prints `line` and keeps it in `<target>/tmp/evidence/proptest_inputs-<test>.txt` for `.ci/run`.
 fn keep(line: &str) {
-    use std::io::Write;
     println!("{line}");
-    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("evidence");
-    let test = std::thread::current().name().unwrap_or("main").to_string();
-    let path = dir.join(format!("proptest_inputs-{test}.txt"));
-    // one file per test, rewritten by each run: the test's first line truncates it
-    static STARTED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
-    let mut started = STARTED.lock().unwrap_or_else(|e| e.into_inner());
-    let fresh = !started.contains(&test);
-    if fresh {
-        started.push(test.clone());
-    }
-    let _ = std::fs::create_dir_all(&dir);
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .write(true)
-        .append(!fresh)
-        .truncate(fresh)
-        .open(path);
-    if let Ok(mut f) = file {
-        let _ = writeln!(f, "{line}");
-    }
+    evidence_file::keep(line);
 }
 
 /// Runs `test` over `strategy` for the configured number of cases; prints and checks the count.
