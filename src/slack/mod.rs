@@ -7,6 +7,7 @@
 //! - [`socket`]: slack-morphism's Socket Mode listener: callbacks that queue and return, the
 //!   supervisor that stops it on `link_disabled`, and its HTTP transport ([`socket::Gate`]).
 //! - [`watch`]: what slack-morphism reports only in its log, read by a `tracing` layer.
+//! - [`nodelay`]: `TCP_NODELAY` on the sockets slack-morphism opens without it.
 //! - `hooks`: what the socket side reports to the engine (connections up and down, slash commands)
 //!   and the knowledge-base reload.
 //! - this file: the [`Engine`] tying them to the [`Bot`]: it hands each event to its thread's queue
@@ -59,6 +60,7 @@
 pub mod blocks;
 pub mod events;
 mod hooks;
+pub mod nodelay;
 pub mod socket;
 pub mod watch;
 pub mod web;

@@ -171,6 +171,9 @@ async fn on_hello<S: Store + 'static, H: serde::Serialize>(
     state: SlackClientEventsUserState,
 ) {
     let connection = watch::connection_on_this_thread();
+    // the new WebSocket is connected now: let its small ack frames go out at once
+    let nodelay = super::nodelay::disable_nagle();
+    debug!(sockets = nodelay, "TCP_NODELAY set");
     if let Ok(engine) = engine_of::<S>(&state).await {
         let (connects, open) = engine.socket_up(connection.as_ref());
         let hello = serde_json::to_value(&hello).unwrap_or_default();
