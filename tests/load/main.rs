@@ -364,3 +364,17 @@ async fn load_cost_growth() {
         .await;
     }
 }
+
+/// Write the 10x knowledge base of `load_cost_growth` to `$LOAD_KB_OUT` (default
+/// `<target>/tmp/kb10x`), to time or profile the bot on it by hand:
+/// `cargo test --release --test load write_scaled_knowledge_base -- --ignored --nocapture`.
+#[test]
+#[ignore = "writes a directory for experiments"]
+fn write_scaled_knowledge_base() {
+    let out = std::env::var_os("LOAD_KB_OUT")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("kb10x"));
+    let _ = std::fs::remove_dir_all(&out);
+    let sections = evidence::fixtures::scaled_intents(&out, 10);
+    println!("{sections} sections in {}", out.display());
+}
