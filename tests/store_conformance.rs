@@ -104,16 +104,36 @@ fn commit_conformance(store: &dyn Store) {
     assert_eq!(store.get(&t).unwrap().as_ref(), Some(&c), "Keep keeps");
     assert_eq!(commit(Change::Keep, &[], None), None, "an empty commit");
     assert_eq!(
-        store.outbox().unwrap(),
+        store.outbox(&t).unwrap(),
         vec![(first, b"first replies".to_vec()), (second, b"second".to_vec())],
         "oldest first"
     );
-    store.set_outbox(first, Some(b"first, one delivered")).unwrap();
-    assert_eq!(store.outbox().unwrap()[0], (first, b"first, one delivered".to_vec()));
-    store.set_outbox(first, None).unwrap();
-    store.set_outbox(second, None).unwrap();
-    store.set_outbox(second, None).unwrap(); // removing nothing is fine
-    assert!(store.outbox().unwrap().is_empty());
+    // another thread's records are its own; one whose key extends this one's is not confused with it
+    let other = ThreadKey::new("T1", "C2", "1700000000.0003001");
+    let theirs = store
+        .commit(&Commit {
+            thread: &other,
+            conversation: Change::Keep,
+            events: &[],
+            outbox: Some(b"theirs"),
+            now: 30_000,
+        })
+        .unwrap()
+        .expect("an outbox id");
+    assert_eq!(store.outbox(&other).unwrap(), vec![(theirs, b"theirs".to_vec())]);
+    assert_eq!(store.outbox(&t).unwrap().len(), 2);
+    let mut threads = store.outbox_threads().unwrap();
+    threads.sort();
+    assert_eq!(threads, vec![(t.clone(), 2), (other.clone(), 1)]);
+    store.set_outbox(&t, first, Some(b"first, one delivered")).unwrap();
+    assert_eq!(store.outbox(&t).unwrap()[0], (first, b"first, one delivered".to_vec()));
+    store.set_outbox(&t, first, None).unwrap();
+    store.set_outbox(&t, second, None).unwrap();
+    store.set_outbox(&t, second, None).unwrap(); // removing nothing is fine
+    assert!(store.outbox(&t).unwrap().is_empty());
+    assert_eq!(store.outbox_threads().unwrap(), vec![(other.clone(), 1)]);
+    store.set_outbox(&other, theirs, None).unwrap();
+    assert!(store.outbox_threads().unwrap().is_empty());
     assert_eq!(commit(Change::Remove, &[], None), None);
     assert_eq!(store.get(&t).unwrap(), None, "Remove forgets the thread");
     let purged = store.purge(30_000 + EVENT_MEMORY_SECS + 1, u64::MAX / 2).unwrap();
@@ -272,7 +292,8 @@ fn sled_keeps_the_outbox_across_reopening() {
     let s = reopen(dir.path());
     assert_eq!(s.get(&key).unwrap(), Some(conversation("dns", 7)));
     assert!(s.was_seen("ev:T:E1").unwrap());
-    assert_eq!(s.outbox().unwrap(), vec![(first, b"replies".to_vec())]);
+    assert_eq!(s.outbox(&key).unwrap(), vec![(first, b"replies".to_vec())]);
+    assert_eq!(s.outbox_threads().unwrap(), vec![(key.clone(), 1)]);
     let commit = Commit {
         thread: &key,
         conversation: Change::Keep,

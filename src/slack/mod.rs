@@ -227,6 +227,19 @@ enum Work {
     Redeliver,
 }
 
+/// The longest wait between two redeliveries to a thread that keep failing.
+const MAX_REDELIVER_BACKOFF: Duration = Duration::from_secs(5 * 60);
+
+/// A thread whose replies wait in the outbox.
+#[derive(Debug, Clone, Copy)]
+struct Stuck {
+    /// Not tried again before: a post that timed out may still take effect on Slack's side, so the
+    /// thread is read for it only after another call timeout; repeated failures back off.
+    not_before: Instant,
+    /// Redeliveries that failed in a row.
+    failures: u32,
+}
+
 /// One queued piece of work with the tracing span it is done in.
 struct Job {
     work: Work,
@@ -262,10 +275,8 @@ pub struct Engine<S> {
     sockets: Mutex<hooks::Sockets>,
     /// Socket Mode connections opened (`hello` received) since start.
     connects: AtomicU64,
-    /// Threads whose outbox holds replies not delivered yet (their next replies wait behind those),
-    /// with the earliest time to try again: a post that timed out may still take effect on Slack's
-    /// side, so the thread is read for it only after another call timeout.
-    stuck: Mutex<HashMap<ThreadKey, Instant>>,
+    /// Threads whose outbox holds replies not delivered yet (their next replies wait behind those).
+    stuck: Mutex<HashMap<ThreadKey, Stuck>>,
     /// Threads with a [`Work::Redeliver`] queued and not started.
     redeliver_queued: Mutex<HashSet<ThreadKey>>,
 }
@@ -436,7 +447,13 @@ impl<S: Store + 'static> Engine<S> {
         }
         let parcel = Parcel::new(key.clone(), now, handled.out);
         if let Err(wait) = self.deliver_parcel(&kb, handled.outbox, parcel, false).await {
-            self.lock(&self.stuck).insert(key, Instant::now() + wait);
+            self.lock(&self.stuck).insert(
+                key,
+                Stuck {
+                    not_before: Instant::now() + wait,
+                    failures: 0,
+                },
+            );
         }
         true
     }
@@ -444,11 +461,15 @@ impl<S: Store + 'static> Engine<S> {
     /// Deliver what the outbox holds for thread `key`, oldest first, checking the thread for posts
     /// that already went out; the thread stays stuck when a delivery fails again.
     async fn redeliver(self: &Arc<Self>, key: &ThreadKey) {
-        if self.lock(&self.stuck).get(key).is_some_and(|t| Instant::now() < *t) {
+        if self
+            .lock(&self.stuck)
+            .get(key)
+            .is_some_and(|s| Instant::now() < s.not_before)
+        {
             return;
         }
         let kb = self.bot.kb();
-        let records = match self.bot.store().outbox() {
+        let records = match self.bot.store().outbox(key) {
             Ok(r) => r,
             Err(e) => {
                 error!(error = %error_chain(&e), "cannot read the outbox");
@@ -458,23 +479,20 @@ impl<S: Store + 'static> Engine<S> {
         let max_age = self.tuning.reply_max_age.as_secs();
         for (id, bytes) in records {
             let Some(parcel) = Parcel::decode(id, &bytes) else {
-                self.clear_record(id);
+                self.clear_record(key, id);
                 continue;
             };
-            if parcel.thread != *key {
-                continue;
-            }
             if parcel.created_at.saturating_add(max_age) < unix_now() {
                 let left = parcel.items.len() - parcel.delivered.min(parcel.items.len());
                 error!(thread = %key, outbox = id, replies = left, max_age_s = max_age, "giving up on replies older than the outbox's maximum age");
                 for _ in 0..left {
                     self.bot.metrics().reply_dropped();
                 }
-                self.clear_record(id);
+                self.clear_record(key, id);
                 continue;
             }
             if let Err(wait) = self.deliver_parcel(&kb, Some(id), parcel, true).await {
-                self.lock(&self.stuck).insert(key.clone(), Instant::now() + wait);
+                self.stuck_again(key, wait);
                 return;
             }
             self.bot.metrics().reply_redelivered();
@@ -483,8 +501,28 @@ impl<S: Store + 'static> Engine<S> {
         self.lock(&self.stuck).remove(key);
     }
 
-    fn clear_record(&self, id: u64) {
-        if let Err(e) = self.bot.store().set_outbox(id, None) {
+    /// A redelivery to `key` failed again: try after `wait`, and at least after a backoff that
+    /// doubles with each failure in a row, from [`Tuning::redeliver_every`] up to
+    /// [`MAX_REDELIVER_BACKOFF`] (a long outage is not hammered by every stuck thread).
+    fn stuck_again(&self, key: &ThreadKey, wait: Duration) {
+        let mut stuck = self.lock(&self.stuck);
+        let failures = stuck.get(key).map_or(0, |s| s.failures) + 1;
+        let backoff = self
+            .tuning
+            .redeliver_every
+            .saturating_mul(1 << (failures - 1).min(16))
+            .min(MAX_REDELIVER_BACKOFF);
+        stuck.insert(
+            key.clone(),
+            Stuck {
+                not_before: Instant::now() + wait.max(backoff),
+                failures,
+            },
+        );
+    }
+
+    fn clear_record(&self, key: &ThreadKey, id: u64) {
+        if let Err(e) = self.bot.store().set_outbox(key, id, None) {
             error!(outbox = id, error = %error_chain(&e), "cannot clear an outbox record");
         }
     }
@@ -556,13 +594,11 @@ impl<S: Store + 'static> Engine<S> {
             parcel.delivered = i + 1;
             if let Some(id) = id {
                 let record = (!parcel.is_done()).then(|| parcel.encode());
-                let saved = self.bot.store().set_outbox(id, record.as_deref()).and_then(|()| {
-                    if uncheckable {
-                        self.bot.store().flush()
-                    } else {
-                        Ok(())
-                    }
-                });
+                let saved = self
+                    .bot
+                    .store()
+                    .set_outbox(&parcel.thread, id, record.as_deref())
+                    .and_then(|()| if uncheckable { self.bot.store().flush() } else { Ok(()) });
                 if let Err(e) = saved {
                     error!(outbox = id, error = %error_chain(&e), "cannot record a delivered reply");
                 }
@@ -616,24 +652,17 @@ impl<S: Store + 'static> Engine<S> {
     /// it runs), and update the `outbox_pending` gauge. Run at start and every
     /// [`Tuning::redeliver_every`].
     pub fn sweep_outbox(self: &Arc<Self>) {
-        let records = match self.bot.store().outbox() {
-            Ok(r) => r,
+        let threads = match self.bot.store().outbox_threads() {
+            Ok(t) => t,
             Err(e) => {
                 error!(error = %error_chain(&e), "cannot read the outbox");
                 return;
             }
         };
-        self.bot.metrics().set_outbox_pending(records.len());
-        let threads: HashSet<ThreadKey> = records
-            .iter()
-            .filter_map(|(id, bytes)| match Parcel::decode(*id, bytes) {
-                Some(p) => Some(p.thread),
-                None => {
-                    self.clear_record(*id);
-                    None
-                }
-            })
-            .collect();
+        self.bot
+            .metrics()
+            .set_outbox_pending(threads.iter().map(|(_, n)| n).sum());
+        let threads = threads.into_iter().map(|(t, _)| t);
         for key in threads {
             if self.lock(&self.redeliver_queued).insert(key.clone()) {
                 let span = tracing::info_span!("redeliver", thread = %key);

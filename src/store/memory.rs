@@ -27,8 +27,8 @@ struct Inner {
     votes: HashMap<(ThreadKey, String, String), Vote>,
     /// Signature -> record.
     unanswered: HashMap<String, Unanswered>,
-    /// Outbox id -> record.
-    outbox: BTreeMap<u64, Vec<u8>>,
+    /// (thread, outbox id) -> record.
+    outbox: BTreeMap<(ThreadKey, u64), Vec<u8>>,
     next_outbox_id: u64,
 }
 
@@ -105,20 +105,37 @@ impl Store for MemoryStore {
         Ok(commit.outbox.map(|record| {
             let id = inner.next_outbox_id;
             inner.next_outbox_id += 1;
-            inner.outbox.insert(id, record.to_vec());
+            inner.outbox.insert((commit.thread.clone(), id), record.to_vec());
             id
         }))
     }
 
-    fn outbox(&self) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
-        Ok(self.lock().outbox.iter().map(|(k, v)| (*k, v.clone())).collect())
+    fn outbox(&self, thread: &ThreadKey) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        Ok(self
+            .lock()
+            .outbox
+            .range((thread.clone(), 0)..=(thread.clone(), u64::MAX))
+            .map(|((_, id), v)| (*id, v.clone()))
+            .collect())
     }
 
-    fn set_outbox(&self, id: u64, record: Option<&[u8]>) -> Result<(), StoreError> {
+    fn outbox_threads(&self) -> Result<Vec<(ThreadKey, usize)>, StoreError> {
+        let mut out: Vec<(ThreadKey, usize)> = Vec::new();
+        for (thread, _) in self.lock().outbox.keys() {
+            match out.last_mut() {
+                Some((t, n)) if t == thread => *n += 1,
+                _ => out.push((thread.clone(), 1)),
+            }
+        }
+        Ok(out)
+    }
+
+    fn set_outbox(&self, thread: &ThreadKey, id: u64, record: Option<&[u8]>) -> Result<(), StoreError> {
         let mut inner = self.lock();
+        let key = (thread.clone(), id);
         match record {
-            Some(r) => inner.outbox.insert(id, r.to_vec()),
-            None => inner.outbox.remove(&id),
+            Some(r) => inner.outbox.insert(key, r.to_vec()),
+            None => inner.outbox.remove(&key),
         };
         Ok(())
     }

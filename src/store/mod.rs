@@ -9,7 +9,8 @@
 //! A store also keeps the outbox: the replies of each handled event, written by [`Store::commit`] in
 //! the same atomic, flushed write as the thread's new conversation and the event's "handled" marks,
 //! so a crash between saving a step and posting its replies loses neither (the caller posts them and
-//! removes the record; what is left is posted again after a restart). Records are opaque bytes here.
+//! removes the record; what is left is posted again after a restart). Records are opaque bytes here,
+//! kept per thread (a thread's records are read without scanning the others').
 //!
 //! A store also keeps what [`FeedbackStore`] records for `netrunbook report`: answers per intent and
 //! day, votes on answers, and the messages the bot could not answer well (redacted, counted per
@@ -277,10 +278,12 @@ pub trait Store: FeedbackStore + Send + Sync {
     /// the outbox id given to `commit.outbox`: ids grow, across restarts too, so they order the
     /// records. An empty commit writes nothing and is not flushed.
     fn commit(&self, commit: &Commit<'_>) -> Result<Option<u64>, StoreError>;
-    /// Every outbox record, oldest first.
-    fn outbox(&self) -> Result<Vec<(u64, Vec<u8>)>, StoreError>;
-    /// Replace outbox record `id` (with `Some`) or remove it (with `None`); not flushed.
-    fn set_outbox(&self, id: u64, record: Option<&[u8]>) -> Result<(), StoreError>;
+    /// The outbox records of `thread`, oldest first.
+    fn outbox(&self, thread: &ThreadKey) -> Result<Vec<(u64, Vec<u8>)>, StoreError>;
+    /// The threads that have outbox records, with how many each has.
+    fn outbox_threads(&self) -> Result<Vec<(ThreadKey, usize)>, StoreError>;
+    /// Replace `thread`'s outbox record `id` (with `Some`) or remove it (with `None`); not flushed.
+    fn set_outbox(&self, thread: &ThreadKey, id: u64, record: Option<&[u8]>) -> Result<(), StoreError>;
 }
 
 impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
@@ -308,11 +311,14 @@ impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
     fn commit(&self, commit: &Commit<'_>) -> Result<Option<u64>, StoreError> {
         (**self).commit(commit)
     }
-    fn outbox(&self) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
-        (**self).outbox()
+    fn outbox(&self, thread: &ThreadKey) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        (**self).outbox(thread)
     }
-    fn set_outbox(&self, id: u64, record: Option<&[u8]>) -> Result<(), StoreError> {
-        (**self).set_outbox(id, record)
+    fn outbox_threads(&self) -> Result<Vec<(ThreadKey, usize)>, StoreError> {
+        (**self).outbox_threads()
+    }
+    fn set_outbox(&self, thread: &ThreadKey, id: u64, record: Option<&[u8]>) -> Result<(), StoreError> {
+        (**self).set_outbox(thread, id, record)
     }
 }
 

@@ -1,7 +1,8 @@
 //! The sled backend: one tree of conversations (thread key -> JSON [`Stored`] record), one tree of
 //! handled event ids (id -> big-endian seconds when first seen), and three trees of feedback: answer
 //! counters (big-endian day + intent -> big-endian count), votes (thread key, intent and user -> JSON)
-//! and unanswered messages (signature -> JSON), and the outbox (big-endian id -> the caller's bytes).
+//! and unanswered messages (signature -> JSON), and the outbox (thread key, NUL, big-endian id -> the
+//! caller's bytes: a thread's records are one prefix, in id order).
 //! [`Store::commit`] writes conversation, events and outbox in one sled transaction, then flushes.
 
 use std::path::{Path, PathBuf};
@@ -191,7 +192,7 @@ impl Store for SledStore {
                     }
                 }
                 if let (Some(id), Some(record)) = (id, commit.outbox) {
-                    outbox.insert(&id.to_be_bytes()[..], record)?;
+                    outbox.insert(outbox_key(commit.thread, id), record)?;
                 }
                 Ok(())
             });
@@ -204,24 +205,52 @@ impl Store for SledStore {
         Ok(id)
     }
 
-    fn outbox(&self) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+    fn outbox(&self, thread: &ThreadKey) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        let prefix = outbox_prefix(thread);
         self.outbox
-            .iter()
+            .scan_prefix(&prefix)
             .map(|entry| {
                 let (k, v) = entry?;
-                Ok((be_u64(&k), v.to_vec()))
+                Ok((be_u64(&k[prefix.len()..]), v.to_vec()))
             })
             .collect()
     }
 
-    fn set_outbox(&self, id: u64, record: Option<&[u8]>) -> Result<(), StoreError> {
-        let key = id.to_be_bytes();
+    fn outbox_threads(&self) -> Result<Vec<(ThreadKey, usize)>, StoreError> {
+        let mut out: Vec<(ThreadKey, usize)> = Vec::new();
+        for key in self.outbox.iter().keys() {
+            let key = key?;
+            // the thread key is everything before the NUL and the 8-byte id
+            let thread = decode_key(&key[..key.len().saturating_sub(9)]);
+            match out.last_mut() {
+                Some((t, n)) if *t == thread => *n += 1,
+                _ => out.push((thread, 1)),
+            }
+        }
+        Ok(out)
+    }
+
+    fn set_outbox(&self, thread: &ThreadKey, id: u64, record: Option<&[u8]>) -> Result<(), StoreError> {
+        let key = outbox_key(thread, id);
         match record {
-            Some(r) => self.outbox.insert(&key[..], r).map(drop)?,
-            None => self.outbox.remove(&key[..]).map(drop)?,
+            Some(r) => self.outbox.insert(key, r).map(drop)?,
+            None => self.outbox.remove(key).map(drop)?,
         }
         Ok(())
     }
+}
+
+/// A thread's outbox records start with this.
+fn outbox_prefix(thread: &ThreadKey) -> Vec<u8> {
+    let mut k = thread.encode();
+    k.push(0);
+    k
+}
+
+fn outbox_key(thread: &ThreadKey, id: u64) -> Vec<u8> {
+    let mut k = outbox_prefix(thread);
+    k.extend_from_slice(&id.to_be_bytes());
+    k
 }
 
 fn be_u64(bytes: &[u8]) -> u64 {

@@ -63,11 +63,16 @@ async fn replies_due_in_a_web_api_outage_arrive_once_in_order_after_it() {
 
 /// The store as a crash after saving an event's step, before posting its replies, leaves it.
 fn crashed_store(dir: &TempDir, thread_ts: &str, events: &[String], text: &str) -> u64 {
+    crashed_store_at(dir, thread_ts, events, text, netrunbook::slack::unix_now())
+}
+
+/// As [`crashed_store`], for an event handled at `at` (seconds since the epoch).
+fn crashed_store_at(dir: &TempDir, thread_ts: &str, events: &[String], text: &str, at: u64) -> u64 {
     let store = SledStore::open(dir.path().join("netrunbook.sled")).expect("the store opens");
     let thread = ThreadKey::new(TEAM_ID, CHANNEL, thread_ts);
     let parcel = Parcel::new(
         thread.clone(),
-        netrunbook::slack::unix_now(),
+        at,
         vec![Outbound::Post {
             channel: CHANNEL.into(),
             thread_ts: Some(thread_ts.into()),
@@ -109,6 +114,23 @@ async fn replies_a_crash_left_unposted_are_posted_once_at_start() {
     let bot = start_bot(emu, dir).await;
     bot.settle().await;
     assert_eq!(bot.thread(CHANNEL, &ts).len(), 1, "not posted again");
+    bot.stop().await;
+}
+
+#[tokio::test]
+async fn replies_older_than_the_maximum_age_are_given_up_not_posted() {
+    let emu = SlackEmulator::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let ts = emu.next_ts();
+    emu.add_message(CHANNEL, &ts, None, USER, &format!("<@{BOT_USER_ID}> dns is broken"));
+    // the test bot gives up after an hour
+    let two_hours_ago = netrunbook::slack::unix_now() - 2 * 3600;
+    crashed_store_at(&dir, &ts, &[], "a reply two hours late", two_hours_ago);
+    let bot = start_bot(emu, dir).await;
+    bot.wait_metric("netrunbook_replies_dropped_total", 1.0).await;
+    bot.wait_metric("netrunbook_outbox_pending", 0.0).await;
+    bot.settle().await;
+    assert!(bot.thread(CHANNEL, &ts).is_empty(), "not posted that late");
     bot.stop().await;
 }
 
