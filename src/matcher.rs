@@ -16,6 +16,22 @@ use regex::{Regex, RegexSet, RegexSetBuilder};
 use crate::kb::KnowledgeBase;
 use crate::text::{clean_slack, Lexicon};
 
+/// Signatures compiled into one automaton at most (the shipped knowledge base has 73: one set).
+/// Building a set costs more than linear time in its patterns (the regex crate's literal prefilter):
+/// the 730 signatures of a 10x knowledge base took 1.31 G instructions in one set, 0.66 G in sets of
+/// 128 (callgrind, `netrunbook check`), so a large knowledge base gets several sets.
+const SIGNATURES_PER_SET: usize = 128;
+
+/// The indexes (across all `sets`, in order) of the patterns that match `text`.
+fn matching<'a>(sets: &'a [RegexSet], text: &'a str) -> impl Iterator<Item = usize> + 'a {
+    sets.iter()
+        .scan(0, |offset, set| {
+            let start = *offset;
+            *offset += set.len();
+            Some((start, set))
+        })
+        .flat_map(move |(start, set)| set.matches(text).into_iter().map(move |k| start + k))
+}
 /// Below this score the matcher abstains.
 pub const ABSTAIN_BELOW: f64 = 3.0;
 /// When `second / best` reaches this, the answer is ambiguous.
@@ -85,9 +101,10 @@ pub struct Matcher {
     by_token: HashMap<String, Vec<(Owner, usize)>>,
     /// Effective weight of each term: its weight scaled by how many intents share it.
     effective: HashMap<(Owner, usize), f64>,
-    /// All signatures of all intents, in one automaton.
-    signatures: RegexSet,
-    /// Index into `signatures` -> (intent, signature index).
+    /// All signatures of all intents, in automata of up to [`SIGNATURES_PER_SET`] each (one for the
+    /// shipped knowledge base).
+    signatures: Vec<RegexSet>,
+    /// Index into the concatenated `signatures` -> (intent, signature index).
     signature_owner: Vec<(usize, usize)>,
 }
 
@@ -216,26 +233,27 @@ impl Matcher {
             }
         }
         let patterns: Vec<String> = patterns.iter().map(|p| ascii_word_boundaries(p)).collect();
-        let signatures = match RegexSetBuilder::new(&patterns)
-            .size_limit(32 << 20)
-            .dfa_size_limit(32 << 20)
-            .build()
-        {
-            Ok(set) => set,
-            Err(e) => {
-                let culprits = signature_owner
-                    .iter()
-                    .map(|&(i, _)| i)
-                    .collect::<std::collections::BTreeSet<_>>();
-                return Err(culprits
-                    .into_iter()
-                    .map(|i| (i, format!("signatures do not compile together: {e}")))
-                    .collect());
+        let mut signatures = Vec::new();
+        for (n, chunk) in patterns.chunks(SIGNATURES_PER_SET).enumerate() {
+            let built = RegexSetBuilder::new(chunk)
+                .size_limit(32 << 20)
+                .dfa_size_limit(32 << 20)
+                .build();
+            match built {
+                Ok(set) => signatures.push(set),
+                Err(e) => {
+                    let culprits = signature_owner[n * SIGNATURES_PER_SET..][..chunk.len()]
+                        .iter()
+                        .map(|&(i, _)| i)
+                        .collect::<std::collections::BTreeSet<_>>();
+                    return Err(culprits
+                        .into_iter()
+                        .map(|i| (i, format!("signatures do not compile together: {e}")))
+                        .collect());
+                }
             }
-        };
-        let empty: Vec<(usize, String)> = signatures
-            .matches("")
-            .iter()
+        }
+        let empty: Vec<(usize, String)> = matching(&signatures, "")
             .map(|k| {
                 let (i, j) = signature_owner[k];
                 (
@@ -284,7 +302,7 @@ impl Matcher {
             }
         }
         if !self.signature_owner.is_empty() {
-            for k in self.signatures.matches(&msg.cleaned).iter() {
+            for k in matching(&self.signatures, &msg.cleaned) {
                 let (i, j) = self.signature_owner[k];
                 let sig = &self.intents[i].signatures[j];
                 let matched = sig
@@ -452,6 +470,19 @@ impl KnowledgeBase {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn matches_across_several_signature_sets_keep_their_global_index() {
+        let sets = [
+            RegexSet::new([r"alpha", r"beta"]).unwrap(),
+            RegexSet::new([r"gamma"]).unwrap(),
+            RegexSet::new([r"delta", r"alpha\w+"]).unwrap(),
+        ];
+        let hits: Vec<usize> = matching(&sets, "alphabet soup with gamma rays").collect();
+        assert_eq!(hits, [0, 2, 4]);
+        assert_eq!(matching(&sets, "nothing").count(), 0);
+    }
+
     use super::*;
 
     #[test]
