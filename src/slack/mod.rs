@@ -178,7 +178,9 @@ pub struct Tuning {
     pub ping_every: Duration,
     /// A connection without a pong for this long (rounded down to whole pings) is replaced.
     pub dead_after: Duration,
-    /// A per-thread worker with nothing to do for this long exits.
+    /// A per-thread worker with nothing to do for this long exits. It only keeps one thread's
+    /// events in order (the next event starts a new one), so short: an idle worker is memory held
+    /// for every thread that was active this long ago.
     pub worker_idle: Duration,
     pub retry: RetryPolicy,
     /// How often replies left in the outbox (Slack unreachable for longer than `retry` lasts) are
@@ -199,7 +201,7 @@ impl Default for Tuning {
             reconnect_timeout: Duration::from_secs(30),
             ping_every: Duration::from_secs(15),
             dead_after: Duration::from_secs(60),
-            worker_idle: Duration::from_secs(60),
+            worker_idle: Duration::from_secs(1),
             retry: RetryPolicy::default(),
             redeliver_every: Duration::from_secs(10),
             reply_max_age: Duration::from_secs(60 * 60),
@@ -240,7 +242,9 @@ struct Stuck {
     failures: u32,
 }
 
-/// One queued piece of work with the tracing span it is done in.
+/// One queued piece of work with the tracing span it is done in. Queued boxed: a thread's channel
+/// allocates a block of 32 slots at its first send, which is several KiB for `Job`s inline and 256
+/// bytes for boxes.
 struct Job {
     work: Work,
     /// The event's claim in the inbox journal, done once it was handled.
@@ -252,7 +256,7 @@ struct Job {
 
 /// A thread's queue: the sender and the generation of the worker reading it.
 struct Queue {
-    tx: mpsc::UnboundedSender<Job>,
+    tx: mpsc::UnboundedSender<Box<Job>>,
     generation: u64,
 }
 
@@ -370,12 +374,12 @@ impl<S: Store + 'static> Engine<S> {
 
     /// Queue work for a thread's worker (starting one when the thread has none).
     fn enqueue(self: &Arc<Self>, key: ThreadKey, work: Work, ticket: Ticket, span: Span) {
-        let mut job = Job {
+        let mut job = Box::new(Job {
             work,
             ticket,
             span,
             received: Instant::now(),
-        };
+        });
         let mut queues = self.queues.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(q) = queues.get(&key) {
             match q.tx.send(job) {
@@ -396,21 +400,27 @@ impl<S: Store + 'static> Engine<S> {
             .spawn(async move { engine.worker(key, generation, rx).await });
     }
 
-    async fn worker(self: Arc<Self>, key: ThreadKey, generation: u64, mut rx: mpsc::UnboundedReceiver<Job>) {
+    async fn worker(self: Arc<Self>, key: ThreadKey, generation: u64, mut rx: mpsc::UnboundedReceiver<Box<Job>>) {
         loop {
             match tokio::time::timeout(self.tuning.worker_idle, rx.recv()).await {
                 Ok(Some(job)) => {
-                    let span = job.span.clone();
-                    match job.work {
+                    let Job {
+                        work,
+                        ticket,
+                        span,
+                        received,
+                    } = *job;
+                    // boxed: the handling future is several KB, which an idle worker need not keep
+                    match work {
                         Work::Event(inbound) => {
-                            if self.process(*inbound).instrument(span).await {
-                                self.bot.metrics().replied_after(job.received.elapsed());
+                            if Box::pin(self.process(*inbound)).instrument(span).await {
+                                self.bot.metrics().replied_after(received.elapsed());
                             }
-                            job.ticket.done();
+                            ticket.done();
                         }
                         Work::Redeliver => {
                             self.lock(&self.redeliver_queued).remove(&key);
-                            self.redeliver(&key).instrument(span).await;
+                            Box::pin(self.redeliver(&key)).instrument(span).await;
                         }
                     }
                 }
