@@ -187,7 +187,7 @@ impl Metrics {
         );
         r.register(
             "replies_redelivered",
-            "Saved replies delivered after a failed delivery or a restart",
+            "Outbox records (one handled event's replies) delivered after a failed delivery or a restart",
             m.replies_redelivered.clone(),
         );
         r.register(
