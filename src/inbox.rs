@@ -207,10 +207,6 @@ impl Inbox {
             started: Instant::now(),
         })
     }
-
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
 }
 
 /// The events in a segment file; a line that does not parse (the last one, cut by a crash) is

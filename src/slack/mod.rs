@@ -347,7 +347,8 @@ impl<S: Store + 'static> Engine<S> {
         if let Some(kind) = kind {
             self.bot.metrics().event_received(kind);
         }
-        let journaled = matches!(inbound.kind, InboundKind::Mention | InboundKind::Message);
+        // bots' messages (our own posts echoed back among them) are ignored anyway: not worth a write
+        let journaled = matches!(inbound.kind, InboundKind::Mention | InboundKind::Message) && !inbound.is_bot;
         let ticket = match (&self.inbox, journaled) {
             (Some(inbox), true) => inbox.append(&inbound),
             _ => Ticket::none(),

@@ -352,27 +352,38 @@ impl Web {
         Ok(())
     }
 
+    /// One page of `conversations.replies` for the thread `thread_ts`: at most `limit` messages,
+    /// from `cursor` (a previous page's `next_cursor`).
+    async fn replies_page(
+        &self,
+        channel: &str,
+        thread_ts: &str,
+        limit: u16,
+        cursor: Option<SlackCursorId>,
+    ) -> Result<SlackApiConversationsRepliesResponse, SlackError> {
+        let mut req = SlackApiConversationsRepliesRequest::new(
+            SlackChannelId(channel.to_string()),
+            SlackTs(thread_ts.to_string()),
+        )
+        .with_limit(limit);
+        if let Some(c) = cursor {
+            req = req.with_cursor(c);
+        }
+        self.retry("conversations.replies", || {
+            let s = self.client.open_session(&self.bot_token);
+            let req = &req;
+            async move { s.conversations_replies(req).await }
+        })
+        .await
+    }
+
     /// The [`crate::outbox`] marks on the messages of a thread (every page of `conversations.replies`,
     /// up to [`MAX_MARKER_PAGES`] of them).
     pub async fn thread_markers(&self, channel: &str, thread_ts: &str) -> Result<HashSet<String>, SlackError> {
         let mut marks = HashSet::new();
         let mut cursor = None;
         for _ in 0..MAX_MARKER_PAGES {
-            let mut req = SlackApiConversationsRepliesRequest::new(
-                SlackChannelId(channel.to_string()),
-                SlackTs(thread_ts.to_string()),
-            )
-            .with_limit(200);
-            if let Some(c) = cursor.take() {
-                req = req.with_cursor(c);
-            }
-            let resp = self
-                .retry("conversations.replies", || {
-                    let s = self.client.open_session(&self.bot_token);
-                    let req = &req;
-                    async move { s.conversations_replies(req).await }
-                })
-                .await?;
+            let resp = self.replies_page(channel, thread_ts, 200, cursor).await?;
             for m in &resp.messages {
                 marks.extend(
                     m.content
@@ -396,18 +407,7 @@ impl Web {
 
     /// The root message of a thread (`conversations.replies`, first page of one).
     pub async fn thread_root(&self, channel: &str, thread_ts: &str) -> Result<Option<String>, SlackError> {
-        let req = SlackApiConversationsRepliesRequest::new(
-            SlackChannelId(channel.to_string()),
-            SlackTs(thread_ts.to_string()),
-        )
-        .with_limit(1);
-        let resp = self
-            .retry("conversations.replies", || {
-                let s = self.client.open_session(&self.bot_token);
-                let req = &req;
-                async move { s.conversations_replies(req).await }
-            })
-            .await?;
+        let resp = self.replies_page(channel, thread_ts, 1, None).await?;
         Ok(resp
             .messages
             .into_iter()

@@ -61,6 +61,16 @@ async fn replies_due_in_a_web_api_outage_arrive_once_in_order_after_it() {
     bot.stop().await;
 }
 
+/// The emulator with a person's mention of the bot (`text` after the mention) at the top of
+/// [`CHANNEL`], a store directory not used yet, and the mention's `ts`.
+async fn a_mention_and_an_empty_store(text: &str) -> (SlackEmulator, TempDir, String) {
+    let emu = SlackEmulator::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let ts = emu.next_ts();
+    emu.add_message(CHANNEL, &ts, None, USER, &format!("<@{BOT_USER_ID}> {text}"));
+    (emu, dir, ts)
+}
+
 /// The store as a crash after saving an event's step, before posting its replies, leaves it.
 fn crashed_store(dir: &TempDir, thread_ts: &str, events: &[String], text: &str) -> u64 {
     crashed_store_at(dir, thread_ts, events, text, netrunbook::slack::unix_now())
@@ -96,10 +106,7 @@ fn crashed_store_at(dir: &TempDir, thread_ts: &str, events: &[String], text: &st
 
 #[tokio::test]
 async fn replies_a_crash_left_unposted_are_posted_once_at_start() {
-    let emu = SlackEmulator::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let ts = emu.next_ts();
-    emu.add_message(CHANNEL, &ts, None, USER, &format!("<@{BOT_USER_ID}> dns is broken"));
+    let (emu, dir, ts) = a_mention_and_an_empty_store("dns is broken").await;
     crashed_store(&dir, &ts, &[], "reply saved before the crash");
     let bot = start_bot(emu, dir).await;
     let msgs = bot
@@ -119,10 +126,7 @@ async fn replies_a_crash_left_unposted_are_posted_once_at_start() {
 
 #[tokio::test]
 async fn replies_older_than_the_maximum_age_are_given_up_not_posted() {
-    let emu = SlackEmulator::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let ts = emu.next_ts();
-    emu.add_message(CHANNEL, &ts, None, USER, &format!("<@{BOT_USER_ID}> dns is broken"));
+    let (emu, dir, ts) = a_mention_and_an_empty_store("dns is broken").await;
     // the test bot gives up after an hour
     let two_hours_ago = netrunbook::slack::unix_now() - 2 * 3600;
     crashed_store_at(&dir, &ts, &[], "a reply two hours late", two_hours_ago);
@@ -136,10 +140,7 @@ async fn replies_older_than_the_maximum_age_are_given_up_not_posted() {
 
 #[tokio::test]
 async fn a_reply_posted_just_before_a_crash_is_not_posted_again() {
-    let emu = SlackEmulator::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let ts = emu.next_ts();
-    emu.add_message(CHANNEL, &ts, None, USER, &format!("<@{BOT_USER_ID}> dns is broken"));
+    let (emu, dir, ts) = a_mention_and_an_empty_store("dns is broken").await;
     let id = crashed_store(&dir, &ts, &[], "posted, then the crash");
     // Slack took the post; the crash came before the record was cleared
     let posted_ts = emu.next_ts();
@@ -167,11 +168,8 @@ async fn a_reply_posted_just_before_a_crash_is_not_posted_again() {
 
 #[tokio::test]
 async fn an_event_slack_resends_after_a_crash_gets_its_saved_reply_once() {
-    let emu = SlackEmulator::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let ts = emu.next_ts();
+    let (emu, dir, ts) = a_mention_and_an_empty_store("dns lookups time out in pods").await;
     let text = format!("<@{BOT_USER_ID}> dns lookups time out in pods");
-    emu.add_message(CHANNEL, &ts, None, USER, &text);
     // the step was saved and the event marked handled; its reply never went out
     let events = [
         format!("ev:{TEAM_ID}:Ev0CRASHED"),
@@ -193,11 +191,8 @@ async fn an_event_slack_resends_after_a_crash_gets_its_saved_reply_once() {
 
 #[tokio::test]
 async fn an_event_acknowledged_just_before_a_crash_is_handled_after_the_restart() {
-    let emu = SlackEmulator::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let ts = emu.next_ts();
+    let (emu, dir, ts) = a_mention_and_an_empty_store("who do I page for armada-network").await;
     let text = format!("<@{BOT_USER_ID}> who do I page for armada-network");
-    emu.add_message(CHANNEL, &ts, None, USER, &text);
     {
         // journaled and acknowledged; the process died before handling it (no destructors run)
         let (inbox, left) = Inbox::open(dir.path().join("netrunbook.sled").join("inbox")).unwrap();
