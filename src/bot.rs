@@ -31,7 +31,7 @@ use tracing::{debug, error, info, warn};
 
 use crate::dialogue::{self, Conversation, Input, Pending, Reply, Step};
 use crate::feedback::{self, Unanswered, Vote, VoteKind};
-use crate::kb::{KnowledgeBase, LiveKb, Node, ReloadError, Reloaded};
+use crate::kb::{KnowledgeBase, LiveKb, ReloadError, Reloaded};
 use crate::matcher::Verdict;
 use crate::metrics::Metrics;
 use crate::outbox::Parcel;
@@ -615,12 +615,10 @@ impl<S: Store> Bot<S> {
         let in_thread = inbound.thread_ts.as_deref().is_some_and(|t| t != inbound.ts);
         let key = Self::thread_of(inbound);
         let state = if addressed || in_thread { self.load(&key) } else { None };
-        if !addressed {
-            // people talking to each other: only a pending question makes their replies ours
-            let pending = state.as_ref().is_some_and(|c| !matches!(c.pending, Pending::Nothing));
-            if !in_thread || !pending {
-                return vec![];
-            }
+        if !addressed && (!in_thread || state.is_none()) {
+            // people talking to each other: only a thread with a conversation makes their replies ours
+            // (the engine still leaves chatter that answers nothing alone)
+            return vec![];
         }
         if !self.first_time(inbound, fx) {
             return vec![];
@@ -649,7 +647,8 @@ impl<S: Store> Bot<S> {
             let waiting = state
                 .as_ref()
                 .is_some_and(|c| matches!(c.pending, Pending::Question { .. } | Pending::Clarify { .. }));
-            let says_nothing = text.is_empty() || abstains(kb, &text);
+            let command = dialogue::command(&text).is_some();
+            let says_nothing = !command && (text.is_empty() || abstains(kb, &text));
             if in_thread && !waiting && says_nothing {
                 match reader.root_text(&inbound.channel, &key.thread_ts).await {
                     Some(root) if !root.trim().is_empty() => {
@@ -664,7 +663,9 @@ impl<S: Store> Bot<S> {
                     }
                     _ => {}
                 }
-            } else if !in_thread && (text.is_empty() || HELP_WORDS.contains(&text.to_lowercase().as_str())) {
+            } else if (!in_thread || state.is_none())
+                && (text.is_empty() || HELP_WORDS.contains(&text.to_lowercase().as_str()))
+            {
                 return vec![post(Message::Help)];
             }
         }
@@ -847,10 +848,6 @@ impl<S: Store> Bot<S> {
             }
             Action::Choose { node, option } => {
                 let state = self.load(&key);
-                let current = state
-                    .as_ref()
-                    .filter(|c| matches!(&c.pending, Pending::Question { node: n } if n == node));
-                let answered = current.and_then(|c| question_and_choice(kb, c, node, option));
                 let step = dialogue::step(
                     kb,
                     state.as_ref(),
@@ -863,7 +860,7 @@ impl<S: Store> Bot<S> {
                 fx.save(state.as_ref(), step.state.as_ref());
                 record_intent_of(step.state.as_ref(), None);
                 self.observe(kb, None, state.as_ref(), &step, now);
-                match answered {
+                match step.answered.first().map(|a| (a.question.clone(), a.choice.clone())) {
                     Some((question, choice)) => {
                         let mut out = vec![Outbound::Update {
                             channel: inbound.channel.clone(),
@@ -950,17 +947,6 @@ impl<S: Store> Bot<S> {
 
 fn abstains(kb: &KnowledgeBase, text: &str) -> bool {
     kb.matcher.rank(&kb.prepare(text)).verdict == Verdict::Abstain
-}
-
-/// The question text at `node` of the conversation's flow and the label of `option`.
-fn question_and_choice(kb: &KnowledgeBase, c: &Conversation, node: &str, option: &str) -> Option<(String, String)> {
-    let intent = kb.intent(c.intent.as_deref()?)?;
-    let Node::Ask { slot, question, .. } = intent.flow.as_ref()?.nodes.get(node)? else {
-        return None;
-    };
-    let slot = kb.slots.get(slot)?;
-    let label = slot.options.iter().find(|o| o.id == option)?.label.clone();
-    Some((question.clone().unwrap_or_else(|| slot.question.clone()), label))
 }
 
 /// Note the intent being worked in the current tracing span (the Slack event's).

@@ -240,6 +240,10 @@ fn numbered(kb: &KnowledgeBase, conv: Option<&Conversation>, text: &str) -> Opti
                 crate::kb::Node::Ask { slot, .. } => kb.slots.get(slot)?,
                 _ => return None,
             };
+            // "25" answers "for how many minutes?" with minutes, not option 2
+            if step_q.kind == crate::kb::SlotKind::Minutes {
+                return None;
+            }
             let option = step_q.options.get(n.checked_sub(1)?)?;
             Some(Input::Choose {
                 node: node.clone(),
@@ -249,7 +253,7 @@ fn numbered(kb: &KnowledgeBase, conv: Option<&Conversation>, text: &str) -> Opti
         Pending::Clarify { candidates } => Some(Input::Pick {
             intent: candidates.get(n.checked_sub(1)?)?.clone(),
         }),
-        Pending::Nothing => None,
+        Pending::Nothing | Pending::Describe => None,
     }
 }
 

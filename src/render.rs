@@ -29,8 +29,14 @@ pub fn text(replies: &[Reply], kb_version: &str) -> String {
                 }
             }
             Reply::Question(q) => {
-                if q.reask {
-                    let _ = writeln!(out, "I could not tell the answer from that.");
+                match (&q.note, q.reask) {
+                    (Some(note), _) => {
+                        let _ = writeln!(out, "{note}");
+                    }
+                    (None, true) => {
+                        let _ = writeln!(out, "I could not tell the answer from that.");
+                    }
+                    (None, false) => {}
                 }
                 let _ = writeln!(out, "? {}", q.text);
                 for (i, o) in q.options.iter().enumerate() {
@@ -39,8 +45,11 @@ pub fn text(replies: &[Reply], kb_version: &str) -> String {
             }
             Reply::Guidance(g) => {
                 let _ = writeln!(out, "-> {}", g.text);
+                if let Some(tip) = &g.tip {
+                    let _ = writeln!(out, "   (tip, ours, not the runbook's: {})", tip.trim());
+                }
                 links(&mut out, &g.links);
-                if g.end && !g.escalate {
+                if g.end && !g.escalate && !g.elsewhere {
                     let _ = writeln!(out, "(type /escalate for the escalation path)");
                 }
             }

@@ -179,6 +179,21 @@ impl Lexicon {
         drop_stopwords(self.apply_synonyms(out))
     }
 
+    /// Canonical tokens with the stop words kept: slot readers need "our account" and "their account",
+    /// "just now" and "now", "not them" and "them" to stay apart.
+    pub fn words(&self, cleaned: &str) -> Vec<String> {
+        let denoised = strip_noise(cleaned);
+        let mut out = Vec::new();
+        for tok in raw_tokens(&denoised) {
+            if self.known.contains(&tok) || self.protected.contains(&tok) || STOPWORD_STEMS.contains(&tok) {
+                out.push(tok);
+                continue;
+            }
+            out.push(self.correct(&tok).unwrap_or(tok));
+        }
+        self.apply_synonyms(out)
+    }
+
     /// Whether the knowledge base knows this (stemmed) word.
     pub fn knows(&self, token: &str) -> bool {
         self.known.contains(token)

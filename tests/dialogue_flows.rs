@@ -428,6 +428,7 @@ fn clarifying(kb: &KnowledgeBase, candidates: &[&str], origin: &str) -> Conversa
         trail: vec![],
         started_at: 0,
         updated_at: 0,
+        asked: vec![],
     }
 }
 

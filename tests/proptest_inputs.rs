@@ -229,6 +229,7 @@ fn conversation() -> impl Strategy<Value = Conversation> {
         .collect();
     let pending = prop_oneof![
         Just(Pending::Nothing),
+        Just(Pending::Describe),
         prop::sample::select(nodes).prop_map(|node| Pending::Question { node }),
         prop::collection::vec(prop::sample::select(intents.clone()), 0..4)
             .prop_map(|candidates| Pending::Clarify { candidates }),
@@ -255,6 +256,7 @@ fn conversation() -> impl Strategy<Value = Conversation> {
                 trail,
                 started_at,
                 updated_at,
+                asked: vec![],
             },
         )
 }
@@ -314,6 +316,7 @@ fn check_state(c: &Conversation) -> Result<(), TestCaseError> {
                 prop_assert!(KB.intent(id).is_some(), "clarify candidate {id}");
             }
         }
+        Pending::Describe => prop_assert!(c.intent.is_none(), "a described topic waits for no description"),
     }
     for (slot, option) in &c.slots {
         let s = KB.slots.get(slot);

@@ -23,6 +23,7 @@ fn conversation(intent: &str, updated_at: u64) -> Conversation {
         trail: vec![],
         started_at: updated_at,
         updated_at,
+        asked: vec![],
     }
 }
 

@@ -9,7 +9,9 @@ use indexmap::IndexMap;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use super::{gfm_anchor, Flow, Intent, KnowledgeBase, Link, Node, RunbookSite, Slot, SlotKind, SlotOption};
+use super::{
+    gfm_anchor, CountRule, Flow, FlowExample, Intent, KnowledgeBase, Link, Node, RunbookSite, Slot, SlotKind, SlotOption,
+};
 use crate::matcher::{IntentFeatures, Matcher, SignatureSpec, TermSpec};
 use crate::text::Lexicon;
 
@@ -115,6 +117,10 @@ struct SlotYaml {
     only_when_asked: bool,
     #[serde(default)]
     any_reply: Option<String>,
+    #[serde(default)]
+    about: Vec<String>,
+    #[serde(default)]
+    find_out: Option<String>,
     options: IndexMap<String, OptionYaml>,
 }
 
@@ -128,6 +134,20 @@ struct OptionYaml {
     at_least: Option<f64>,
     #[serde(default)]
     below: Option<f64>,
+    #[serde(default)]
+    above: Option<f64>,
+    #[serde(default)]
+    up_to: Option<f64>,
+    /// `1` (exactly one) or `not 1` (any other count).
+    #[serde(default)]
+    count: Option<String>,
+    /// `all` (every container ready: 3/3) or `not all` (0/1).
+    #[serde(default)]
+    ready: Option<String>,
+    #[serde(default)]
+    examples: Vec<String>,
+    #[serde(default, rename = "not")]
+    near_misses: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -180,6 +200,15 @@ struct SignatureYaml {
 struct FlowYaml {
     start: String,
     nodes: IndexMap<String, NodeYaml>,
+    #[serde(default)]
+    examples: Vec<FlowExampleYaml>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FlowExampleYaml {
+    say: Vec<String>,
+    ends: String,
 }
 
 #[derive(Deserialize)]
@@ -199,6 +228,12 @@ struct NodeYaml {
     then: Option<String>,
     #[serde(default)]
     escalate: bool,
+    #[serde(default)]
+    still: Option<String>,
+    #[serde(default)]
+    elsewhere: bool,
+    #[serde(default)]
+    tip: Option<String>,
 }
 
 const DEFAULT_SIGNATURE_WEIGHT: f64 = 8.0;
@@ -563,6 +598,9 @@ impl KnowledgeBase {
         }
         let digest = hasher.finalize();
         let version: String = digest.iter().take(6).map(|b| format!("{b:02x}")).collect();
+        let mut subjects: Vec<Vec<String>> = slots.values().flat_map(|s| s.about.iter().cloned()).collect();
+        subjects.sort();
+        subjects.dedup();
         Ok(KnowledgeBase {
             version,
             site,
@@ -571,6 +609,7 @@ impl KnowledgeBase {
             escalation: escalation.unwrap_or(0),
             lexicon,
             matcher,
+            subjects,
         })
     }
 }
@@ -641,10 +680,29 @@ fn build_slots(
                 let words: Vec<Vec<String>> = o
                     .words
                     .iter()
-                    .map(|w| lexicon.canonical(w))
+                    .map(|w| lexicon.words(w))
                     .filter(|w| !w.is_empty())
                     .collect();
-                let bounded = o.at_least.is_some() || o.below.is_some();
+                let bounded = o.at_least.is_some() || o.below.is_some() || o.above.is_some() || o.up_to.is_some();
+                let count = o.count.as_deref().and_then(|c| {
+                    let parsed = match c.trim().strip_prefix("not ") {
+                        Some(n) => n.trim().parse().ok().map(CountRule::IsNot),
+                        None => c.trim().parse().ok().map(CountRule::Is),
+                    };
+                    if parsed.is_none() {
+                        problems.add(src, Some(id), format!("slot `{name}` option `{id}`: count `{c}` is not `N` or `not N`"));
+                    }
+                    parsed
+                });
+                let ready = match o.ready.as_deref() {
+                    None => None,
+                    Some("all") => Some(true),
+                    Some("not all") => Some(false),
+                    Some(other) => {
+                        problems.add(src, Some(id), format!("slot `{name}` option `{id}`: ready `{other}` is not `all` or `not all`"));
+                        None
+                    }
+                };
                 if kind == SlotKind::Minutes && !bounded && words.is_empty() {
                     problems.add(
                         src,
@@ -665,6 +723,12 @@ fn build_slots(
                     words,
                     at_least: o.at_least,
                     below: o.below,
+                    above: o.above,
+                    up_to: o.up_to,
+                    count,
+                    ready,
+                    examples: o.examples.clone(),
+                    near_misses: o.near_misses.clone(),
                 });
             }
             if slots.contains_key(name) {
@@ -679,6 +743,8 @@ fn build_slots(
                     only_when_asked: y.only_when_asked,
                     any_reply: y.any_reply.clone(),
                     options,
+                    about: y.about.iter().map(|a| lexicon.words(a)).filter(|a| !a.is_empty()).collect(),
+                    find_out: y.find_out.clone(),
                 },
             );
         }
@@ -699,11 +765,11 @@ fn build_flow(
         let exists = |target: &str| y.nodes.contains_key(target);
         let node = match (&n.ask, &n.say) {
             (Some(slot_name), None) => {
-                if n.then.is_some() || !n.links.is_empty() || n.escalate {
+                if n.then.is_some() || !n.links.is_empty() || n.escalate || n.still.is_some() || n.elsewhere || n.tip.is_some() {
                     problems.add(
                         src,
                         Some(name),
-                        format!("node `{name}` asks: `then`, `links` and `escalate` belong on say nodes"),
+                        format!("node `{name}` asks: `then`, `links`, `escalate`, `still`, `elsewhere` and `tip` belong on say nodes"),
                     );
                 }
                 match slots.get(slot_name) {
@@ -759,11 +825,26 @@ fn build_flow(
                         problems.add(src, Some(name), format!("node `{name}` goes on to missing node `{t}`"));
                     }
                 }
+                if let Some(t) = &n.still {
+                    if !exists(t) {
+                        problems.add(src, Some(name), format!("node `{name}`: `still` names missing node `{t}`"));
+                    }
+                }
+                if n.escalate && n.elsewhere {
+                    problems.add(
+                        src,
+                        Some(name),
+                        format!("node `{name}`: `escalate` and `elsewhere` contradict each other"),
+                    );
+                }
                 Node::Say {
                     text: text.trim_end().to_string(),
                     links: build_links(&n.links, site, src, problems),
                     then: n.then.clone(),
                     escalate: n.escalate,
+                    still: n.still.clone(),
+                    elsewhere: n.elsewhere,
+                    tip: n.tip.as_ref().map(|t| t.trim_end().to_string()),
                 }
             }
             _ => {
@@ -802,9 +883,25 @@ fn build_flow(
             );
         }
     }
+    for ex in &y.examples {
+        if !nodes.contains_key(&ex.ends) {
+            problems.add(src, Some(&ex.ends), format!("flow example ends on missing node `{}`", ex.ends));
+        }
+        if ex.say.is_empty() {
+            problems.add(src, Some("examples:"), "a flow example needs at least the first message in `say`");
+        }
+    }
     (problems.list.len() == before).then(|| Flow {
         start: y.start.clone(),
         nodes,
+        examples: y
+            .examples
+            .iter()
+            .map(|e| FlowExample {
+                say: e.say.clone(),
+                ends: e.ends.clone(),
+            })
+            .collect(),
     })
 }
 

@@ -83,6 +83,16 @@ pub struct Intent {
 pub struct Flow {
     pub start: String,
     pub nodes: BTreeMap<String, Node>,
+    /// Example dialogues `netrunbook check` replays: they must end on their node.
+    pub examples: Vec<FlowExample>,
+}
+
+/// A dialogue written into the knowledge base as a test: the first message, the free-text replies,
+/// and the node the conversation must end on.
+#[derive(Debug, Clone)]
+pub struct FlowExample {
+    pub say: Vec<String>,
+    pub ends: String,
 }
 
 /// A step of a flow.
@@ -99,7 +109,16 @@ pub enum Node {
         text: String,
         links: Vec<Link>,
         then: Option<String>,
+        /// The runbook says to hand over to armada-network here.
         escalate: bool,
+        /// Where a "still stuck" / "didn't help" after this node leads: an ask node (its answer is
+        /// asked again) or a say node. `None`: the escalation path, unless `elsewhere`.
+        still: Option<String>,
+        /// The problem belongs to another team or to the customer: no armada-network escalation is
+        /// offered after this node.
+        elsewhere: bool,
+        /// Our own advice, not the runbook's, shown marked as such.
+        tip: Option<String>,
     },
 }
 
@@ -114,6 +133,11 @@ pub struct Slot {
     /// The option a reply selects when it matches no other option.
     pub any_reply: Option<String>,
     pub options: Vec<SlotOption>,
+    /// What the question is about (`calico-node`, `calico-kube-controllers`), as word sequences: a
+    /// clause that names another slot's subject and not this one says nothing about this slot.
+    pub about: Vec<Vec<String>>,
+    /// How to find the answer out, for "not sure" (our own advice).
+    pub find_out: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -123,15 +147,51 @@ pub enum SlotKind {
     Minutes,
 }
 
+/// A count an option stands for ("exactly one" running, or any other number).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CountRule {
+    Is(u32),
+    IsNot(u32),
+}
+
+impl CountRule {
+    pub fn accepts(self, n: u32) -> bool {
+        match self {
+            CountRule::Is(k) => n == k,
+            CountRule::IsNot(k) => n != k,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct SlotOption {
     pub id: String,
     pub label: String,
-    /// Canonical token sequences that select this option.
+    /// Word sequences (stop words kept, so "our account" and "their account" stay apart) that select
+    /// this option.
     pub words: Vec<Vec<String>>,
-    /// Minutes bounds (`at_least <= m < below`), for `SlotKind::Minutes`.
+    /// Minutes bounds for `SlotKind::Minutes`: `at_least <= m`, `m < below`, `m > above`, `m <= up_to`.
     pub at_least: Option<f64>,
     pub below: Option<f64>,
+    pub above: Option<f64>,
+    pub up_to: Option<f64>,
+    /// A count of pods/nodes the option stands for ("2 kcc pods" is not "exactly one").
+    pub count: Option<CountRule>,
+    /// A ready ratio the option stands for: `Some(true)` all ready ("3/3"), `Some(false)` not ("0/1").
+    pub ready: Option<bool>,
+    /// Replies that must select this option, and near misses that must not (`netrunbook check`).
+    pub examples: Vec<String>,
+    pub near_misses: Vec<String>,
+}
+
+impl SlotOption {
+    /// Whether a duration of `m` minutes falls in this option's bounds.
+    pub fn fits(&self, m: f64) -> bool {
+        self.at_least.is_none_or(|a| m >= a)
+            && self.below.is_none_or(|b| m < b)
+            && self.above.is_none_or(|a| m > a)
+            && self.up_to.is_none_or(|u| m <= u)
+    }
 }
 
 /// The validated knowledge base.
@@ -146,6 +206,8 @@ pub struct KnowledgeBase {
     pub escalation: usize,
     pub lexicon: Lexicon,
     pub matcher: Matcher,
+    /// Every slot's `about` phrases: the subjects questions can be about.
+    pub subjects: Vec<Vec<String>>,
 }
 
 impl KnowledgeBase {

@@ -474,8 +474,10 @@ impl<'k> Builder<'k> {
         // a question is a message of its own, so a click can replace it
         self.finish();
         let mut text = String::new();
-        if q.reask {
-            text.push_str("I could not tell the answer from that.\n");
+        match (&q.note, q.reask) {
+            (Some(note), _) => text.push_str(&format!("{}\n", escape(note))),
+            (None, true) => text.push_str("I could not tell the answer from that.\n"),
+            (None, false) => {}
         }
         text.push_str(&format!("*{}*", escape(&q.text)));
         self.blocks.extend(sections(&text));
@@ -528,6 +530,10 @@ impl<'k> Builder<'k> {
     fn guidance(&mut self, g: &Guidance) {
         self.blocks.extend(sections(&escape(g.text.trim())));
         self.fallback(g.text.trim());
+        if let Some(tip) = &g.tip {
+            self.blocks
+                .push(context(&format!("Tip (ours, not the runbook's): {}", escape(tip.trim()))));
+        }
         self.links("Links", &g.links);
         if g.end && !g.escalate {
             self.feedback_row(&g.intent);

@@ -107,8 +107,8 @@ impl Stored {
                 key: key.to_string(),
                 source,
             })?;
-        if conversation.format != crate::dialogue::FORMAT_VERSION {
-            tracing::warn!(thread = %key, format = conversation.format, "dropping a conversation of an older dialogue format");
+        if conversation.format > crate::dialogue::FORMAT_VERSION {
+            tracing::warn!(thread = %key, format = conversation.format, "dropping a conversation of a newer dialogue format");
             return Ok(None);
         }
         Ok(Some(conversation))
