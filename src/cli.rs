@@ -10,7 +10,7 @@ use serde_json::json;
 
 use crate::dialogue::{self, Conversation, Input, Pending};
 use crate::eval;
-use crate::kb::{runbook, KbError, KnowledgeBase, LoadOptions};
+use crate::kb::{runbook, KbError, KnowledgeBase, LoadOptions, Source};
 use crate::matcher::Verdict;
 use crate::render;
 use crate::text::MAX_INPUT_BYTES;
@@ -257,7 +257,8 @@ fn numbered(kb: &KnowledgeBase, conv: Option<&Conversation>, text: &str) -> Opti
     }
 }
 
-/// `netrunbook check`: validate the knowledge base, and with a runbook, its coverage.
+/// `netrunbook check`: validate the knowledge base, and with a runbook, its coverage and that every fact the
+/// intents state is backed by their sections.
 pub fn check(args: &KbArgs, runbook_file: Option<&Path>, out: &mut impl Write) -> anyhow::Result<i32> {
     let kb = match args.load() {
         Ok(kb) => kb,
@@ -274,6 +275,7 @@ pub fn check(args: &KbArgs, runbook_file: Option<&Path>, out: &mut impl Write) -
         let text = std::fs::read_to_string(path).with_context(|| format!("cannot read runbook {}", path.display()))?;
         let rb = runbook::parse(&text);
         problems = runbook::compare(&kb, &rb, &path.display().to_string());
+        problems.extend(runbook::verify_claims(&kb, &rb, &intent_sources(args, &kb)?));
     }
     for p in &problems {
         writeln!(out, "error: {p}")?;
@@ -289,7 +291,7 @@ pub fn check(args: &KbArgs, runbook_file: Option<&Path>, out: &mut impl Write) -
             kb.slots.len(),
             kb.version,
             if runbook_file.is_some() {
-                ", every runbook section covered"
+                ", every runbook section covered, every fact backed by it"
             } else {
                 ""
             }
@@ -299,6 +301,24 @@ pub fn check(args: &KbArgs, runbook_file: Option<&Path>, out: &mut impl Write) -
         writeln!(out, "{}: {} problem(s)", args.describe(), problems.len())?;
         Ok(1)
     }
+}
+
+/// The text of every intent file, for the lines `check --runbook` reports: the copies compiled into the
+/// binary, or the files read again (an intent's `file` is its path).
+fn intent_sources(args: &KbArgs, kb: &KnowledgeBase) -> anyhow::Result<Vec<Source>> {
+    if args.intents.is_none() {
+        return Ok(crate::kb::builtin_sources());
+    }
+    kb.intents
+        .iter()
+        .map(|i| {
+            let text = std::fs::read_to_string(&i.file).with_context(|| format!("cannot read {}", i.file))?;
+            Ok(Source {
+                name: i.file.clone(),
+                text,
+            })
+        })
+        .collect()
 }
 
 /// `netrunbook eval`: accuracy on a labelled set.

@@ -56,7 +56,11 @@ fn replay(file: &str) -> (usize, usize, Vec<String>, BTreeMap<String, (usize, us
                     1_700_000_000 + 60 * i as u64,
                 );
                 state = s.state;
-                render::text(&s.replies, &kb.version).to_lowercase()
+                let shown = render::text(&s.replies, &kb.version);
+                if std::env::var("SHOW").is_ok_and(|v| v == d.id) {
+                    println!(">>> {}\n{shown}\n", t.say);
+                }
+                shown.to_lowercase()
             } else {
                 String::new()
             };

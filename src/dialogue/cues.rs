@@ -44,6 +44,17 @@ const ESCALATE_IN: &[&str] = &[
     "escalate to armada-network",
     "escalate to armada network",
     "time to escalate",
+    "need the squad",
+    "get the squad",
+    "involve the squad",
+    "loop in the squad",
+    "loop in armada-network",
+    "loop in armada network",
+    "page armada-network",
+    "page armada network",
+    "need to escalate to armada-network",
+    "escalating to armada-network",
+    "escalating to armada network",
 ];
 const HELP: &[&str] = &["help", "?", "what can you do", "topics", "usage"];
 const THANKS: &[&str] = &[
@@ -144,7 +155,42 @@ const PUSHBACK: &[&str] = &[
     "escalating to management",
     "wants us to",
     "want us to",
+    "refuses",
+    "refuse to",
+    "won't remove",
+    "any other option",
+    "other options",
+    "any alternative",
+    "alternatives",
+    "why does it happen",
+    "why it happens",
+    "stop getting paged",
 ];
+/// Someone asks to act on the advice given ("go ahead and run it for them").
+const ACT: &[&str] = &[
+    "go ahead",
+    "run it for them",
+    "do it for them",
+    "can we run",
+    "should we run",
+    "how do we run",
+    "who runs",
+    "can you run",
+    "what do i do",
+    "what should i do",
+    "what do we do",
+    "remind me",
+    "which runbook",
+    "which doc",
+    "link again",
+];
+
+/// A request to act on the advice, or to see it again.
+pub fn act(text: &str) -> bool {
+    let t = normal(text);
+    ACT.iter().any(|p| has_phrase(&t, p))
+}
+
 /// An earlier answer is being corrected.
 const CORRECTION: &[&str] = &[
     "no wait",

@@ -91,17 +91,24 @@ static SPELLED_QTY: &str = r"twenty-five|forty-five|one|two|three|four|five|six|
 
 /// `(bound)? (qty) (unit)`, where a one-letter unit needs digits right before it.
 static AMOUNT: LazyLock<Regex> = LazyLock::new(|| {
+    // verbose mode ignores plain spaces: the quantities' spaces are escaped
+    let spelled = SPELLED_QTY.replace(' ', r"\ ");
     Regex::new(&format!(
         r"(?ix)
         (?P<bound>more\ than|longer\ than|over|at\ least|past|almost|nearly|about|around|roughly|approx(?:imately)?|~|>|<|under|less\ than|below|within|only|just)?\s*
         (?:
             (?P<num>\d+(?:\.\d+)?)\s*(?P<short>m|h|d|w|hr|hrs|min|mins)\b
-          | \b(?P<qty>\d+(?:\.\d+)?|{SPELLED_QTY})(?P<half1>\s+and\s+a\s+half)?\s*\+?\s*(?P<unit>minutes?|mins?|hours?|hrs?|days?|weeks?|seconds?|secs?)\b
+          | \b(?P<qty>\d+(?:\.\d+)?|{spelled})(?P<half1>\s+and\s+a\s+half)?\s*(?P<plus0>\+)?\s*(?P<unit>minutes?|mins?|hours?|hrs?|days?|weeks?|seconds?|secs?)\b
         )
         (?P<half>\s+and\s+a\s+half)?
         (?P<plus>\s*\+|\s+or\s+(?:more|longer|so))?"
     ))
     .unwrap()
+});
+
+/// Words that make the amount after them time ahead ("in 30 min", "another 10 minutes").
+static AHEAD: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)(?:\bin|\bwithin the next|\banother|\bnext|\bgive it|\bwait|\bfor another|\bremind me in)\s*$").unwrap()
 });
 
 /// `1h30`, `1h 30m`, `2 hours 15 minutes`, `1 hour and 20 min`.
@@ -132,6 +139,9 @@ const PHRASES: &[(&str, Duration)] = &[
     ("since last night", Duration::AtLeast(240.0)),
     ("for days", Duration::AtLeast(1440.0)),
     ("since last week", Duration::AtLeast(1440.0)),
+    ("three quarters of an hour", Duration::Exact(45.0)),
+    ("quarter of an hour", Duration::Exact(15.0)),
+    ("quarter hour", Duration::Exact(15.0)),
     ("an hour and a half", Duration::Exact(90.0)),
     ("hour and a half", Duration::Exact(90.0)),
     ("one and a half hours", Duration::Exact(90.0)),
@@ -211,6 +221,10 @@ pub fn read(text: &str, answering: bool) -> Option<Duration> {
     }
     for c in AMOUNT.captures_iter(&lower) {
         let at = c.get(0).map_or(0, |m| m.start());
+        // "back in 30 min", "join in 5", "another 10 minutes": time ahead, not time gone by
+        if AHEAD.is_match(&lower[..at]) {
+            continue;
+        }
         let (n, unit) = match (c.name("num"), c.name("short"), c.name("qty"), c.name("unit")) {
             (Some(n), Some(u), _, _) => (n.as_str().parse::<f64>().ok(), u.as_str()),
             (_, _, Some(q), Some(u)) => (quantity(q.as_str()), u.as_str()),
@@ -221,7 +235,7 @@ pub fn read(text: &str, answering: bool) -> Option<Duration> {
             n += 0.5;
         }
         let m = round(n * unit_minutes(unit));
-        let plus = c.name("plus").is_some();
+        let plus = c.name("plus").is_some() || c.name("plus0").is_some();
         let d = bound_of(c.name("bound").map(|b| b.as_str()), plus, m);
         // a phrase that starts inside this amount ("an hour and a half") was already read whole
         if found.is_none_or(|(f, _)| at < f) {
@@ -310,6 +324,10 @@ mod tests {
             ("workers show Pending security group creation and nothing else", None),
             ("3 workers, 2 zones", None),
             ("an admission webhook", None),
+            ("quarter of an hour maybe", Some(Exact(15.0))),
+            ("brb grabbing coffee, back in 30 min", None),
+            ("no worries, I will join the bridge in 5", None),
+            ("give it another 10 minutes", None),
         ];
         for (text, want) in cases {
             assert_eq!(read(text, false), *want, "{text}");

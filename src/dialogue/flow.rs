@@ -93,7 +93,7 @@ pub fn prefill(kb: &KnowledgeBase, intent: &Intent, text: &str, c: &mut Conversa
             option,
             detail,
             sure: true,
-        } = slots::read(kb, s, text, false, false)
+        } = slots::read(kb, s, text, false, true)
         {
             c.slots.insert(slot.to_string(), option);
             if let Some(d) = detail {

@@ -138,6 +138,17 @@ fn message(kb: &KnowledgeBase, state: Option<&Conversation>, text: &str, address
         return;
     };
     match cmd {
+        // "still broken after the runbook, need the squad" answers the question, then escalates
+        Some(Command::Escalate) if matches!(conv.pending, Pending::Question { .. }) => {
+            if let Pending::Question { node } = &conv.pending {
+                answer(kb, conv, node, text, addressed, now, out);
+            }
+            if !out.replies.iter().any(|r| matches!(r, Reply::Escalation(_))) {
+                let known = out.state.clone().unwrap_or_else(|| conv.clone());
+                out.replies.push(Reply::Escalation(escalation(kb, Some(&known))));
+            }
+            return;
+        }
         Some(Command::Escalate) if addressed || conv.intent.is_some() => {
             out.replies.push(Reply::Escalation(escalation(kb, Some(conv))));
             return;
@@ -194,6 +205,10 @@ fn answer(kb: &KnowledgeBase, conv: &Conversation, node: &str, text: &str, addre
         return;
     }
     let reading = slots::read(kb, slot, text, true, addressed);
+    if cues::pushback(text) && !matches!(reading, Reading::Pick { sure: true, .. }) {
+        out.replies.push(notice(&position(kb, conv, intent)));
+        return;
+    }
     if let Reading::Pick {
         option,
         detail,
@@ -382,7 +397,8 @@ fn in_topic(kb: &KnowledgeBase, conv: &Conversation, intent: &Intent, text: &str
         } => Some((n.as_str(), text.as_str(), still.as_deref(), *elsewhere)),
         Node::Ask { .. } => None,
     });
-    let position = last.map_or_else(|| flow::lead(&intent.summary), |(_, t, _, _)| flow::lead(t));
+    let lead = last.map_or_else(|| flow::lead(&intent.summary), |(_, t, _, _)| flow::lead(t));
+    let lead = lead.trim_end_matches(['.', ':']);
     // 3. the advice did not help: the section's next step
     if cues::still(text) {
         match last {
@@ -396,7 +412,7 @@ fn in_topic(kb: &KnowledgeBase, conv: &Conversation, intent: &Intent, text: &str
                 advance(kb, intent, next, out);
             }
             Some((_, _, None, true)) => out.replies.push(notice(&format!(
-                "The runbook's answer stands: {position}. armada-network cannot take this one further."
+                "The runbook's answer stands: {lead}. armada-network cannot take this one further."
             ))),
             _ => {
                 out.replies.push(notice(
@@ -409,17 +425,57 @@ fn in_topic(kb: &KnowledgeBase, conv: &Conversation, intent: &Intent, text: &str
     }
     // 4. pushback: the runbook's position, once more, in one line
     if cues::pushback(text) {
-        out.replies.push(notice(&format!("The runbook's position stands: {position}.")));
+        out.replies.push(notice(&position(kb, conv, intent)));
         return;
     }
-    // 5. anything else said to the bot: where the thread stands, never "nothing fits"
-    if addressed {
+    // 5. anything else said to the bot, or a thread reply about this very topic: where the thread
+    // stands, never "nothing fits"
+    let on_topic = outcome.best().is_some_and(|b| kb.intents[b.intent].id == intent.id);
+    if addressed || on_topic || cues::act(text) {
         out.matched = Some(outcome);
         out.replies.push(notice(&format!(
-            "Still on *{}*: {position}. Say *still stuck* if that didn't help, `escalate` for the escalation path, `reset` to start over, or describe a different problem.",
+            "Still on *{}*. Say *still stuck* if this didn't help, `escalate` for the escalation path, `reset` to start over, or describe a different problem.",
             intent.title
         )));
+        match last.and_then(|(n, ..)| intent.flow.as_ref()?.nodes.get(n).map(|node| (n, node))) {
+            Some((n, Node::Say { text, links, elsewhere, tip, .. })) => out.replies.push(Reply::Guidance(Guidance {
+                intent: intent.id.clone(),
+                node: n.to_string(),
+                text: text.clone(),
+                links: links.clone(),
+                end: true,
+                escalate: false,
+                elsewhere: *elsewhere,
+                tip: tip.clone(),
+            })),
+            _ => out.replies.push(notice(&format!("{lead}."))),
+        }
     }
+}
+
+/// The runbook's position where the thread stands, for pushback: the lead of the last guidance (or
+/// of the section's summary) with its numbered steps, if it has any.
+fn position(kb: &KnowledgeBase, conv: &Conversation, intent: &Intent) -> String {
+    let _ = kb;
+    let text = conv
+        .trail
+        .last()
+        .and_then(|n| match intent.flow.as_ref()?.nodes.get(n)? {
+            Node::Say { text, .. } => Some(text.as_str()),
+            Node::Ask { .. } => None,
+        })
+        .unwrap_or(&intent.summary);
+    let mut out = format!("The runbook's position stands: {}", flow::lead(text));
+    let steps: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.chars().next().is_some_and(|c| c.is_ascii_digit()) && l.contains(". "))
+        .collect();
+    for s in steps {
+        out.push('\n');
+        out.push_str(s);
+    }
+    out
 }
 
 /// The matcher clearly points at another section than `current`.

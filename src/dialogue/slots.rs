@@ -214,10 +214,38 @@ fn occurrences<'a>(words: &'a [String], phrase: &'a [String]) -> impl Iterator<I
     (0..words.len().saturating_sub(n.saturating_sub(1))).filter(move |&i| n > 0 && words[i..i + n] == *phrase)
 }
 
+/// Words that may stand between a negation and what it negates ("not *the* endpoint gateway one",
+/// "isn't *really* running").
+const FILLERS: &[&str] = &[
+    "the", "a", "an", "any", "really", "even", "yet", "on", "in", "at", "using", "it", "its", "s", "is", "be", "been",
+    "look", "seem", "quite", "actually", "currently", "anymore", "exactly", "very", "all", "that", "this", "so",
+];
+
+/// Whether a negation governs the phrase at `at`: it stands right before it, or only filler words lie
+/// between them ("not ours, the vyatta" does not negate "vyatta").
 fn negated(words: &[String], at: usize) -> bool {
-    words[at.saturating_sub(3)..at]
-        .iter()
-        .any(|w| NEGATORS.contains(&w.as_str()))
+    for w in words[..at].iter().rev().take(4) {
+        if NEGATORS.contains(&w.as_str()) {
+            return true;
+        }
+        if !FILLERS.contains(&w.as_str()) {
+            return false;
+        }
+    }
+    false
+}
+
+/// Small talk between people in the thread: never an answer unless said to the bot.
+const CHATTER: &[&str] = &[
+    "lunch", "coffee", "brb", "bbl", "afk", "be right back", "bridge", "meeting", "standup", "stand-up", "zoom",
+    "webex", "dinner", "break", "weekend", "burger", "pizza", "charger", "survey", "anyone", "who's on", "who is on",
+    "on a call", "joining", "ping me", "later today", "tomorrow", "vacation", "pto",
+];
+
+/// Whether the text reads as small talk ("lunch? the classic burger place?", "joining the bridge").
+pub fn is_chatter(text: &str) -> bool {
+    let lower = text.to_lowercase();
+    CHATTER.iter().any(|p| has_phrase(&lower, p))
 }
 
 /// Whether the person says they do not know (yet).
@@ -261,7 +289,9 @@ pub fn read(kb: &KnowledgeBase, slot: &Slot, text: &str, asked: bool, addressed:
     let mut strong = false;
     let binary = slot.options.len() == 2;
     let first_word = clauses.first().and_then(|c| c.words.first()).cloned();
+    let mut considered = 0usize;
     for (ci, clause) in clauses.iter().enumerate() {
+        let mut about_me = false;
         if !slot.about.is_empty() {
             let mine = slot.about.iter().any(|a| contains(&clause.words, a));
             let other = kb
@@ -272,7 +302,9 @@ pub fn read(kb: &KnowledgeBase, slot: &Slot, text: &str, asked: bool, addressed:
             if (other && !mine) || (!mine && !asked) {
                 continue;
             }
+            about_me = mine;
         }
+        considered += clause.words.len();
         for (oi, o) in slot.options.iter().enumerate() {
             for phrase in &o.words {
                 let bare = phrase.len() == 1 && BARE.contains(&phrase[0].as_str());
@@ -282,10 +314,12 @@ pub fn read(kb: &KnowledgeBase, slot: &Slot, text: &str, asked: bool, addressed:
                         if !asked || !(leads || clause.words.len() <= 2) {
                             continue;
                         }
+                        // "yep, ..." opening the reply to a yes/no question answers it
+                        strong = true;
                     }
                     let weight = phrase.len() as f64 * clause.weight;
                     evidence_words += phrase.len();
-                    if phrase.len() >= 2 {
+                    if phrase.len() >= 2 || about_me {
                         strong = true;
                     }
                     if !bare && negated(&clause.words, at) {
@@ -296,6 +330,14 @@ pub fn read(kb: &KnowledgeBase, slot: &Slot, text: &str, asked: bool, addressed:
                     } else {
                         score[oi] += weight;
                     }
+                }
+            }
+        }
+        if let Some(m) = duration::read(&clause.raw, false).and_then(Duration::minutes) {
+            for (oi, o) in slot.options.iter().enumerate() {
+                if o.minutes_over.is_some_and(|x| m > x) || o.minutes_under.is_some_and(|x| m < x) {
+                    score[oi] += 2.0 * clause.weight;
+                    strong = true;
                 }
             }
         }
@@ -344,13 +386,15 @@ pub fn read(kb: &KnowledgeBase, slot: &Slot, text: &str, asked: bool, addressed:
             if unsure && !strong {
                 return Reading::Unsure;
             }
-            let content = clauses.iter().map(|c| c.words.len()).sum::<usize>().max(1);
-            let question_back = cleaned.trim_end().ends_with('?') && content > 2;
-            let covered = evidence_words * 4 >= content || content <= 4;
+            let content = considered.max(1);
+            // chatter among people in the thread: a question back, or a long message that only grazes
+            // an option word ("lunch? the classic burger place?")
+            let question_back = cleaned.trim_end().ends_with('?') && content > 2 && !strong;
+            let grazes = !strong && evidence_words * 12 < content;
             Reading::Pick {
                 option: slot.options[*best].id.clone(),
                 detail: None,
-                sure: addressed || (!question_back && (strong || covered)),
+                sure: addressed || !(question_back || grazes || is_chatter(&cleaned)),
             }
         }
     }

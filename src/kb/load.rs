@@ -138,6 +138,10 @@ struct OptionYaml {
     above: Option<f64>,
     #[serde(default)]
     up_to: Option<f64>,
+    #[serde(default)]
+    minutes_over: Option<f64>,
+    #[serde(default)]
+    minutes_under: Option<f64>,
     /// `1` (exactly one) or `not 1` (any other count).
     #[serde(default)]
     count: Option<String>,
@@ -169,6 +173,8 @@ struct IntentYaml {
     matching: MatchYaml,
     #[serde(default)]
     flow: Option<FlowYaml>,
+    #[serde(default)]
+    see_also: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -545,11 +551,19 @@ impl KnowledgeBase {
                 links,
                 facts: y.facts,
                 flow,
+                see_also: y.see_also,
                 file: src.name.clone(),
             });
             features.push(IntentFeatures { terms, signatures });
         }
 
+        for i in &intents {
+            for id in i.see_also.iter().filter(|id| !intents.iter().any(|o| &o.id == *id)) {
+                if let Some(src) = sources.iter().find(|s| s.name == i.file) {
+                    problems.add(src, Some("see_also:"), format!("see_also names unknown intent `{id}`"));
+                }
+            }
+        }
         let escalation = intents.iter().position(|i| i.id == runbook.escalation);
         if escalation.is_none() && !intents.is_empty() {
             problems.add(
@@ -725,6 +739,8 @@ fn build_slots(
                     below: o.below,
                     above: o.above,
                     up_to: o.up_to,
+                    minutes_over: o.minutes_over,
+                    minutes_under: o.minutes_under,
                     count,
                     ready,
                     examples: o.examples.clone(),

@@ -74,6 +74,8 @@ pub struct Intent {
     /// Teams, channels, alerts, thresholds, errors: everything else the section names.
     pub facts: BTreeMap<String, Vec<String>>,
     pub flow: Option<Flow>,
+    /// Ids of intents whose runbook sections also back this one's text (`check --runbook`).
+    pub see_also: Vec<String>,
     /// File it came from, for error messages and `check`.
     pub file: String,
 }
@@ -175,6 +177,10 @@ pub struct SlotOption {
     pub below: Option<f64>,
     pub above: Option<f64>,
     pub up_to: Option<f64>,
+    /// For a choice slot: a duration longer (or shorter) than this many minutes counts for the option
+    /// ("over a day" for "stays NetworkUnavailable").
+    pub minutes_over: Option<f64>,
+    pub minutes_under: Option<f64>,
     /// A count of pods/nodes the option stands for ("2 kcc pods" is not "exactly one").
     pub count: Option<CountRule>,
     /// A ready ratio the option stands for: `Some(true)` all ready ("3/3"), `Some(false)` not ("0/1").
