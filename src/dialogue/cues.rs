@@ -1,6 +1,10 @@
 //! What a whole message does besides answering: commands (reset, escalate, help, thanks) and the cues
 //! of a conversation that goes on after the advice ("still stuck", pushback, "no wait, ..."). Pure.
 
+use std::sync::LazyLock;
+
+use regex::Regex;
+
 use super::slots::has_phrase;
 use crate::text::clean_slack;
 
@@ -55,6 +59,14 @@ const ESCALATE_IN: &[&str] = &[
     "need to escalate to armada-network",
     "escalating to armada-network",
     "escalating to armada network",
+    "who do i escalate to",
+    "who should i escalate to",
+    "who do we escalate to",
+    "where do i escalate",
+    "how do i escalate",
+    "escalate to whom",
+    "who do i page",
+    "who should i page",
 ];
 const HELP: &[&str] = &["help", "?", "what can you do", "topics", "usage"];
 const THANKS: &[&str] = &[
@@ -183,6 +195,8 @@ const ACT: &[&str] = &[
     "which runbook",
     "which doc",
     "link again",
+    "for them",
+    "for the customer",
 ];
 
 /// A request to act on the advice, or to see it again.
@@ -235,10 +249,15 @@ pub fn command(text: &str) -> Option<Command> {
     }
 }
 
-/// "Still stuck", "didn't help", "they tried that".
+/// "still <something>" that says the problem goes on ("still firing"), unlike "still fine".
+static STILL_ANY: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"\bstill\s+(?:is\s+|are\s+)?(?:fine|ok|okay|good|healthy|working|works|up|green|happy|here|around|on it|waiting|checking|looking)\b").unwrap()
+});
+
+/// "Still stuck", "didn't help", "they tried that", "still firing".
 pub fn still(text: &str) -> bool {
     let t = normal(text);
-    STILL.iter().any(|p| has_phrase(&t, p))
+    STILL.iter().any(|p| has_phrase(&t, p)) || (has_phrase(&t, "still") && !STILL_ANY.is_match(&t))
 }
 
 /// The runbook's answer is not accepted ("they want us to at least tell them how to configure it").
@@ -266,7 +285,8 @@ mod tests {
         assert_eq!(command("thanks!"), Some(Command::Thanks));
         assert_eq!(command("help"), Some(Command::Help));
         assert_eq!(command("stop the calico-node restarts"), None);
-        assert_eq!(command("who do I escalate to for armada-network?"), None);
+        assert_eq!(command("who do I escalate to for armada-network?"), Some(Command::Escalate));
+        assert_eq!(command("what does the escalation policy say about weekends"), None);
     }
 
     #[test]
@@ -274,6 +294,8 @@ mod tests {
         assert!(still("it's been 25 minutes now and still the same"));
         assert!(still("they tried that, didn't help"));
         assert!(!still("calico-node is still fine"));
+        assert!(still("followed it, still firing after an hour"));
+        assert!(act("customer says go ahead and run it for them"));
         assert!(pushback("they want us to at least tell them how to configure it"));
         assert!(correction("no wait, it is IKS"));
         assert!(!correction("it is IKS"));

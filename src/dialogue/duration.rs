@@ -200,10 +200,47 @@ fn round(m: f64) -> f64 {
     (m * 10.0).round() / 10.0
 }
 
+/// "since 9:10", and the time now when the text gives it ("it's 10:05 now").
+static SINCE_CLOCK: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"(?i)\bsince\s+(?:about\s+|around\s+|~)?(\d{1,2})[:.h](\d{2})\b").unwrap());
+static NOW_CLOCK: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)(?:\b(?:it'?s|its|it is|now)\s+(?:about\s+|around\s+)?(\d{1,2})[:.h](\d{2})\b)|(?:\b(\d{1,2})[:.h](\d{2})\s+now\b)").unwrap()
+});
+
+fn clock_minutes(h: &str, m: &str) -> Option<f64> {
+    let h: f64 = h.parse().ok()?;
+    let m: f64 = m.parse().ok()?;
+    (h < 24.0 && m < 60.0).then_some(h * 60.0 + m)
+}
+
+/// "since 9:10 ... it's 10:05 now" is 55 minutes; "since 9:10" alone is vague.
+fn since_clock(lower: &str) -> Option<Duration> {
+    let since = SINCE_CLOCK.captures(lower)?;
+    let from = clock_minutes(&since[1], &since[2])?;
+    let rest = &lower[since.get(0)?.end()..];
+    let now = NOW_CLOCK.captures(rest).or_else(|| NOW_CLOCK.captures(&lower[..since.get(0)?.start()]));
+    let Some(now) = now else {
+        return Some(Duration::Vague);
+    };
+    let (h, m) = match (now.get(1), now.get(2), now.get(3), now.get(4)) {
+        (Some(h), Some(m), _, _) | (_, _, Some(h), Some(m)) => (h.as_str(), m.as_str()),
+        _ => return Some(Duration::Vague),
+    };
+    let to = clock_minutes(h, m)?;
+    let mut d = to - from;
+    if d < 0.0 {
+        d += 24.0 * 60.0;
+    }
+    Some(Duration::Exact(d))
+}
+
 /// The duration the text names, if any. `answering` is true when the text replies to "for how many
 /// minutes?", where a bare number means minutes.
 pub fn read(text: &str, answering: bool) -> Option<Duration> {
     let lower = text.to_lowercase();
+    if let Some(d) = since_clock(&lower) {
+        return Some(d);
+    }
     if let Some(c) = COMPOUND.captures(&lower) {
         let h: f64 = c["h"].parse().ok()?;
         let m: f64 = c["m"].parse().ok()?;
@@ -328,6 +365,8 @@ mod tests {
             ("brb grabbing coffee, back in 30 min", None),
             ("no worries, I will join the bridge in 5", None),
             ("give it another 10 minutes", None),
+            ("customer says it's been like that since 9:10, it's 10:05 now", Some(Exact(55.0))),
+            ("since 9:10", Some(Vague)),
         ];
         for (text, want) in cases {
             assert_eq!(read(text, false), *want, "{text}");

@@ -234,11 +234,11 @@ fn answer(kb: &KnowledgeBase, conv: &Conversation, node: &str, text: &str, addre
         advance(kb, intent, node, out);
         return;
     }
+    let outcome = kb.matcher.rank(&kb.prepare(text));
+    if is_new_topic(kb, &outcome, intent, addressed, text) && !matches!(reading, Reading::Conflict(_) | Reading::Unsure) {
+        return start_with(kb, text, outcome, now, out);
+    }
     if addressed {
-        let outcome = kb.matcher.rank(&kb.prepare(text));
-        if is_new_topic(kb, &outcome, intent) && !matches!(reading, Reading::Conflict(_) | Reading::Unsure) {
-            return start_with(kb, text, outcome, now, out);
-        }
         out.matched = Some(outcome);
     }
     let mut q = question(kb, intent, node, true);
@@ -351,10 +351,13 @@ fn rerun(kb: &KnowledgeBase, intent: &Intent, mut c: Conversation, note: &str, o
 
 /// The thread has a topic and no question is pending: read the reply in that topic first.
 fn in_topic(kb: &KnowledgeBase, conv: &Conversation, intent: &Intent, text: &str, addressed: bool, now: u64, out: &mut Step) {
-    // 1. a new or changed fact for the topic's flow ("it's been 25 minutes now")
+    // 1. a new or changed fact for the topic's flow ("it's been 25 minutes now"); an answer given to a
+    // question changes only when said to the bot, by a correction, or as a duration that moved on
+    let mut confirmed = false;
     if let Some(flow) = &intent.flow {
         let mut c = conv.clone();
         let mut changed = Vec::new();
+        let correcting = addressed || cues::correction(text);
         for slot in flow_slots(flow) {
             let Some(s) = kb.slots.get(slot) else { continue };
             if let Reading::Pick {
@@ -363,7 +366,12 @@ fn in_topic(kb: &KnowledgeBase, conv: &Conversation, intent: &Intent, text: &str
                 sure: true,
             } = slots::read(kb, s, text, false, addressed)
             {
-                if conv.slots.get(slot) != Some(&option) {
+                let known = conv.slots.get(slot);
+                // a value read from the first message was never confirmed: a later reply may restate it
+                let answered = conv.asked.iter().any(|a| a.slot == slot);
+                if known == Some(&option) {
+                    confirmed = true;
+                } else if known.is_none() || !answered || correcting || s.kind == crate::kb::SlotKind::Minutes {
                     changed.push(format!("*{}*", label(kb, slot, &option)));
                     c.slots.insert(slot.to_string(), option);
                 }
@@ -388,7 +396,7 @@ fn in_topic(kb: &KnowledgeBase, conv: &Conversation, intent: &Intent, text: &str
     }
     // 2. a clearly different problem starts a new topic
     let outcome = kb.matcher.rank(&kb.prepare(text));
-    if addressed && is_new_topic(kb, &outcome, intent) && !cues::still(text) {
+    if is_new_topic(kb, &outcome, intent, addressed, text) && !cues::still(text) {
         return start_with(kb, text, outcome, now, out);
     }
     let last = conv.trail.last().and_then(|n| match intent.flow.as_ref()?.nodes.get(n)? {
@@ -424,14 +432,14 @@ fn in_topic(kb: &KnowledgeBase, conv: &Conversation, intent: &Intent, text: &str
         return;
     }
     // 4. pushback: the runbook's position, once more, in one line
-    if cues::pushback(text) {
+    if cues::pushback(text) && !cues::act(text) {
         out.replies.push(notice(&position(kb, conv, intent)));
         return;
     }
     // 5. anything else said to the bot, or a thread reply about this very topic: where the thread
     // stands, never "nothing fits"
     let on_topic = outcome.best().is_some_and(|b| kb.intents[b.intent].id == intent.id);
-    if addressed || on_topic || cues::act(text) {
+    if addressed || on_topic || confirmed || cues::act(text) {
         out.matched = Some(outcome);
         out.replies.push(notice(&format!(
             "Still on *{}*. Say *still stuck* if this didn't help, `escalate` for the escalation path, `reset` to start over, or describe a different problem.",
@@ -478,9 +486,19 @@ fn position(kb: &KnowledgeBase, conv: &Conversation, intent: &Intent) -> String 
     out
 }
 
-/// The matcher clearly points at another section than `current`.
-fn is_new_topic(kb: &KnowledgeBase, outcome: &MatchOutcome, current: &Intent) -> bool {
-    outcome.verdict == Verdict::Match && outcome.best().is_some_and(|b| kb.intents[b.intent].id != current.id)
+/// A message not addressed to the bot starts a new topic only on strong evidence (a pasted error, a
+/// component named with its symptom): this many times the abstention line.
+const UNADDRESSED_TOPIC_FACTOR: f64 = 2.0;
+
+/// The matcher clearly points at another section than `current`; for a message not addressed to the
+/// bot, strongly so, and not in small talk.
+fn is_new_topic(kb: &KnowledgeBase, outcome: &MatchOutcome, current: &Intent, addressed: bool, text: &str) -> bool {
+    outcome.verdict == Verdict::Match
+        && outcome.best().is_some_and(|b| {
+            kb.intents[b.intent].id != current.id
+                && (addressed
+                    || (b.score >= crate::matcher::ABSTAIN_BELOW * UNADDRESSED_TOPIC_FACTOR && !slots::is_chatter(text)))
+        })
 }
 
 fn clarify(

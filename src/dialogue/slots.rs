@@ -239,13 +239,16 @@ fn negated(words: &[String], at: usize) -> bool {
 const CHATTER: &[&str] = &[
     "lunch", "coffee", "brb", "bbl", "afk", "be right back", "bridge", "meeting", "standup", "stand-up", "zoom",
     "webex", "dinner", "break", "weekend", "burger", "pizza", "charger", "survey", "anyone", "who's on", "who is on",
-    "on a call", "joining", "ping me", "later today", "tomorrow", "vacation", "pto",
+    "on a call", "joining", "ping me", "later today", "tomorrow", "vacation", "pto", "fyi", "sync", "moved to",
+    "heads up", "calendar", "reminder", "out of office",
 ];
+
+static CLOCK_TIME: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"(?i)\b\d{1,2}(?::\d\d)?\s?(?:am|pm)\b").unwrap());
 
 /// Whether the text reads as small talk ("lunch? the classic burger place?", "joining the bridge").
 pub fn is_chatter(text: &str) -> bool {
     let lower = text.to_lowercase();
-    CHATTER.iter().any(|p| has_phrase(&lower, p))
+    CHATTER.iter().any(|p| has_phrase(&lower, p)) || CLOCK_TIME.is_match(&lower)
 }
 
 /// Whether the person says they do not know (yet).
@@ -333,7 +336,10 @@ pub fn read(kb: &KnowledgeBase, slot: &Slot, text: &str, asked: bool, addressed:
                 }
             }
         }
-        if let Some(m) = duration::read(&clause.raw, false).and_then(Duration::minutes) {
+        // a duration says how long only in a reply to the question ("over a day now"); in a first
+        // message it often says when ("overnight")
+        let said_duration = if asked { duration::read(&clause.raw, false) } else { None };
+        if let Some(m) = said_duration.and_then(Duration::minutes) {
             for (oi, o) in slot.options.iter().enumerate() {
                 if o.minutes_over.is_some_and(|x| m > x) || o.minutes_under.is_some_and(|x| m < x) {
                     score[oi] += 2.0 * clause.weight;
