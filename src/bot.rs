@@ -12,7 +12,11 @@
 //! - a bare mention in a thread ("@netrunbook", "@netrunbook what does the runbook say?") reads the
 //!   thread's root message (the alert) and answers that;
 //! - each event is handled once: by event id (Slack retries) and by channel + ts (the `app_mention`
-//!   and `message` twins of one post);
+//!   and `message` twins of one post); a click by a key from its payload (who, when, which button),
+//!   so a re-sent envelope does not vote, share or escalate twice; a slash command by its trigger
+//!   (a re-sent copy gets the same private answer, without counting it or starting work again);
+//! - a question answered in words is marked answered in place, as a click marks it
+//!   ([`Outbound::MarkAnswered`]), before the replies that follow the answer;
 //! - outside the allowed channels (when a list is set) a mention or a click gets a short private note;
 //!   `/netrunbook reload` and `/netrunbook report` are for the admins listed, from any channel.
 //!
@@ -41,7 +45,9 @@ use crate::store::{Change, Commit, Store, ThreadKey};
 /// Something that happened in Slack, in our terms.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Inbound {
-    /// The Events API `event_id`, for de-duplication; `None` for commands and clicks.
+    /// What Slack's re-sent copies of this input share and other inputs do not, for
+    /// de-duplication: the Events API `event_id`, or for a click a key `slack/` builds from the
+    /// payload (user, `action_ts`, `action_id`). `None` for our own follow-ups (a shared answer).
     pub event_id: Option<String>,
     pub team: String,
     pub channel: String,
@@ -153,6 +159,16 @@ pub enum Outbound {
         ts: String,
         message: Message,
     },
+    /// A question was answered in words: replace the newest message of the bot's in the thread that
+    /// asks the question at flow node `node` with buttons by `message` (a [`Message::Answered`]),
+    /// as a click would have. The bot does not know that message's `ts`; `slack/` finds it in the
+    /// thread when delivering, and skips this when it finds none.
+    MarkAnswered {
+        channel: String,
+        thread_ts: String,
+        node: String,
+        message: Message,
+    },
     /// Answer through an interaction's `response_url`: replace the original with `message`, or
     /// delete it when `None`.
     Respond {
@@ -242,6 +258,9 @@ pub struct SlashCommand {
     pub channel: String,
     pub user: String,
     pub text: String,
+    /// What Slack's re-sent copies of this command share and other commands do not (`slack/`
+    /// builds it from the `trigger_id`), for de-duplication; `None`: not de-duplicated.
+    pub key: Option<String>,
 }
 
 /// How to answer a slash command.
@@ -330,7 +349,14 @@ impl<S: Store> Bot<S> {
 
     /// The answer to `/netrunbook <text>`: the topic list or the answer, privately; the admin
     /// commands `reload` and `report` (refused to others); a note outside the allowed channels.
+    ///
+    /// A copy Slack re-sends (the same `key`) gets the same answer without its side effects: the
+    /// answer is not counted or kept for the report again and an admin task is not started again.
+    /// Not an empty acknowledgement: the answer rides on the ack, and Slack re-sends a command
+    /// when it did not get the first ack (a dropped connection, a slow one), so the person may
+    /// not have seen the first answer at all; answering again is pure, starting work twice is not.
     pub fn command(&self, cmd: &SlashCommand, now: u64) -> CommandReply {
+        let first = self.first_command(cmd, now);
         let t = cmd.text.trim();
         let word = t.to_lowercase();
         let task = match word.as_str() {
@@ -350,19 +376,48 @@ impl<S: Store> Bot<S> {
                     "Only netrunbook admins can use `/netrunbook {word}`: {why}."
                 )));
             }
-            let ack = match task {
-                AdminTask::Reload => "Reloading the knowledge base…",
-                AdminTask::Report => "Putting the report together…",
-            };
-            return CommandReply::Later {
-                ack: Message::Notice(ack.into()),
-                task,
-            };
+            let ack = Message::Notice(
+                match task {
+                    AdminTask::Reload => "Reloading the knowledge base…",
+                    AdminTask::Report => "Putting the report together…",
+                }
+                .into(),
+            );
+            if !first {
+                // the first copy's task shows its result
+                return CommandReply::Now(ack);
+            }
+            return CommandReply::Later { ack, task };
         }
         if !self.access.answers_in(&cmd.channel) {
             return CommandReply::Now(self.not_here());
         }
-        CommandReply::Now(self.answer_privately(&self.kb(), t, now))
+        CommandReply::Now(self.answer_privately(&self.kb(), t, now, first))
+    }
+
+    /// True unless the command is a copy of one already answered (by its `key`); the key is marked
+    /// at once. Commands are answered on the socket's callback, not in a thread's queue, so two
+    /// copies on two connections can be answered at the same moment: the mark is an atomic
+    /// insert-if-absent, and only one copy wins. Not flushed (the ack must not wait for the disk):
+    /// a crash right after may let a copy through, which answers the person twice at worst.
+    fn first_command(&self, cmd: &SlashCommand, now: u64) -> bool {
+        let Some(key) = &cmd.key else {
+            return true;
+        };
+        let key = format!("ev:{}:{key}", cmd.team);
+        match self.store.mark_event_seen(&key, now) {
+            Ok(true) => true,
+            Ok(false) => {
+                debug!(key = %key, "duplicate slash command: answered again without side effects");
+                self.metrics.duplicate_dropped();
+                false
+            }
+            // better a rare double count than no answer when the store fails
+            Err(e) => {
+                error!(error = %error_chain(&e), "cannot read or mark the handled commands");
+                true
+            }
+        }
     }
 
     /// The note for a channel the bot does not answer in.
@@ -372,8 +427,9 @@ impl<S: Store> Bot<S> {
         }
     }
 
-    /// The topic list, or the answer to `t`, for the asker only.
-    fn answer_privately(&self, kb: &KnowledgeBase, t: &str, now: u64) -> Message {
+    /// The topic list, or the answer to `t`, for the asker only; counted and kept for the report
+    /// when `observe` (not for a re-sent copy).
+    fn answer_privately(&self, kb: &KnowledgeBase, t: &str, now: u64, observe: bool) -> Message {
         if t.is_empty() || HELP_WORDS.contains(&t.to_lowercase().as_str()) {
             return Message::Help;
         }
@@ -387,7 +443,9 @@ impl<S: Store> Bot<S> {
             now,
         );
         record_intent(step.replies.first());
-        self.observe(kb, Some(t), None, &step, now);
+        if observe {
+            self.observe(kb, Some(t), None, &step, now);
+        }
         let mut replies = step.replies.into_iter();
         let reply = replies.next().unwrap_or(Reply::NoMatch);
         let more = replies.next().is_some() || matches!(&reply, Reply::Answer(a) if a.has_flow);
@@ -474,9 +532,11 @@ impl<S: Store> Bot<S> {
         let mut out = match &inbound.kind {
             InboundKind::Mention | InboundKind::Message => self.message(kb, inbound, reader, now, &mut fx).await,
             InboundKind::Command => vec![],
-            InboundKind::Action { action, response_url } => {
+            // a click Slack re-sends must not vote, share or escalate twice
+            InboundKind::Action { action, response_url } if self.first_time(inbound, &mut fx) => {
                 self.action(kb, inbound, action, response_url.as_deref(), now, &mut fx)
             }
+            InboundKind::Action { .. } => vec![],
             InboundKind::Shared { question } => self.shared(kb, inbound, question, now, &mut fx),
         };
         let outbox = self.commit(inbound, &fx, &mut out, now);
@@ -561,15 +621,19 @@ impl<S: Store> Bot<S> {
         }
     }
 
-    /// True when the event was not handled before (by event id, and by channel + ts); its keys are
-    /// then marked handled in `fx`, saved with the step. (Check now, mark at the commit: the events of
-    /// one thread are handled one at a time, and twins share the thread.)
+    /// True when the event or click was not handled before (by event id or click key, and a
+    /// message by channel + ts); its keys are then marked handled in `fx`, saved with the step.
+    /// (Check now, mark at the commit: the inputs of one thread are handled one at a time, and
+    /// twins and re-sent copies share the thread.)
     fn first_time(&self, inbound: &Inbound, fx: &mut Effects) -> bool {
         let mut keys = Vec::with_capacity(2);
         if let Some(id) = &inbound.event_id {
             keys.push(format!("ev:{}:{id}", inbound.team));
         }
-        keys.push(format!("msg:{}:{}:{}", inbound.team, inbound.channel, inbound.ts));
+        // a post's twins share its channel + ts; different clicks on one message share them too
+        if matches!(inbound.kind, InboundKind::Mention | InboundKind::Message) {
+            keys.push(format!("msg:{}:{}:{}", inbound.team, inbound.channel, inbound.ts));
+        }
         for key in &keys {
             match self.store.was_seen(key) {
                 Ok(false) => {}
@@ -681,10 +745,26 @@ impl<S: Store> Bot<S> {
         fx.save(state.as_ref(), step.state.as_ref());
         record_intent_of(step.state.as_ref(), step.replies.first());
         self.observe(kb, Some(&text), state.as_ref(), &step, now);
-        if step.replies.is_empty() {
-            return vec![];
+        // a question answered in words shows its answer in place, as a click does, before what
+        // follows the answer
+        let mut out: Vec<Outbound> = step
+            .answered
+            .into_iter()
+            .map(|a| Outbound::MarkAnswered {
+                channel: inbound.channel.clone(),
+                thread_ts: key.thread_ts.clone(),
+                node: a.node,
+                message: Message::Answered {
+                    question: a.question,
+                    choice: a.choice,
+                    user: inbound.user.clone(),
+                },
+            })
+            .collect();
+        if !step.replies.is_empty() {
+            out.push(post(Message::Replies(step.replies)));
         }
-        vec![post(Message::Replies(step.replies))]
+        out
     }
 
     /// Count what a step did, keep its answers' tally and, when the match was doubtful, the message
@@ -1040,6 +1120,7 @@ mod tests {
                 channel: "C1".into(),
                 user: user.into(),
                 text: text.into(),
+                key: None,
             },
             1,
         )
@@ -1280,6 +1361,127 @@ mod tests {
             slash(&nobody, "UADMIN", "reload"),
             CommandReply::Now(Message::Notice(n)) if n.contains("no admins are configured")
         ));
+    }
+
+    #[tokio::test]
+    async fn an_answer_in_words_marks_its_question_answered_before_the_next_replies() {
+        let bot = bot();
+        bot.handle(
+            &event(
+                InboundKind::Mention,
+                "E1",
+                "10.1",
+                None,
+                "<@UBOT> LoadBalancer service stuck with pending external IP",
+            ),
+            &Root(None),
+            1,
+        )
+        .await;
+        let out = bot
+            .handle(
+                &event(InboundKind::Message, "E2", "10.2", Some("10.1"), "it's a vpc cluster"),
+                &Root(None),
+                2,
+            )
+            .await;
+        let Some(Outbound::MarkAnswered {
+            channel,
+            thread_ts,
+            node,
+            message: Message::Answered { choice, user, .. },
+        }) = out.first()
+        else {
+            panic!("{out:?}")
+        };
+        assert_eq!(
+            (channel.as_str(), thread_ts.as_str(), node.as_str(), choice.as_str(), user.as_str()),
+            ("C1", "10.1", "infra", "VPC", "UHUMAN")
+        );
+        assert!(
+            matches!(replies(&out).first(), Some(Reply::Question(q)) if q.node != "infra"),
+            "then the next question: {out:?}"
+        );
+        // chatter that answers nothing marks nothing
+        let out = bot
+            .handle(
+                &event(InboundKind::Message, "E3", "10.3", Some("10.1"), "brb, coffee"),
+                &Root(None),
+                3,
+            )
+            .await;
+        assert!(!out.iter().any(|o| matches!(o, Outbound::MarkAnswered { .. })), "{out:?}");
+    }
+
+    #[tokio::test]
+    async fn a_click_slack_sends_again_is_handled_once() {
+        use crate::store::FeedbackStore;
+        let bot = bot();
+        bot.handle(
+            &event(
+                InboundKind::Mention,
+                "E1",
+                "11.1",
+                None,
+                "<@UBOT> dns lookups time out in pods",
+            ),
+            &Root(None),
+            1,
+        )
+        .await;
+        let click = |key: &str| {
+            event(
+                InboundKind::Action {
+                    action: Action::Feedback {
+                        intent: "dns".into(),
+                        helpful: true,
+                    },
+                    response_url: None,
+                },
+                key,
+                "11.2",
+                Some("11.1"),
+                "",
+            )
+        };
+        assert_eq!(bot.handle(&click("click:U:1.1:a"), &Root(None), 2).await.len(), 1);
+        assert!(bot.handle(&click("click:U:1.1:a"), &Root(None), 3).await.is_empty());
+        assert_eq!(bot.store().feedback().unwrap().votes.len(), 1, "one vote");
+        // another click on the same button is another click (a person's vote replaces theirs)
+        assert_eq!(bot.handle(&click("click:U:1.2:a"), &Root(None), 4).await.len(), 1);
+    }
+
+    #[test]
+    fn a_slash_command_slack_sends_again_gets_its_answer_without_side_effects() {
+        use crate::store::FeedbackStore;
+        let bot = bot().with_access(Access {
+            channels: None,
+            admins: ["UADMIN".to_string()].into(),
+        });
+        let cmd = |user: &str, text: &str, key: &str| SlashCommand {
+            team: "T1".into(),
+            channel: "C1".into(),
+            user: user.into(),
+            text: text.into(),
+            key: Some(key.into()),
+        };
+        let question = cmd("UHUMAN", "coredns lookups fail", "cmd:trigger-1");
+        let first = bot.command(&question, 1);
+        let again = bot.command(&question, 2);
+        assert!(matches!(&first, CommandReply::Now(Message::Private { .. })), "{first:?}");
+        assert_eq!(first, again, "the same private answer");
+        assert_eq!(bot.store().feedback().unwrap().answers.values().sum::<u64>(), 1, "counted once");
+        assert!(matches!(
+            bot.command(&cmd("UADMIN", "report", "cmd:trigger-2"), 3),
+            CommandReply::Later {
+                task: AdminTask::Report,
+                ..
+            }
+        ));
+        assert!(
+            matches!(bot.command(&cmd("UADMIN", "report", "cmd:trigger-2"), 4), CommandReply::Now(Message::Notice(n)) if n.contains("report")),
+            "acknowledged again, not run again"
+        );
     }
 
     #[test]

@@ -7,7 +7,9 @@
 //! advances [`Parcel::delivered`] after each one and removes the record after the last. A record left
 //! over (a crash, Slack unreachable for longer than the Web API retries) is delivered again later;
 //! then a post already in the thread is recognised by its [`marker`] (carried in the message's first
-//! `block_id`) and not posted twice.
+//! `block_id`) and not posted twice. Updates are idempotent and simply go out again; a
+//! [`Outbound::MarkAnswered`] looks for its question's message (with its buttons) again, and finds
+//! none when it was already marked.
 //!
 //! Plain data, versioned by [`OUTBOX_FORMAT`]; a record of another format or unreadable is dropped
 //! with a warning (its replies are lost, never misread).
@@ -17,7 +19,11 @@ use serde::{Deserialize, Serialize};
 use crate::bot::Outbound;
 use crate::store::ThreadKey;
 
-/// Version of the serialised [`Parcel`]; bump it when its shape (or [`Outbound`]'s) changes.
+/// Version of the serialised [`Parcel`]; bump it when a change of its shape (or [`Outbound`]'s)
+/// would misread older records (a field or variant renamed, removed or changed in meaning). An added
+/// variant ([`Outbound::MarkAnswered`]) reads older records as they were and keeps the version:
+/// bumping it would drop the replies waiting at an upgrade. (A binary older than a variant drops a
+/// record that holds it as unreadable.)
 pub const OUTBOX_FORMAT: u32 = 1;
 
 /// The prefix of every [`marker`].
@@ -116,6 +122,16 @@ mod tests {
                     response_url: "http://127.0.0.1:1/r".into(),
                     message: None,
                 },
+                Outbound::MarkAnswered {
+                    channel: "C1".into(),
+                    thread_ts: "1.0".into(),
+                    node: "infra".into(),
+                    message: Message::Answered {
+                        question: "Which infrastructure?".into(),
+                        choice: "Classic".into(),
+                        user: "U1".into(),
+                    },
+                },
             ],
         )
     }
@@ -127,8 +143,17 @@ mod tests {
         p.delivered = 1;
         assert!(!p.is_done());
         assert_eq!(Parcel::decode(1, &p.encode()).map(|p| p.delivered), Some(1));
-        p.delivered = 2;
+        p.delivered = 3;
         assert!(p.is_done());
+    }
+
+    #[test]
+    fn records_written_before_mark_answered_still_read() {
+        let old = br#"{"format":1,"thread":{"team":"T1","channel":"C1","thread_ts":"1.0"},"created_at":7,
+            "items":[{"Update":{"channel":"C1","ts":"1.1","message":{"Answered":{"question":"q","choice":"c","user":"U1"}}}}],
+            "delivered":0}"#;
+        let p = Parcel::decode(1, old).expect("an older record of the same format reads");
+        assert!(matches!(&p.items[..], [Outbound::Update { ts, .. }] if ts == "1.1"));
     }
 
     #[test]

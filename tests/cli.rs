@@ -145,8 +145,8 @@ fn check_rejects_unknown_fields_duplicate_ids_bad_regexes_and_dangling_steps() {
             "bad regex `(unclosed`",
         ),
         (
-            dns.replacen("then: solved", "then: nowhere", 1),
-            "missing node `nowhere`",
+            dns.replacen("iks: iks_guides", "iks: nowhere", 1),
+            "leads to missing node `nowhere`",
         ),
         (
             dns.replacen("ask: platform", "ask: no_such_slot", 1),
@@ -203,6 +203,53 @@ fn check_against_a_runbook_finds_uncovered_sections_and_lost_links() {
         out.contains("does not exist in"),
         "intents whose heading vanished are reported:\n{out}"
     );
+}
+
+/// The runbook's DNS and Escalation Policy sections, as the runbook writes them.
+const DNS_RUNBOOK: &str = "---\nlink: /armada/armada-network-initial-troubleshooting.html\n---\n### Customer Reports DNS Issues\n\nThe following customer documentation should be used to troubleshoot any DNS issues inside the cluster.\n - [General DNS troubleshooting for IKS clusters](https://kubernetes.io/docs/tasks/administer-cluster/dns-debugging-resolution/)\n - [Specific coreDNS troubleshooting for IKS:](https://cloud.ibm.com/docs/containers?topic=containers-coredns_lameduck)\n - [General DNS troubleshooting for Openshift clusters](https://access.redhat.com/solutions/3804501)\n\n## Escalation Policy\n\nUse the escalation steps below to involve the `armada-network` squad:\n\n  * Escalation policy: [Alchemy - Containers Tribe - armada-network](https://ibm.pagerduty.com/escalation_policies#P2MK3WQ)\n  * Slack channel: [#armada-network](https://ibm-argonauts.slack.com/messages/armada-network)\n  * GHE issues: [armada-network](https://github.ibm.com/alchemy-containers/armada-network/issues/)\n";
+
+#[test]
+fn check_against_a_runbook_names_facts_its_section_does_not_state() {
+    let dns = std::fs::read_to_string("intents/dns.yaml").unwrap();
+    let claim = "  If that fails, wait 30 minutes and ask in #some-channel.\n";
+    let text = dns.replacen("summary: |\n", &format!("summary: |\n{claim}"), 1);
+    assert_ne!(text, dns, "the test's edit must apply");
+    let line = text.lines().position(|l| l == claim.trim_end()).unwrap() + 1;
+    let dir = broken_kb("dns.yaml", &text);
+    let runbook = dir.path().join("runbook.md");
+    std::fs::write(&runbook, DNS_RUNBOOK).unwrap();
+    let o = run(
+        &[
+            "check",
+            "--intents",
+            dir.path().to_str().unwrap(),
+            "--runbook",
+            runbook.to_str().unwrap(),
+        ],
+        None,
+    );
+    let out = stdout(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    let at = format!("dns.yaml:{line}: intent `dns` says");
+    for fact in ["`30` (number)", "`#some-channel` (channel)"] {
+        let want = format!("{at} {fact} but section \"Customer Reports DNS Issues\" does not");
+        assert!(out.contains(&want), "expected `{want}` in:\n{out}");
+    }
+}
+
+#[test]
+fn check_rejects_see_also_naming_no_intent() {
+    let dns = std::fs::read_to_string("intents/dns.yaml").unwrap();
+    let text = dns.replacen("title:", "see_also: [self-help-suggestions, no-such-intent]\ntitle:", 1);
+    assert_ne!(text, dns);
+    let dir = broken_kb("dns.yaml", &text);
+    let (code, out) = check_dir(dir.path());
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("dns.yaml:3: see_also names unknown intent `no-such-intent`"),
+        "{out}"
+    );
+    assert!(!out.contains("`self-help-suggestions`"), "{out}");
 }
 
 #[test]

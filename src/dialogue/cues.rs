@@ -197,6 +197,13 @@ const ACT: &[&str] = &[
     "link again",
     "for them",
     "for the customer",
+    "which of the workarounds",
+    "which workaround",
+    "which option",
+    "gave permission",
+    "give permission",
+    "has permission",
+    "to run it",
 ];
 
 /// A request to act on the advice, or to see it again.

@@ -234,11 +234,12 @@ fn answer(kb: &KnowledgeBase, conv: &Conversation, node: &str, text: &str, addre
         advance(kb, intent, node, out);
         return;
     }
-    let outcome = kb.matcher.rank(&kb.prepare(text));
-    if is_new_topic(kb, &outcome, intent, addressed, text) && !matches!(reading, Reading::Conflict(_) | Reading::Unsure) {
-        return start_with(kb, text, outcome, now, out);
-    }
+    // a reply to the question that names other components is not a new topic unless said to the bot
     if addressed {
+        let outcome = kb.matcher.rank(&kb.prepare(text));
+        if is_new_topic(kb, &outcome, intent, addressed, text) && !matches!(reading, Reading::Conflict(_) | Reading::Unsure) {
+            return start_with(kb, text, outcome, now, out);
+        }
         out.matched = Some(outcome);
     }
     let mut q = question(kb, intent, node, true);
@@ -396,7 +397,7 @@ fn in_topic(kb: &KnowledgeBase, conv: &Conversation, intent: &Intent, text: &str
     }
     // 2. a clearly different problem starts a new topic
     let outcome = kb.matcher.rank(&kb.prepare(text));
-    if is_new_topic(kb, &outcome, intent, addressed, text) && !cues::still(text) {
+    if !confirmed && is_new_topic(kb, &outcome, intent, addressed, text) && !cues::still(text) {
         return start_with(kb, text, outcome, now, out);
     }
     let last = conv.trail.last().and_then(|n| match intent.flow.as_ref()?.nodes.get(n)? {

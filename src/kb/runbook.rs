@@ -259,7 +259,11 @@ pub fn claims(text: &str) -> Vec<Claim> {
             .filter(|name| !teams.iter().any(|t| contains_whole(&loose(t), &loose(name))))
             .collect();
         let numbers = numbers(&rest);
-        for (kind, found) in [(ClaimKind::Team, teams), (ClaimKind::Name, names), (ClaimKind::Number, numbers)] {
+        for (kind, found) in [
+            (ClaimKind::Team, teams),
+            (ClaimKind::Name, names),
+            (ClaimKind::Number, numbers),
+        ] {
             out.extend(found.into_iter().map(|text| Claim { kind, text, line: n }));
         }
     }
@@ -287,7 +291,10 @@ pub fn teams(line: &str) -> Vec<String> {
             let ends_clause = words[j]
                 .trim_end_matches(['*', '_', '"', '\''])
                 .ends_with([',', '.', ';', ':', ')', '!', '?']);
-            let starts_sentence = j == 0 || words[j - 1].trim_end_matches(['*', '_']).ends_with(['.', '!', '?', ':']);
+            let starts_sentence = j == 0
+                || words[j - 1]
+                    .trim_end_matches(['*', '_'])
+                    .ends_with(['.', '!', '?', ':']);
             let known = KNOWN_NAMES.iter().any(|k| k.eq_ignore_ascii_case(word));
             let capitalised = word.starts_with(|c: char| c.is_uppercase()) && !starts_sentence;
             if word.is_empty() || ends_clause || !(known || capitalised) {
@@ -306,17 +313,18 @@ pub fn teams(line: &str) -> Vec<String> {
 pub fn names(line: &str) -> Vec<String> {
     let lower = line.to_lowercase();
     let word = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '-' || c == '_');
-    let mut out = Vec::new();
+    let mut found = Vec::new();
     for name in KNOWN_NAMES {
         let needle = name.to_lowercase();
         for (i, _) in lower.match_indices(&needle) {
             let end = i + needle.len();
             if !word(lower[..i].chars().next_back()) && !word(lower[end..].chars().next()) {
-                out.push(line.get(i..end).unwrap_or(name).to_string());
+                found.push((i, line.get(i..end).unwrap_or(name).to_string()));
             }
         }
     }
-    out
+    found.sort();
+    found.into_iter().map(|(_, name)| name).collect()
 }
 
 /// Every token with a digit, without surrounding punctuation (`20+` is `20`, `(2s` is `2s`); a hyphen
@@ -402,7 +410,7 @@ impl Backing {
             ClaimKind::Team | ClaimKind::Name => contains_whole(&self.loose, &loose(&claim.text)),
             ClaimKind::Code => claim
                 .text
-                .split(['…'])
+                .split('…')
                 .flat_map(|p| p.split("..."))
                 .map(loose)
                 .filter(|p| !p.is_empty())
@@ -481,7 +489,7 @@ fn line_in_source(source: &str, path: &[&str], text_line: &str, claim: &str) -> 
     let lines: Vec<&str> = source.lines().collect();
     let mut start = 0;
     for key in path {
-        let key = format!("{}:", key.trim_end_matches(':'));
+        let key = format!("{key}:");
         if let Some(at) = lines[start..].iter().position(|l| l.trim_start().starts_with(&key)) {
             start += at;
         }
@@ -491,7 +499,10 @@ fn line_in_source(source: &str, path: &[&str], text_line: &str, claim: &str) -> 
         if needle.is_empty() {
             return None;
         }
-        lines[start..].iter().position(|l| l.contains(needle)).map(|i| start + i + 1)
+        lines[start..]
+            .iter()
+            .position(|l| l.contains(needle))
+            .map(|i| start + i + 1)
     };
     find(text_line).or_else(|| find(claim))
 }
@@ -550,7 +561,12 @@ mod tests {
         check_claims("The Netint team, or the IKS network teams", &["team Netint"]);
         check_claims(
             "the Sysdig webhook, not `sysdig-admission`; sysdig-agent; Qualtrics (Clarabridge)",
-            &["backticked sysdig-admission", "name Sysdig", "name Qualtrics", "name Clarabridge"],
+            &[
+                "backticked sysdig-admission",
+                "name Sysdig",
+                "name Qualtrics",
+                "name Clarabridge",
+            ],
         );
     }
 
@@ -577,8 +593,9 @@ mod tests {
         assert!(b.states(&code("calico-node")));
         assert!(b.states(&code("Calico Node")));
         assert!(b.states(&code("Failed to set NetworkUnavailable ... Client.Timeout exceeded")));
-        assert!(!b.states(&code("calico")));
-        assert!(!b.states(&code("Failed to set NetworkUnavailable ... Client.Timeout")));
+        assert!(b.states(&code("calico")), "a whole word of the span");
+        assert!(!b.states(&code("calico-kube")));
+        assert!(!b.states(&code("Failed to set NetworkUnavailable ... Server.Timeout exceeded")));
         assert!(!b.states(&code("nslookup")));
     }
 
@@ -625,7 +642,7 @@ mod tests {
             [
                 "intents/dns.yaml:6: intent `dns` says `nslookup` (backticked) but section \"DNS\" does not",
                 "intents/dns.yaml:6: intent `dns` says `#conductors` (channel) but section \"DNS\" does not",
-                "intents/dns.yaml:14: intent `dns` node `wait` says `30` (number) but section \"DNS\" does not",
+                "intents/dns.yaml:13: intent `dns` node `wait` says `30` (number) but section \"DNS\" does not",
             ]
         );
     }
@@ -637,7 +654,7 @@ mod tests {
             messages(&dns),
             [
                 "intents/dns.yaml:7: intent `dns` says `#conductors` (channel) but section \"DNS\" does not, nor do the sections of see_also `lb`",
-                "intents/dns.yaml:15: intent `dns` node `wait` says `30` (number) but section \"DNS\" does not, nor do the sections of see_also `lb`",
+                "intents/dns.yaml:14: intent `dns` node `wait` says `30` (number) but section \"DNS\" does not, nor do the sections of see_also `lb`",
             ]
         );
     }
@@ -645,7 +662,19 @@ mod tests {
     #[test]
     fn see_also_must_name_an_intent() {
         let dns = DNS.replacen("title: DNS\n", "title: DNS\nsee_also: [nowhere]\n", 1);
-        let err = KnowledgeBase::from_sources(kb_with(DNS).1.into_iter().filter(|s| !s.name.ends_with("dns.yaml")).chain([Source { name: "intents/dns.yaml".into(), text: dns }]).collect(), &Default::default()).unwrap_err();
+        let err = KnowledgeBase::from_sources(
+            kb_with(DNS)
+                .1
+                .into_iter()
+                .filter(|s| !s.name.ends_with("dns.yaml"))
+                .chain([Source {
+                    name: "intents/dns.yaml".into(),
+                    text: dns,
+                }])
+                .collect(),
+            &Default::default(),
+        )
+        .unwrap_err();
         assert_eq!(
             err.problems().iter().map(|p| p.to_string()).collect::<Vec<_>>(),
             ["intents/dns.yaml:4: see_also names unknown intent `nowhere`"]

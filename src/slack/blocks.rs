@@ -280,6 +280,36 @@ pub fn decode_action(action_id: &str, value: &str) -> Option<Action> {
     })
 }
 
+/// The flow nodes whose options the buttons in `blocks` choose: the questions a message asks (read
+/// back from a thread, to find the message that asked a question answered in words).
+pub fn question_nodes(blocks: &[SlackBlock]) -> Vec<String> {
+    let buttons = blocks.iter().flat_map(|b| match b {
+        SlackBlock::Actions(a) => a
+            .elements
+            .iter()
+            .filter_map(|e| match e {
+                SlackActionBlockElement::Button(b) => Some(b),
+                _ => None,
+            })
+            .collect(),
+        SlackBlock::Section(s) => match &s.accessory {
+            Some(SlackSectionBlockElement::Button(b)) => vec![b],
+            _ => vec![],
+        },
+        _ => vec![],
+    });
+    let mut nodes: Vec<String> = buttons
+        .filter_map(|b| {
+            match decode_action(&b.action_id.as_ref()?.0, b.value.as_deref().unwrap_or(""))? {
+                Action::Choose { node, .. } => Some(node),
+                _ => None,
+            }
+        })
+        .collect();
+    nodes.dedup();
+    nodes
+}
+
 /// Collects the blocks of one Slack message and numbers its buttons.
 struct Builder<'k> {
     kb: &'k KnowledgeBase,
@@ -774,6 +804,10 @@ mod tests {
             },
             0,
         );
+        let Some(Reply::Question(asked)) = step.replies.get(1).cloned() else {
+            panic!("{:?}", step.replies)
+        };
+        let node = asked.node.clone();
         let rendered = render(&kb, &Message::Replies(step.replies));
         assert_eq!(rendered.len(), 2, "answer, then the question");
         let q = json(&rendered[1..]);
@@ -783,5 +817,20 @@ mod tests {
             a.contains(A_ESCALATE) && a.contains(A_UP) && a.contains(&kb.version),
             "{a}"
         );
+        // read back (as from a thread), the question names its node; the answer asks nothing
+        let read_back = |r: &Rendered| -> Vec<SlackBlock> {
+            serde_json::from_str(&serde_json::to_string(&r.blocks).unwrap()).unwrap()
+        };
+        assert_eq!(question_nodes(&read_back(&rendered[1])), [node]);
+        assert!(question_nodes(&read_back(&rendered[0])).is_empty());
+        let answered = render(
+            &kb,
+            &Message::Answered {
+                question: asked.text.clone(),
+                choice: "Classic".into(),
+                user: "U1".into(),
+            },
+        );
+        assert!(question_nodes(&answered[0].blocks).is_empty(), "an answered question has no buttons");
     }
 }

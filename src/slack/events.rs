@@ -10,7 +10,10 @@
 //!   `message` twin still carries `bot_id`);
 //! - a click's `container.thread_ts` is dropped: a click's thread is the clicked message's
 //!   `thread_ts` (from the `message` Slack sends along), else the message itself;
-//! - `retry_attempt` is not exposed: Slack's retries are recognised by `event_id` alone (in `bot`).
+//! - `retry_attempt` is not exposed: Slack's retries are recognised by `event_id` alone (in `bot`);
+//! - clicks and slash commands carry no `event_id`, and an envelope Slack re-sends (no ack in time,
+//!   a dropped connection; possibly on another connection) has a new `envelope_id` and the same
+//!   payload: they are recognised by a key from the payload ([`click_key`], [`command_key`]).
 
 use serde_json::Value;
 use slack_morphism::prelude::*;
@@ -101,6 +104,7 @@ pub fn interaction_inbound(event: &SlackInteractionEvent) -> Option<Inbound> {
     };
     let first = click.actions.as_ref()?.first()?;
     let action = decode_action(&first.action_id.0, first.value.as_deref().unwrap_or(""))?;
+    let user = click.user.as_ref().map(|u| u.id.to_string()).unwrap_or_default();
     let (message_ts, container_channel) = match &click.container {
         SlackInteractionActionContainer::Message(c) => (Some(&c.message_ts), c.channel_id.as_ref()),
         SlackInteractionActionContainer::MessageAttachment(c) => (Some(&c.message_ts), c.channel_id.as_ref()),
@@ -115,10 +119,10 @@ pub fn interaction_inbound(event: &SlackInteractionEvent) -> Option<Inbound> {
         .and_then(|m| m.origin.thread_ts.as_ref())
         .map_or_else(|| ts.clone(), ToString::to_string);
     Some(Inbound {
-        event_id: None,
+        event_id: Some(click_key(&user, first, &click.trigger_id)),
         team: click.team.id.to_string(),
         channel,
-        user: click.user.as_ref().map(|u| u.id.to_string()).unwrap_or_default(),
+        user,
         ts,
         thread_ts: Some(thread_ts),
         text: String::new(),
@@ -130,6 +134,22 @@ pub fn interaction_inbound(event: &SlackInteractionEvent) -> Option<Inbound> {
             response_url: click.response_url.as_ref().map(|u| u.0.to_string()),
         },
     })
+}
+
+/// What every copy of one click shares and no other click does (the team is added by `bot`): who
+/// clicked, when (`action_ts`, to the microsecond) and which button. Without an `action_ts` (Slack
+/// always sends one for a button), the `trigger_id`, which is as unique per interaction.
+fn click_key(user: &str, action: &SlackInteractionActionInfo, trigger: &SlackTriggerId) -> String {
+    match &action.action_ts {
+        Some(ts) => format!("click:{user}:{ts}:{}", action.action_id),
+        None => format!("click:{user}:trigger:{trigger}"),
+    }
+}
+
+/// What every copy of one slash command shares and no other command does (the team is added by
+/// `bot`): its `trigger_id`, which Slack issues per invocation.
+pub fn command_key(command: &SlackCommandEvent) -> String {
+    format!("cmd:{}", command.trigger_id)
 }
 
 /// The acknowledgement payload of a slash command: the first rendered message, shown only to the
@@ -258,6 +278,39 @@ mod tests {
         let root = json!({"type":"message","ts":"5.0","text":"a","user":"UB","bot_id":"BB"});
         let i = click(root, None, &Action::Escalate).unwrap();
         assert_eq!(i.thread_ts.as_deref(), Some("5.0"));
+    }
+
+    #[test]
+    fn a_click_is_known_by_who_when_and_which_button() {
+        let (id, value) = super::super::blocks::encode_action(&Action::Escalate, 1);
+        let key = |user: &str, action_ts: Option<&str>, trigger: &str| {
+            let mut action = json!({"type":"button","action_id":id,"value":value,"block_id":"b"});
+            if let Some(ts) = action_ts {
+                action["action_ts"] = json!(ts);
+            }
+            let event: SlackInteractionEvent = serde_json::from_value(json!({"type":"block_actions",
+                "team":{"id":"T"},"user":{"id":user},"api_app_id":"A","trigger_id":trigger,
+                "container":{"type":"message","message_ts":"5.0","channel_id":"C"},"actions":[action]}))
+            .unwrap();
+            interaction_inbound(&event).unwrap().event_id.unwrap()
+        };
+        // a re-sent envelope carries the same payload
+        assert_eq!(key("U", Some("9.1"), "t1"), key("U", Some("9.1"), "t1"));
+        assert_ne!(key("U", Some("9.1"), "t1"), key("U", Some("9.2"), "t2"), "another click");
+        assert_ne!(key("U", Some("9.1"), "t1"), key("V", Some("9.1"), "t1"), "someone else's");
+        assert_eq!(key("U", None, "t1"), key("U", None, "t1"));
+        assert_ne!(key("U", None, "t1"), key("U", None, "t2"));
+    }
+
+    #[test]
+    fn a_slash_command_is_known_by_its_trigger() {
+        let command = |trigger: &str| -> SlackCommandEvent {
+            serde_json::from_value(json!({"team_id":"T1","channel_id":"C1","user_id":"U1",
+                "command":"/netrunbook","text":"dns","response_url":"https://example.com/r","trigger_id":trigger}))
+            .unwrap()
+        };
+        assert_eq!(command_key(&command("t1")), command_key(&command("t1")));
+        assert_ne!(command_key(&command("t1")), command_key(&command("t2")));
     }
 
     #[test]

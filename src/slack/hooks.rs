@@ -106,8 +106,7 @@ impl<S: Store + 'static> Engine<S> {
                             thread_ts: None,
                             message,
                         };
-                        let none = std::collections::HashSet::new();
-                        if let Err(e) = engine.deliver(&engine.bot.kb(), &out, None, &none).await {
+                        if let Err(e) = engine.deliver(&engine.bot.kb(), &out, None, None).await {
                             error!(error = %crate::bot::error_chain(&e), "could not deliver an admin command's result");
                         }
                     }

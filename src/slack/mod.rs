@@ -42,7 +42,8 @@
 //! forever. `telemetry::init` installs the layer of the process-wide watch, which
 //! [`Tuning::default`] uses; an in-process bot can bring its own watch in [`Tuning::watch`] and install
 //! its layer as the thread's default subscriber. Without the layer, `link_disabled` is reconnected
-//! like any other reason. slack-morphism does not de-duplicate; `bot` does (event id, channel + ts).
+//! like any other reason. slack-morphism does not de-duplicate; `bot` does (event id, channel + ts;
+//! clicks and slash commands by the keys `events` builds from their payloads).
 //!
 //! # Connections up and down (readiness, reconnects)
 //!
@@ -74,7 +75,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{error, info, warn, Instrument, Span};
+use tracing::{debug, error, info, warn, Instrument, Span};
 
 use crate::bot::{error_chain, Bot, Inbound, InboundKind, Outbound};
 use crate::inbox::{Inbox, Ticket};
@@ -120,7 +121,7 @@ pub fn required_scopes() -> std::collections::BTreeSet<&'static str> {
         .chain([SLASH_COMMAND.1])
         .collect()
 }
-pub use web::{RetryPolicy, Web};
+pub use web::{RetryPolicy, ThreadSeen, Web};
 
 /// Errors of the Slack boundary.
 #[derive(Debug, thiserror::Error)]
@@ -549,36 +550,44 @@ impl<S: Store + 'static> Engine<S> {
         mut parcel: Parcel,
         check: bool,
     ) -> Result<(), Duration> {
-        let mut posted: HashMap<(String, String), HashSet<String>> = HashMap::new();
-        let none = HashSet::new();
+        let mut threads: HashMap<(String, String), ThreadSeen> = HashMap::new();
         while !parcel.is_done() {
             let i = parcel.delivered;
             let item = &parcel.items[i];
             let marker = id.map(|id| outbox::marker(id, i));
-            let seen = match (item, check) {
-                (
-                    Outbound::Post {
-                        channel,
-                        thread_ts: Some(thread),
-                        ..
-                    },
-                    true,
-                ) => {
+            // the thread is read for the marks of the posts that already went out (when checking),
+            // and for the message that asked a question answered in words; once per parcel: what
+            // this parcel posts is neither
+            let read = match item {
+                Outbound::Post {
+                    channel,
+                    thread_ts: Some(thread),
+                    ..
+                } if check => Some((channel, thread, true)),
+                Outbound::MarkAnswered { channel, thread_ts, .. } => Some((channel, thread_ts, false)),
+                _ => None,
+            };
+            let seen = match read {
+                Some((channel, thread, for_marks)) => {
                     let k = (channel.clone(), thread.clone());
-                    if !posted.contains_key(&k) {
-                        match self.web.thread_markers(channel, thread).await {
-                            Ok(m) => {
-                                posted.insert(k.clone(), m);
+                    if !threads.contains_key(&k) {
+                        match self.web.read_thread(channel, thread, self.bot.identity()).await {
+                            Ok(t) => {
+                                threads.insert(k.clone(), t);
                             }
-                            Err(e) => {
-                                warn!(error = %error_chain(&e), "cannot read the thread to see which replies went out; trying later");
+                            Err(e) if for_marks || e.is_transient() => {
+                                warn!(error = %error_chain(&e), "cannot read the thread to see which replies went out or which question was answered; trying later");
                                 return Err(Duration::ZERO);
+                            }
+                            // the replies after the answer matter more than closing the question
+                            Err(e) => {
+                                warn!(error = %error_chain(&e), "cannot read the thread for the question answered in words; leaving its buttons");
                             }
                         }
                     }
-                    &posted[&k]
+                    threads.get(&k)
                 }
-                _ => &none,
+                None => None,
             };
             match self.deliver(kb, item, marker.as_deref(), seen).await {
                 Ok(()) => {}
@@ -600,7 +609,7 @@ impl<S: Store + 'static> Engine<S> {
             // what cannot be checked in the thread later is made durable as delivered at once
             let uncheckable = !matches!(
                 item,
-                Outbound::Post { thread_ts: Some(_), .. } | Outbound::Update { .. }
+                Outbound::Post { thread_ts: Some(_), .. } | Outbound::Update { .. } | Outbound::MarkAnswered { .. }
             );
             parcel.delivered = i + 1;
             if let Some(id) = id {
@@ -618,13 +627,19 @@ impl<S: Store + 'static> Engine<S> {
         Ok(())
     }
 
+    /// Deliver one reply. `thread` is what a read of its thread showed, when it was read (see
+    /// [`Engine::deliver_parcel`]): posts whose marks it holds are not posted again, and a
+    /// [`Outbound::MarkAnswered`] updates the question message it found (nothing when it found
+    /// none, or the thread was not read).
     async fn deliver(
         self: &Arc<Self>,
         kb: &KnowledgeBase,
         o: &Outbound,
         marker: Option<&str>,
-        posted: &HashSet<String>,
+        thread: Option<&ThreadSeen>,
     ) -> Result<(), SlackError> {
+        let none = HashSet::new();
+        let posted = thread.map_or(&none, |t| &t.marks);
         match o {
             Outbound::Post {
                 channel,
@@ -646,6 +661,17 @@ impl<S: Store + 'static> Engine<S> {
                     .await
             }
             Outbound::Update { channel, ts, message } => self.web.update(kb, channel, ts, message).await,
+            Outbound::MarkAnswered {
+                channel, node, message, ..
+            } => match thread.and_then(|t| t.questions.get(node)) {
+                // an update is idempotent: delivered again after a crash, it changes nothing
+                Some(ts) => self.web.update(kb, channel, ts, message).await,
+                // already marked (a redelivery), deleted, or never posted with buttons
+                None => {
+                    debug!(node = %node, "no message of ours in the thread asks this question with buttons; nothing to mark answered");
+                    Ok(())
+                }
+            },
             Outbound::Respond { response_url, message } => self.web.respond(kb, response_url, message.as_ref()).await,
             Outbound::PostRoot { channel, message, then } => {
                 if let Some(ts) = self.web.post(kb, channel, None, message, marker, posted).await? {

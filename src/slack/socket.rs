@@ -229,6 +229,7 @@ async fn on_command<S: Store + 'static>(
     let engine = engine_of::<S>(&state).await?;
     let span = info_span!("slack_event", kind = "command", channel = %command.channel_id, thread = tracing::field::Empty, intent = tracing::field::Empty);
     Ok(span.in_scope(|| {
+        let key = events::command_key(&command);
         let text = command.text.unwrap_or_default();
         debug!(user = %command.user_id, text = %crate::text::truncate(&text, 2000), "slash command");
         // the admin check and the channel allow-list need who typed it and where
@@ -237,6 +238,7 @@ async fn on_command<S: Store + 'static>(
             channel: command.channel_id.to_string(),
             user: command.user_id.to_string(),
             text,
+            key: Some(key),
         }));
         info!("slash command answered");
         answer

@@ -5,7 +5,7 @@
 //! number of times; everything is logged, tokens never, and counted in [`Metrics`] (failed attempts and
 //! 429s, by method).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,7 +19,7 @@ use tracing::{error, warn};
 
 use super::blocks::{self, Rendered};
 use super::SlackError;
-use crate::bot::{Message, ThreadReader};
+use crate::bot::{Identity, Message, ThreadReader};
 use crate::kb::KnowledgeBase;
 use crate::metrics::Metrics;
 
@@ -51,8 +51,51 @@ impl Default for RetryPolicy {
     }
 }
 
-/// Pages of a thread [`Web::thread_markers`] reads at most (200 messages each).
-const MAX_MARKER_PAGES: usize = 25;
+/// Pages of a thread [`Web::read_thread`] reads at most (200 messages each).
+const MAX_THREAD_PAGES: usize = 25;
+
+/// What [`Web::read_thread`] found in a thread.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ThreadSeen {
+    /// The [`crate::outbox`] marks on its messages: the posts that went out.
+    pub marks: HashSet<String>,
+    /// Per flow node, the `ts` of the newest message of the bot's that asks it with buttons: the
+    /// message to mark answered when the question is answered in words.
+    pub questions: HashMap<String, String>,
+}
+
+impl ThreadSeen {
+    fn read(&mut self, m: &SlackHistoryMessage, me: &Identity) {
+        let shown = m.content.blocks.as_deref().unwrap_or_default();
+        self.marks.extend(
+            shown
+                .iter()
+                .filter_map(blocks::block_id)
+                .filter(|id| id.starts_with(crate::outbox::MARKER_PREFIX)),
+        );
+        let mine = m.sender.user.as_ref().is_some_and(|u| u.0 == me.user_id)
+            || m.sender.bot_id.as_ref().is_some_and(|b| Some(&b.0) == me.bot_id.as_ref());
+        if !mine {
+            return;
+        }
+        let ts = &m.origin.ts.0;
+        for node in blocks::question_nodes(shown) {
+            match self.questions.get_mut(&node) {
+                Some(newest) if ts_order(newest) >= ts_order(ts) => {}
+                Some(newest) => newest.clone_from(ts),
+                None => {
+                    self.questions.insert(node, ts.clone());
+                }
+            }
+        }
+    }
+}
+
+/// A message `ts` (`"1700000000.000100"`) as numbers, to order them.
+fn ts_order(ts: &str) -> (u64, u64) {
+    let (secs, micros) = ts.split_once('.').unwrap_or((ts, "0"));
+    (secs.parse().unwrap_or(0), micros.parse().unwrap_or(0))
+}
 
 /// How a failed call should be treated.
 #[derive(Debug, PartialEq)]
@@ -377,22 +420,16 @@ impl Web {
         .await
     }
 
-    /// The [`crate::outbox`] marks on the messages of a thread (every page of `conversations.replies`,
-    /// up to [`MAX_MARKER_PAGES`] of them).
-    pub async fn thread_markers(&self, channel: &str, thread_ts: &str) -> Result<HashSet<String>, SlackError> {
-        let mut marks = HashSet::new();
+    /// What the messages of a thread show (every page of `conversations.replies`, up to
+    /// [`MAX_THREAD_PAGES`] of them): the [`crate::outbox`] marks, and the questions `me` asked
+    /// with buttons.
+    pub async fn read_thread(&self, channel: &str, thread_ts: &str, me: &Identity) -> Result<ThreadSeen, SlackError> {
+        let mut seen = ThreadSeen::default();
         let mut cursor = None;
-        for _ in 0..MAX_MARKER_PAGES {
+        for _ in 0..MAX_THREAD_PAGES {
             let resp = self.replies_page(channel, thread_ts, 200, cursor).await?;
             for m in &resp.messages {
-                marks.extend(
-                    m.content
-                        .blocks
-                        .iter()
-                        .flatten()
-                        .filter_map(blocks::block_id)
-                        .filter(|id| id.starts_with(crate::outbox::MARKER_PREFIX)),
-                );
+                seen.read(m, me);
             }
             cursor = resp
                 .response_metadata
@@ -402,7 +439,7 @@ impl Web {
                 break;
             }
         }
-        Ok(marks)
+        Ok(seen)
     }
 
     /// The root message of a thread (`conversations.replies`, first page of one).
@@ -465,5 +502,47 @@ mod tests {
         let api = |code: &str| SlackClientError::ApiError(SlackClientApiError::new(code.to_string()));
         assert_eq!(classify(&api("internal_error"), &p), Failure::Transient);
         assert_eq!(classify(&api("channel_not_found"), &p), Failure::Permanent);
+    }
+
+    #[test]
+    fn a_thread_read_finds_our_newest_question_per_node_and_the_marks() {
+        use crate::bot::Action;
+        let me = Identity {
+            user_id: "UBOT".into(),
+            bot_id: Some("BBOT".into()),
+        };
+        let message = |ts: &str, user: &str, bot_id: Option<&str>, node: Option<&str>| -> SlackHistoryMessage {
+            let mut blocks = vec![serde_json::json!({"type":"section","block_id":format!("nrb:1:0:{ts}"),
+                "text":{"type":"mrkdwn","text":"q"}})];
+            if let Some(node) = node {
+                let (id, value) = blocks::encode_action(
+                    &Action::Choose {
+                        node: node.into(),
+                        option: "vpc".into(),
+                    },
+                    1,
+                );
+                blocks.push(serde_json::json!({"type":"actions","elements":[
+                    {"type":"button","text":{"type":"plain_text","text":"VPC"},"action_id":id,"value":value}]}));
+            }
+            serde_json::from_value(serde_json::json!({"type":"message","ts":ts,"user":user,"bot_id":bot_id,
+                "text":"q","blocks":blocks}))
+            .unwrap()
+        };
+        let mut seen = ThreadSeen::default();
+        for m in [
+            message("1.000200", "UBOT", Some("BBOT"), Some("infra")),
+            message("1.001000", "UBOT", Some("BBOT"), Some("infra")),
+            message("1.000900", "UBOT", Some("BBOT"), Some("platform")),
+            // someone else's buttons for the same node, posted later
+            message("2.0", "UOTHER", Some("BOTHER"), Some("infra")),
+            message("3.0", "UHUMAN", None, None),
+        ] {
+            seen.read(&m, &me);
+        }
+        assert_eq!(seen.questions.get("infra").map(String::as_str), Some("1.001000"));
+        assert_eq!(seen.questions.get("platform").map(String::as_str), Some("1.000900"));
+        assert_eq!(seen.questions.len(), 2);
+        assert!(seen.marks.contains("nrb:1:0:1.000200") && seen.marks.contains("nrb:1:0:3.0"));
     }
 }
