@@ -1395,7 +1395,13 @@ mod tests {
             panic!("{out:?}")
         };
         assert_eq!(
-            (channel.as_str(), thread_ts.as_str(), node.as_str(), choice.as_str(), user.as_str()),
+            (
+                channel.as_str(),
+                thread_ts.as_str(),
+                node.as_str(),
+                choice.as_str(),
+                user.as_str()
+            ),
             ("C1", "10.1", "infra", "VPC", "UHUMAN")
         );
         assert!(
@@ -1410,7 +1416,10 @@ mod tests {
                 3,
             )
             .await;
-        assert!(!out.iter().any(|o| matches!(o, Outbound::MarkAnswered { .. })), "{out:?}");
+        assert!(
+            !out.iter().any(|o| matches!(o, Outbound::MarkAnswered { .. })),
+            "{out:?}"
+        );
     }
 
     #[tokio::test]
@@ -1468,9 +1477,16 @@ mod tests {
         let question = cmd("UHUMAN", "coredns lookups fail", "cmd:trigger-1");
         let first = bot.command(&question, 1);
         let again = bot.command(&question, 2);
-        assert!(matches!(&first, CommandReply::Now(Message::Private { .. })), "{first:?}");
+        assert!(
+            matches!(&first, CommandReply::Now(Message::Private { .. })),
+            "{first:?}"
+        );
         assert_eq!(first, again, "the same private answer");
-        assert_eq!(bot.store().feedback().unwrap().answers.values().sum::<u64>(), 1, "counted once");
+        assert_eq!(
+            bot.store().feedback().unwrap().answers.values().sum::<u64>(),
+            1,
+            "counted once"
+        );
         assert!(matches!(
             bot.command(&cmd("UADMIN", "report", "cmd:trigger-2"), 3),
             CommandReply::Later {

@@ -474,7 +474,8 @@ fn position(kb: &KnowledgeBase, conv: &Conversation, intent: &Intent) -> String 
             Node::Ask { .. } => None,
         })
         .unwrap_or(&intent.summary);
-    let mut out = format!("The runbook's position stands: {}", flow::lead(text));
+    let first = text.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or("");
+    let mut out = format!("The runbook's position stands: {}", first.replace('*', ""));
     let steps: Vec<&str> = text
         .lines()
         .map(str::trim)

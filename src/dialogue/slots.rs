@@ -292,9 +292,6 @@ pub fn read(kb: &KnowledgeBase, slot: &Slot, text: &str, asked: bool, addressed:
     let binary = slot.options.len() == 2;
     let first_word = clauses.first().and_then(|c| c.words.first()).cloned();
     let mut considered = 0usize;
-    // the best share of one clause that option phrases cover: "still no traffic" is an answer, "the
-    // classic burger place" grazes one
-    let mut coverage = 0.0f64;
     for (ci, clause) in clauses.iter().enumerate() {
         let mut about_me = false;
         if !slot.about.is_empty() {
@@ -310,7 +307,6 @@ pub fn read(kb: &KnowledgeBase, slot: &Slot, text: &str, asked: bool, addressed:
             about_me = mine;
         }
         considered += clause.words.len();
-        let mut covered_here = 0usize;
         for (oi, o) in slot.options.iter().enumerate() {
             for phrase in &o.words {
                 let bare = phrase.len() == 1 && BARE.contains(&phrase[0].as_str());
@@ -324,7 +320,6 @@ pub fn read(kb: &KnowledgeBase, slot: &Slot, text: &str, asked: bool, addressed:
                         strong = true;
                     }
                     let weight = phrase.len() as f64 * clause.weight;
-                    covered_here += phrase.len();
                     if phrase.len() >= 2 || about_me {
                         strong = true;
                     }
@@ -352,7 +347,6 @@ pub fn read(kb: &KnowledgeBase, slot: &Slot, text: &str, asked: bool, addressed:
                 }
             }
         }
-        coverage = coverage.max(covered_here as f64 / clause.words.len() as f64);
         if let Some(n) = count_in(&clause.raw) {
             for (oi, o) in slot.options.iter().enumerate() {
                 if o.count.is_some_and(|r| r.accepts(n)) {
@@ -401,12 +395,13 @@ pub fn read(kb: &KnowledgeBase, slot: &Slot, text: &str, asked: bool, addressed:
             let content = considered.max(1);
             // chatter among people in the thread: a question back, or a long message that only grazes
             // an option word ("lunch? the classic burger place?")
+            // a reply right under the question is an answer, unless it is small talk or a question
+            // back ("lunch? the classic burger place?")
             let question_back = cleaned.trim_end().ends_with('?') && content > 3;
-            let grazes = !strong && coverage < 1.0 / 3.0;
             Reading::Pick {
                 option: slot.options[*best].id.clone(),
                 detail: None,
-                sure: addressed || !(question_back || grazes || is_chatter(&cleaned)),
+                sure: addressed || !(question_back || is_chatter(&cleaned)),
             }
         }
     }

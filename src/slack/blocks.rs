@@ -299,12 +299,12 @@ pub fn question_nodes(blocks: &[SlackBlock]) -> Vec<String> {
         _ => vec![],
     });
     let mut nodes: Vec<String> = buttons
-        .filter_map(|b| {
-            match decode_action(&b.action_id.as_ref()?.0, b.value.as_deref().unwrap_or(""))? {
+        .filter_map(
+            |b| match decode_action(&b.action_id.as_ref()?.0, b.value.as_deref().unwrap_or(""))? {
                 Action::Choose { node, .. } => Some(node),
                 _ => None,
-            }
-        })
+            },
+        )
         .collect();
     nodes.dedup();
     nodes
@@ -561,8 +561,10 @@ impl<'k> Builder<'k> {
         self.blocks.extend(sections(&escape(g.text.trim())));
         self.fallback(g.text.trim());
         if let Some(tip) = &g.tip {
-            self.blocks
-                .push(context(&format!("Tip (ours, not the runbook's): {}", escape(tip.trim()))));
+            self.blocks.push(context(&format!(
+                "Tip (ours, not the runbook's): {}",
+                escape(tip.trim())
+            )));
         }
         self.links("Links", &g.links);
         if g.end && !g.escalate {
@@ -831,6 +833,9 @@ mod tests {
                 user: "U1".into(),
             },
         );
-        assert!(question_nodes(&answered[0].blocks).is_empty(), "an answered question has no buttons");
+        assert!(
+            question_nodes(&answered[0].blocks).is_empty(),
+            "an answered question has no buttons"
+        );
     }
 }

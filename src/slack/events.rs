@@ -296,8 +296,16 @@ mod tests {
         };
         // a re-sent envelope carries the same payload
         assert_eq!(key("U", Some("9.1"), "t1"), key("U", Some("9.1"), "t1"));
-        assert_ne!(key("U", Some("9.1"), "t1"), key("U", Some("9.2"), "t2"), "another click");
-        assert_ne!(key("U", Some("9.1"), "t1"), key("V", Some("9.1"), "t1"), "someone else's");
+        assert_ne!(
+            key("U", Some("9.1"), "t1"),
+            key("U", Some("9.2"), "t2"),
+            "another click"
+        );
+        assert_ne!(
+            key("U", Some("9.1"), "t1"),
+            key("V", Some("9.1"), "t1"),
+            "someone else's"
+        );
         assert_eq!(key("U", None, "t1"), key("U", None, "t1"));
         assert_ne!(key("U", None, "t1"), key("U", None, "t2"));
     }

@@ -74,7 +74,10 @@ impl ThreadSeen {
                 .filter(|id| id.starts_with(crate::outbox::MARKER_PREFIX)),
         );
         let mine = m.sender.user.as_ref().is_some_and(|u| u.0 == me.user_id)
-            || m.sender.bot_id.as_ref().is_some_and(|b| Some(&b.0) == me.bot_id.as_ref());
+            || m.sender
+                .bot_id
+                .as_ref()
+                .is_some_and(|b| Some(&b.0) == me.bot_id.as_ref());
         if !mine {
             return;
         }
