@@ -205,9 +205,15 @@ fn answer(kb: &KnowledgeBase, conv: &Conversation, node: &str, text: &str, addre
         return;
     }
     let reading = slots::read(kb, slot, text, true, addressed);
-    if cues::pushback(text) && !matches!(reading, Reading::Pick { sure: true, .. }) {
-        out.replies.push(notice(&position(kb, conv, intent)));
-        return;
+    if !matches!(reading, Reading::Pick { sure: true, .. }) {
+        if cues::act(text) {
+            repeat_last(kb, conv, intent, out);
+            return;
+        }
+        if cues::pushback(text) {
+            out.replies.push(notice(&position(kb, conv, intent)));
+            return;
+        }
     }
     if let Reading::Pick {
         option,
@@ -442,23 +448,37 @@ fn in_topic(kb: &KnowledgeBase, conv: &Conversation, intent: &Intent, text: &str
     let on_topic = outcome.best().is_some_and(|b| kb.intents[b.intent].id == intent.id);
     if addressed || on_topic || confirmed || cues::act(text) {
         out.matched = Some(outcome);
-        out.replies.push(notice(&format!(
-            "Still on *{}*. Say *still stuck* if this didn't help, `escalate` for the escalation path, `reset` to start over, or describe a different problem.",
-            intent.title
-        )));
-        match last.and_then(|(n, ..)| intent.flow.as_ref()?.nodes.get(n).map(|node| (n, node))) {
-            Some((n, Node::Say { text, links, elsewhere, tip, .. })) => out.replies.push(Reply::Guidance(Guidance {
-                intent: intent.id.clone(),
-                node: n.to_string(),
-                text: text.clone(),
-                links: links.clone(),
-                end: true,
-                escalate: false,
-                elsewhere: *elsewhere,
-                tip: tip.clone(),
-            })),
-            _ => out.replies.push(notice(&format!("{lead}."))),
-        }
+        repeat_last(kb, conv, intent, out);
+    }
+}
+
+/// Where the thread stands, for a reply that continues the topic: the last guidance again (not the
+/// section's whole answer), or the lead of the section's summary.
+fn repeat_last(kb: &KnowledgeBase, conv: &Conversation, intent: &Intent, out: &mut Step) {
+    let _ = kb;
+    out.replies.push(notice(&format!(
+        "Still on *{}*. Say *still stuck* if this didn't help, `escalate` for the escalation path, `reset` to start over, or describe a different problem.",
+        intent.title
+    )));
+    let last = conv
+        .trail
+        .last()
+        .and_then(|n| intent.flow.as_ref()?.nodes.get(n).map(|node| (n, node)));
+    match last {
+        Some((n, Node::Say { text, links, elsewhere, tip, .. })) => out.replies.push(Reply::Guidance(Guidance {
+            intent: intent.id.clone(),
+            node: n.to_string(),
+            text: text.clone(),
+            links: links.clone(),
+            end: true,
+            escalate: false,
+            elsewhere: *elsewhere,
+            tip: tip.clone(),
+        })),
+        _ => out.replies.push(notice(&format!(
+            "{}.",
+            flow::lead(&intent.summary).trim_end_matches(['.', ':'])
+        ))),
     }
 }
 

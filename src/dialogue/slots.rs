@@ -370,7 +370,7 @@ pub fn read(kb: &KnowledgeBase, slot: &Slot, text: &str, asked: bool, addressed:
         [] => {
             if unsure {
                 Reading::Unsure
-            } else if asked && addressed_or_answer_like(&clauses, addressed) {
+            } else if asked && addressed_or_answer_like(&clauses, addressed, &cleaned) {
                 match &slot.any_reply {
                     Some(a) => Reading::Pick {
                         option: a.clone(),
@@ -407,10 +407,11 @@ pub fn read(kb: &KnowledgeBase, slot: &Slot, text: &str, asked: bool, addressed:
     }
 }
 
-/// A reply with words in it that could be a free-form answer (an error text, a status).
-fn addressed_or_answer_like(clauses: &[Clause], addressed: bool) -> bool {
+/// A reply with words in it that could be a free-form answer (an error text, a status), not small
+/// talk or a question back.
+fn addressed_or_answer_like(clauses: &[Clause], addressed: bool, cleaned: &str) -> bool {
     let words: usize = clauses.iter().map(|c| c.words.len()).sum();
-    words > 0 && (addressed || words <= 12)
+    words > 0 && (addressed || !(is_chatter(cleaned) || cleaned.trim_end().ends_with('?')))
 }
 
 fn first_line(text: &str) -> String {

@@ -1,4 +1,4 @@
-//! Delivery: duplicates answered once, 429 waited out, reconnects, a restart mid-flow, the messages
+//! Delivery: duplicates (events, and clicks Slack sends again) answered once, 429 waited out, reconnects, a restart mid-flow, the messages
 //! the bot must not answer, and what stops the listener (`link_disabled`, a rejected app token) or
 //! does not (an unreadable envelope).
 
@@ -8,7 +8,9 @@ use netrunbook::app::Application;
 use netrunbook::slack::StopReason;
 
 use crate::support::slack_emulator::{Fault, SlackEmulator, BOT_ID, BOT_USER_ID};
-use crate::{settings, shown, shown_all, spawn_bot, start_bot, watch_logs, with_button, OTHER_USER, QUIET, USER, WAIT};
+use crate::{
+    buttons, settings, shown, shown_all, spawn_bot, start_bot, watch_logs, with_button, OTHER_USER, QUIET, USER, WAIT,
+};
 
 const NO_FLOW_QUESTION: &str = "who do I page for armada-network";
 
@@ -29,6 +31,76 @@ async fn a_retried_event_is_answered_once() {
     }
     bot.settle().await;
     assert_eq!(bot.emu.calls_to("chat.postMessage").len(), 1);
+    bot.stop().await;
+}
+
+#[tokio::test]
+async fn a_click_slack_sends_again_on_another_connection_is_handled_once() {
+    let bot = spawn_bot().await;
+    // 👍 on an answer: one vote, one thanks
+    let post = bot.mention("C0INC", NO_FLOW_QUESTION, None).await;
+    let msgs = bot
+        .wait_thread("C0INC", &post.ts, "the answer", |m| !m.is_empty())
+        .await;
+    let (_, id, value) = buttons(&msgs[0])
+        .into_iter()
+        .find(|(l, _, _)| l == "👍 Helpful")
+        .expect("a 👍 button");
+    let answer_ts = msgs[0]["ts"].as_str().unwrap().to_string();
+    let click = bot
+        .emu
+        .push_block_action("C0INC", OTHER_USER, &answer_ts, Some(&post.ts), &id, &value)
+        .await;
+    let again = bot.emu.resend(&click).await;
+    assert_ne!(
+        click.connection, again.connection,
+        "the copy came on the other connection"
+    );
+    for pushed in [&click, &again] {
+        assert!(
+            bot.emu.wait_ack(&pushed.envelope_id, WAIT).await.is_some(),
+            "each copy is acknowledged"
+        );
+    }
+    bot.wait_ephemeral(OTHER_USER, "Thanks, noted.").await;
+    bot.wait_metric("netrunbook_duplicates_dropped_total", 1.0).await;
+    bot.settle().await;
+    assert_eq!(
+        bot.metric("netrunbook_feedback_total{vote=\"up\"}").await,
+        Some(1.0),
+        "one vote"
+    );
+    assert_eq!(bot.emu.calls_to("chat.postEphemeral").len(), 1, "one thanks");
+
+    // "Share in channel" on a private answer: one shared post
+    let answer = bot.slash("C0INC", USER, "coredns lookups fail in pods").await;
+    let (_, id, value) = buttons(&answer)
+        .into_iter()
+        .find(|(l, _, _)| l == "Share in channel")
+        .expect("a Share in channel button");
+    let ephemeral_ts = bot.emu.next_ts();
+    let share = bot
+        .emu
+        .push_block_action("C0INC", USER, &ephemeral_ts, None, &id, &value)
+        .await;
+    let again = bot.emu.resend(&share).await;
+    assert_ne!(share.connection, again.connection);
+    bot.wait_metric("netrunbook_duplicates_dropped_total", 2.0).await;
+    bot.settle().await;
+    let roots: Vec<_> = bot
+        .emu
+        .calls_to("chat.postMessage")
+        .into_iter()
+        .filter(|c| c.param("thread_ts").is_none() && shown(&c.params).contains("coredns lookups fail in pods"))
+        .collect();
+    assert_eq!(roots.len(), 1, "shared once");
+    let deleted = bot
+        .emu
+        .responses()
+        .iter()
+        .filter(|(_, body)| body["delete_original"] == true)
+        .count();
+    assert_eq!(deleted, 1, "the private copy is deleted once");
     bot.stop().await;
 }
 

@@ -1,10 +1,16 @@
 //! Every follow-up flow of the knowledge base driven to its final guidance, once by clicking the
 //! buttons and once by replying in the thread in words (without mentioning the bot), asserting the
-//! facts the guidance must carry. One table, one driver.
+//! facts the guidance must carry. One table, one driver. Then how an answered question shows: in
+//! place, answered in words as by a click, and re-answered by a click on another of its options.
 
 use futures_util::future::join_all;
+use serde_json::Value;
 
-use crate::{assert_methods_in_manifest, buttons, shown_all, spawn_bot, with_button, TestBot, USER};
+use crate::support::slack_emulator::ApiCall;
+use crate::{
+    as_message, assert_methods_in_manifest, buttons, shown, shown_all, spawn_bot, with_button, TestBot, OTHER_USER,
+    USER,
+};
 
 /// A flow: the first message, then per question the button to click and the words that say the same,
 /// then what the thread must show at the end.
@@ -221,4 +227,128 @@ async fn every_flow_reaches_its_guidance_by_buttons() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_flow_reaches_its_guidance_by_replies_in_words() {
     every_flow(Mode::Words).await;
+}
+
+const LB_START: &str = "LoadBalancer service stuck with pending external IP";
+
+/// The button labelled `label` of `message`: (action_id, value).
+fn button(message: &Value, label: &str) -> (String, String) {
+    let (_, id, value) = buttons(message)
+        .into_iter()
+        .find(|b| b.0 == label)
+        .unwrap_or_else(|| panic!("no {label:?} button in:\n{}", shown(message)));
+    (id, value)
+}
+
+/// The question after the `from`-th message of the bot's in `thread` that offers `label`.
+async fn question(bot: &TestBot, channel: &str, thread: &str, from: usize, label: &str) -> Value {
+    let msgs = bot
+        .wait_thread(channel, thread, &format!("the question offering {label:?}"), |m| {
+            with_button(m, from, label).is_some()
+        })
+        .await;
+    with_button(&msgs, from, label).expect("just waited for it").clone()
+}
+
+/// Wait until the message `ts` shows `choice` answered by `user`, without buttons; returns it.
+async fn answered_in_place(bot: &TestBot, channel: &str, thread: &str, ts: &str, choice: &str, user: &str) -> Value {
+    let by = format!("answered by <@{user}>");
+    let msgs = bot
+        .wait_thread(channel, thread, &format!("{choice:?} {by} shown in place"), |m| {
+            m.iter()
+                .any(|x| x["ts"] == ts && buttons(x).is_empty() && shown(x).contains(choice) && shown(x).contains(&by))
+        })
+        .await;
+    msgs.into_iter().find(|x| x["ts"] == ts).expect("just waited for it")
+}
+
+/// Where in `calls` the first call matching `what` is.
+fn position(calls: &[ApiCall], what: impl Fn(&ApiCall) -> bool) -> Option<usize> {
+    calls.iter().position(what)
+}
+
+#[tokio::test]
+async fn a_question_answered_in_words_shows_the_answer_in_place_like_a_click() {
+    let bot = spawn_bot().await;
+    let post = bot.mention("C0WORDS", LB_START, None).await;
+    let thread = post.ts.as_str();
+    let infra = question(&bot, "C0WORDS", thread, 0, "VPC").await;
+    let infra_ts = infra["ts"].as_str().unwrap();
+
+    // Bob answers in the thread, in words, without mentioning the bot
+    bot.say("C0WORDS", OTHER_USER, "it's a vpc cluster", Some(thread)).await;
+    let marked = answered_in_place(&bot, "C0WORDS", thread, infra_ts, "VPC", OTHER_USER).await;
+    assert!(
+        shown(&marked).contains("Which infrastructure is the cluster on?"),
+        "the question stays readable: {}",
+        shown(&marked)
+    );
+    // and the flow goes on below it
+    question(&bot, "C0WORDS", thread, 0, "IKS").await;
+    let calls = bot.settle().await;
+    let update = position(&calls, |c| c.method == "chat.update" && c.param("ts") == Some(infra_ts))
+        .expect("the question was updated");
+    let next = position(&calls, |c| {
+        c.method == "chat.postMessage" && buttons(&as_message(c)).iter().any(|b| b.0 == "IKS")
+    })
+    .expect("the next question was posted");
+    assert!(update < next, "the question is closed before the next one is asked");
+    assert_eq!(
+        calls.iter().filter(|c| c.method == "chat.update").count(),
+        1,
+        "one update, of the answered question only"
+    );
+    assert_methods_in_manifest(&bot.emu);
+    bot.stop().await;
+}
+
+#[tokio::test]
+async fn a_click_on_another_option_of_an_earlier_question_re_answers_it() {
+    let bot = spawn_bot().await;
+    let post = bot.mention("C0FIX", LB_START, None).await;
+    let thread = post.ts.as_str();
+    let infra = question(&bot, "C0FIX", thread, 0, "Classic").await;
+    let infra_ts = infra["ts"].as_str().unwrap().to_string();
+    // the buttons as the question showed them before it was answered
+    let (classic_id, classic_value) = button(&infra, "Classic");
+    let (vpc_id, vpc_value) = button(&infra, "VPC");
+    bot.emu
+        .push_block_action("C0FIX", USER, &infra_ts, Some(thread), &classic_id, &classic_value)
+        .await;
+    answered_in_place(&bot, "C0FIX", thread, &infra_ts, "Classic", USER).await;
+    let platform = question(&bot, "C0FIX", thread, 0, "IKS").await;
+    let (iks_id, iks_value) = button(&platform, "IKS");
+    let platform_ts = platform["ts"].as_str().unwrap();
+    bot.emu
+        .push_block_action("C0FIX", USER, platform_ts, Some(thread), &iks_id, &iks_value)
+        .await;
+    let msgs = bot
+        .wait_thread("C0FIX", thread, "the Classic IKS guidance", |m| {
+            shown_all(m).contains("containers-cs_network_planning")
+        })
+        .await;
+    assert!(
+        !shown_all(&msgs).contains("containers-vpc-lbaas"),
+        "{}",
+        shown_all(&msgs)
+    );
+    let before = msgs.len();
+
+    // it was VPC after all: a click on the first question's other option (still on screen for
+    // someone whose client had not refreshed)
+    bot.emu
+        .push_block_action("C0FIX", OTHER_USER, &infra_ts, Some(thread), &vpc_id, &vpc_value)
+        .await;
+    answered_in_place(&bot, "C0FIX", thread, &infra_ts, "VPC", OTHER_USER).await;
+    let msgs = bot
+        .wait_thread("C0FIX", thread, "the IKS VPC guidance", |m| {
+            shown_all(&m[before.min(m.len())..]).contains("containers-vpc-lbaas")
+        })
+        .await;
+    let after = shown_all(&msgs[before..]);
+    assert!(after.contains("Corrected"), "{after}");
+    assert!(after.contains("IKS VPC"), "the platform answer still holds: {after}");
+    assert!(!after.contains("Is it an IKS cluster"), "not asked again: {after}");
+    assert_methods_in_manifest(&bot.emu);
+    bot.stop().await;
 }

@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use netrunbook::bot::{Inbound, InboundKind, Message, Outbound};
+use netrunbook::bot::{Action, Inbound, InboundKind, Message, Outbound};
 use netrunbook::dialogue::Reply;
 use netrunbook::inbox::Inbox;
 use netrunbook::outbox::{self, Parcel};
@@ -51,10 +51,17 @@ async fn replies_due_in_a_web_api_outage_arrive_once_in_order_after_it() {
     .await;
     bot.settle().await;
     let msgs = bot.thread(CHANNEL, &root.ts);
-    // the first step answers and asks Classic or VPC; the second asks IKS or OpenShift
+    // the first step answers and asks Classic or VPC; the second marks that question answered (it
+    // was posted by then) and asks IKS or OpenShift
     assert_eq!(msgs.len(), 3, "each reply once:\n{}", shown_all(&msgs));
     assert!(shown(&msgs[0]).contains("LoadBalancer"), "{}", shown(&msgs[0]));
-    assert_eq!(with(&msgs, "VPC"), [1], "{}", shown_all(&msgs));
+    assert!(
+        labels(&msgs[1]).is_empty()
+            && shown(&msgs[1]).contains("Which infrastructure")
+            && shown(&msgs[1]).contains(&format!("✅ *VPC* (answered by <@{USER}>)")),
+        "{}",
+        shown_all(&msgs)
+    );
     assert_eq!(with(&msgs, "IKS"), [2], "in order:\n{}", shown_all(&msgs));
     assert!(bot.metric("netrunbook_replies_redelivered_total").await >= Some(1.0));
     bot.wait_metric("netrunbook_outbox_pending", 0.0).await;
@@ -78,17 +85,23 @@ fn crashed_store(dir: &TempDir, thread_ts: &str, events: &[String], text: &str) 
 
 /// As [`crashed_store`], for an event handled at `at` (seconds since the epoch).
 fn crashed_store_at(dir: &TempDir, thread_ts: &str, events: &[String], text: &str, at: u64) -> u64 {
+    crashed_store_with(dir, thread_ts, events, vec![notice(thread_ts, text)], at)
+}
+
+/// A post of `text` in the thread `thread_ts`.
+fn notice(thread_ts: &str, text: &str) -> Outbound {
+    Outbound::Post {
+        channel: CHANNEL.into(),
+        thread_ts: Some(thread_ts.into()),
+        message: Message::Replies(vec![Reply::Notice { text: text.into() }]),
+    }
+}
+
+/// As [`crashed_store_at`], with the replies `items`.
+fn crashed_store_with(dir: &TempDir, thread_ts: &str, events: &[String], items: Vec<Outbound>, at: u64) -> u64 {
     let store = SledStore::open(dir.path().join("netrunbook.sled")).expect("the store opens");
     let thread = ThreadKey::new(TEAM_ID, CHANNEL, thread_ts);
-    let parcel = Parcel::new(
-        thread.clone(),
-        at,
-        vec![Outbound::Post {
-            channel: CHANNEL.into(),
-            thread_ts: Some(thread_ts.into()),
-            message: Message::Replies(vec![Reply::Notice { text: text.into() }]),
-        }],
-    );
+    let parcel = Parcel::new(thread.clone(), at, items);
     let record = parcel.encode();
     let commit = Commit {
         thread: &thread,
@@ -163,6 +176,76 @@ async fn a_reply_posted_just_before_a_crash_is_not_posted_again() {
         "the bot looked in the thread"
     );
     assert!(bot.emu.calls_to("chat.postMessage").is_empty());
+    bot.stop().await;
+}
+
+#[tokio::test]
+async fn a_question_answered_in_words_before_a_crash_is_marked_answered_once_at_start() {
+    let emu = SlackEmulator::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (id, value) = netrunbook::slack::blocks::encode_action(
+        &Action::Choose {
+            node: "infra".into(),
+            option: "vpc".into(),
+        },
+        1,
+    );
+    let question = |ts: &str, thread_ts: &str, open: bool| {
+        let mut blocks = vec![
+            json!({"type": "section", "text": {"type": "mrkdwn", "text": "*Which infrastructure is the cluster on?*"}}),
+        ];
+        if open {
+            blocks.push(
+                json!({"type": "actions", "elements": [{"type": "button", "text": {"type": "plain_text", "text": "VPC"},
+                "action_id": id, "value": value}]}),
+            );
+        }
+        json!({"type": "message", "user": BOT_USER_ID, "bot_id": BOT_ID, "team": TEAM_ID, "ts": ts,
+               "thread_ts": thread_ts, "text": "Which infrastructure is the cluster on?", "blocks": blocks})
+    };
+    let answered = |thread_ts: &str| Outbound::MarkAnswered {
+        channel: CHANNEL.into(),
+        thread_ts: thread_ts.into(),
+        node: "infra".into(),
+        message: Message::Answered {
+            question: "Which infrastructure is the cluster on?".into(),
+            choice: "VPC".into(),
+            user: USER.into(),
+        },
+    };
+    // thread 1: the crash came before the update; thread 2: after it, before the record was cleared
+    let mut threads = Vec::new();
+    for (n, open) in [(1, true), (2, false)] {
+        let root = emu.next_ts();
+        emu.add_message(CHANNEL, &root, None, USER, &format!("<@{BOT_USER_ID}> lb pending {n}"));
+        let q = emu.next_ts();
+        emu.add_raw_message(CHANNEL, question(&q, &root, open));
+        let items = vec![answered(&root), notice(&root, &format!("after the answer {n}"))];
+        crashed_store_with(&dir, &root, &[], items, netrunbook::slack::unix_now());
+        threads.push((root, q));
+    }
+    let bot = start_bot(emu, dir).await;
+    bot.wait_metric("netrunbook_outbox_pending", 0.0).await;
+    bot.settle().await;
+    let updates = bot.emu.calls_to("chat.update");
+    assert_eq!(updates.len(), 1, "only the open question is updated: {updates:?}");
+    assert_eq!(updates[0].param("ts"), Some(threads[0].1.as_str()));
+    for (n, (root, q)) in threads.iter().enumerate() {
+        let msgs = bot.thread(CHANNEL, root);
+        let marked = msgs.iter().find(|m| m["ts"] == q.as_str()).unwrap();
+        assert!(
+            buttons(marked).is_empty() && (n == 1 || shown(marked).contains("answered by")),
+            "{}",
+            shown(marked)
+        );
+        let after = format!("after the answer {}", n + 1);
+        assert_eq!(
+            msgs.iter().filter(|m| shown(m).contains(&after)).count(),
+            1,
+            "the reply after the answer, once:\n{}",
+            shown_all(&msgs)
+        );
+    }
     bot.stop().await;
 }
 

@@ -1,10 +1,11 @@
-//! `/netrunbook`: help, a private answer inside the acknowledgement, sharing it in the channel.
+//! `/netrunbook`: help, a private answer inside the acknowledgement, sharing it in the channel, and
+//! a command Slack sends again answered without doing anything twice.
 
 use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::{buttons, shown, spawn_bot, USER, WAIT};
+use crate::{buttons, shown, spawn_bot, spawn_bot_with, TestBot, USER, WAIT};
 
 /// Slack shows an error to the user when the ack takes longer.
 const ACK_DEADLINE: Duration = Duration::from_secs(3);
@@ -102,5 +103,62 @@ async fn slash_question_is_answered_privately_within_the_deadline_and_can_be_sha
         );
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
+    bot.stop().await;
+}
+
+/// The payload of the ack of `envelope_id`.
+async fn ack_payload(bot: &TestBot, envelope_id: &str) -> Value {
+    let ack = bot.emu.wait_ack(envelope_id, WAIT).await.expect("acknowledged");
+    ack.payload.expect("the answer rides on the ack")
+}
+
+#[tokio::test]
+async fn a_slash_command_slack_sends_again_is_answered_once() {
+    let bot = spawn_bot_with(|s| {
+        s.access.admins.insert(USER.into());
+    })
+    .await;
+    // a question: the copy gets the same private answer, which is counted once
+    let first = bot.emu.push_slash("C0INC", USER, "coredns lookups fail in pods").await;
+    let again = bot.emu.resend(&first).await;
+    assert_ne!(
+        first.connection, again.connection,
+        "the copy came on the other connection"
+    );
+    let (one, two) = (
+        ack_payload(&bot, &first.envelope_id).await,
+        ack_payload(&bot, &again.envelope_id).await,
+    );
+    assert!(shown(&one).contains("Customer Reports DNS Issues"), "{}", shown(&one));
+    assert_eq!(one, two, "the person sees the answer whichever copy Slack shows");
+    bot.wait_metric("netrunbook_duplicates_dropped_total", 1.0).await;
+    assert_eq!(
+        bot.metric("netrunbook_answers_total{intent=\"dns\"}").await,
+        Some(1.0),
+        "counted once"
+    );
+
+    // an admin command: run once
+    let first = bot.emu.push_slash("C0INC", USER, "report").await;
+    let again = bot.emu.resend(&first).await;
+    for pushed in [&first, &again] {
+        let payload = ack_payload(&bot, &pushed.envelope_id).await;
+        assert!(
+            shown(&payload).contains("Putting the report together"),
+            "{}",
+            shown(&payload)
+        );
+    }
+    bot.wait_ephemeral(USER, "netrunbook report").await;
+    bot.settle().await;
+    let reports = bot
+        .emu
+        .calls_to("chat.postEphemeral")
+        .into_iter()
+        .filter(|c| shown(&c.params).contains("netrunbook report"))
+        .count();
+    assert_eq!(reports, 1, "one report");
+    assert_eq!(bot.metric("netrunbook_duplicates_dropped_total").await, Some(2.0));
+    assert!(bot.emu.calls_to("chat.postMessage").is_empty(), "nothing public");
     bot.stop().await;
 }

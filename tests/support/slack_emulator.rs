@@ -18,7 +18,8 @@
 //!   ignored, pings are answered by tungstenite.
 //! - **Delivery**: like Slack, each envelope goes to exactly one connection, round robin over the
 //!   connections that are open and have not been sent a `disconnect`. With none, a push waits up to
-//!   five seconds for one (a reconnect in progress) and then panics.
+//!   five seconds for one (a reconnect in progress) and then panics. [`SlackEmulator::resend`]
+//!   sends any envelope again as Slack does (new envelope id, same payload), on another connection.
 //! - **Web API** (`web_api`): the methods below, in Slack's documented shapes. Parameters are taken
 //!   from the query string and from a JSON or `application/x-www-form-urlencoded` body. Every call
 //!   is recorded as an [`ApiCall`] before it is answered, including calls answered with a fault.
@@ -216,6 +217,8 @@ struct State {
     last_ts: u64,
     echo_bot_messages: bool,
     retry_unacked_after: Option<Duration>,
+    /// Every envelope pushed, by envelope id, for [`SlackEmulator::resend`].
+    envelopes: HashMap<String, Value>,
 }
 
 struct Connection {
@@ -635,7 +638,49 @@ impl SlackEmulator {
         });
     }
 
+    /// Sends the envelope `pushed` again the way Slack re-sends one it got no ack for in time (or
+    /// whose connection dropped): a new `envelope_id`, the same payload, on another live connection
+    /// than the one that carried it when there is one (an Events API envelope as a retry:
+    /// `retry_attempt` + 1, `retry_reason` `timeout`). Any envelope type: clicks and slash commands
+    /// too.
+    pub async fn resend(&self, pushed: &Pushed) -> Pushed {
+        let (envelope_id, frame) = {
+            let mut s = self.inner.state();
+            let mut frame = s
+                .envelopes
+                .get(&pushed.envelope_id)
+                .cloned()
+                .unwrap_or_else(|| panic!("slack emulator: no envelope {} was pushed", pushed.envelope_id));
+            let envelope_id = s.next_id("emu-envelope-");
+            frame["envelope_id"] = json!(envelope_id);
+            if let Some(attempt) = frame.get("retry_attempt").and_then(Value::as_u64) {
+                frame["retry_attempt"] = json!(attempt + 1);
+                frame["retry_reason"] = json!("timeout");
+            }
+            (envelope_id, frame)
+        };
+        let text = frame.to_string();
+        self.inner.state().envelopes.insert(envelope_id.clone(), frame);
+        let avoid = pushed.connection;
+        let delivered = self
+            .inner
+            .wait_for(DELIVERY_WAIT, |s| {
+                s.send_avoiding(&text, avoid).map(|id| (id, Instant::now()))
+            })
+            .await;
+        let Some((connection, at)) = delivered else {
+            panic!("slack emulator: no live Socket Mode connection within {DELIVERY_WAIT:?} to deliver to")
+        };
+        Pushed {
+            envelope_id,
+            event_id: pushed.event_id.clone(),
+            connection,
+            at,
+        }
+    }
+
     async fn push_envelope(&self, envelope_id: String, event_id: Option<String>, frame: Value) -> Pushed {
+        self.inner.state().envelopes.insert(envelope_id.clone(), frame.clone());
         let (connection, at) = self.deliver(frame.to_string()).await;
         Pushed {
             envelope_id,
@@ -737,6 +782,33 @@ impl State {
                 return None;
             }
             let id = live[self.round_robin % live.len()];
+            self.round_robin = self.round_robin.wrapping_add(1);
+            if self.connections[&id]
+                .commands
+                .send(Command::Frame(frame.to_owned()))
+                .is_ok()
+            {
+                return Some(id);
+            }
+            // Its task ended between closing and deregistering.
+            self.connections.remove(&id);
+        }
+    }
+
+    /// Queues `frame` on a live connection other than `avoid` (round robin among them), or on
+    /// `avoid` when it is the only one; `None` if there is none.
+    fn send_avoiding(&mut self, frame: &str, avoid: u64) -> Option<u64> {
+        loop {
+            let others: Vec<u64> = self
+                .connections
+                .iter()
+                .filter(|(id, c)| **id != avoid && !c.draining)
+                .map(|(id, _)| *id)
+                .collect();
+            if others.is_empty() {
+                return self.send_round_robin(frame);
+            }
+            let id = others[self.round_robin % others.len()];
             self.round_robin = self.round_robin.wrapping_add(1);
             if self.connections[&id]
                 .commands
