@@ -10,7 +10,7 @@ use serde_json::json;
 
 use crate::dialogue::{self, Conversation, Input, Pending};
 use crate::eval;
-use crate::kb::{runbook, KbError, KnowledgeBase, LoadOptions, Source};
+use crate::kb::{runbook, KbError, KnowledgeBase, LoadOptions, Problem, Source};
 use crate::matcher::Verdict;
 use crate::render;
 use crate::text::MAX_INPUT_BYTES;
@@ -27,6 +27,14 @@ pub struct KbArgs {
 }
 
 impl KbArgs {
+    /// The knowledge base's files: those of `--intents`, or the copies compiled into the binary.
+    pub fn sources(&self) -> Result<Vec<Source>, KbError> {
+        match &self.intents {
+            Some(dir) => crate::kb::read_dir_sources(dir),
+            None => Ok(crate::kb::builtin_sources()),
+        }
+    }
+
     fn options(&self) -> LoadOptions {
         LoadOptions {
             base_url: self.runbook_base_url.clone(),
@@ -257,11 +265,14 @@ fn numbered(kb: &KnowledgeBase, conv: Option<&Conversation>, text: &str) -> Opti
     }
 }
 
-/// `netrunbook check`: validate the knowledge base, and with a runbook, its coverage and that every fact the
-/// intents state is backed by their sections.
+/// `netrunbook check`: validate the knowledge base, replay its own examples, and with a runbook, check
+/// its coverage and that it says only what the runbook says.
 pub fn check(args: &KbArgs, runbook_file: Option<&Path>, out: &mut impl Write) -> anyhow::Result<i32> {
-    let kb = match args.load() {
-        Ok(kb) => kb,
+    let loaded = args
+        .sources()
+        .and_then(|sources| KnowledgeBase::from_sources(sources.clone(), &args.options()).map(|kb| (kb, sources)));
+    let (kb, sources) = match loaded {
+        Ok(both) => both,
         Err(e) => {
             for p in e.problems() {
                 writeln!(out, "error: {p}")?;
@@ -270,25 +281,44 @@ pub fn check(args: &KbArgs, runbook_file: Option<&Path>, out: &mut impl Write) -
             return Ok(1);
         }
     };
-    let mut problems = Vec::new();
+    let mut problems: Vec<Problem> = dialogue::examples::verify(&kb)
+        .into_iter()
+        .map(|f| Problem {
+            line: line_in(&sources, &f.file, &f.needle),
+            file: f.file,
+            message: f.message,
+        })
+        .collect();
     if let Some(path) = runbook_file {
         let text = std::fs::read_to_string(path).with_context(|| format!("cannot read runbook {}", path.display()))?;
         let rb = runbook::parse(&text);
-        problems = runbook::compare(&kb, &rb, &path.display().to_string());
-        problems.extend(runbook::verify_claims(&kb, &rb, &intent_sources(args, &kb)?));
+        problems.extend(runbook::compare(&kb, &rb, &path.display().to_string()));
+        problems.extend(runbook::verify_claims(&kb, &rb, &sources));
     }
     for p in &problems {
         writeln!(out, "error: {p}")?;
     }
     let flows = kb.intents.iter().filter(|i| i.flow.is_some()).count();
+    let examples: usize = kb
+        .slots
+        .values()
+        .flat_map(|s| &s.options)
+        .map(|o| o.examples.len() + o.near_misses.len())
+        .sum::<usize>()
+        + kb.intents
+            .iter()
+            .filter_map(|i| i.flow.as_ref())
+            .map(|f| f.examples.len())
+            .sum::<usize>();
     if problems.is_empty() {
         writeln!(
             out,
-            "{}: OK — {} intents, {} flows, {} slots, knowledge base {}{}",
+            "{}: OK — {} intents, {} flows, {} slots, {} examples replayed, knowledge base {}{}",
             args.describe(),
             kb.intents.len(),
             flows,
             kb.slots.len(),
+            examples,
             kb.version,
             if runbook_file.is_some() {
                 ", every runbook section covered, every fact backed by it"
@@ -303,22 +333,16 @@ pub fn check(args: &KbArgs, runbook_file: Option<&Path>, out: &mut impl Write) -
     }
 }
 
-/// The text of every intent file, for the lines `check --runbook` reports: the copies compiled into the
-/// binary, or the files read again (an intent's `file` is its path).
-fn intent_sources(args: &KbArgs, kb: &KnowledgeBase) -> anyhow::Result<Vec<Source>> {
-    if args.intents.is_none() {
-        return Ok(crate::kb::builtin_sources());
-    }
-    kb.intents
-        .iter()
-        .map(|i| {
-            let text = std::fs::read_to_string(&i.file).with_context(|| format!("cannot read {}", i.file))?;
-            Ok(Source {
-                name: i.file.clone(),
-                text,
-            })
-        })
-        .collect()
+/// 1-based line of the first line of `file` that contains `needle` (as written in YAML: the needle's
+/// quotes may be escaped or absent there).
+fn line_in(sources: &[Source], file: &str, needle: &str) -> Option<usize> {
+    let src = sources.iter().find(|s| s.name == file)?;
+    let probe = needle.lines().next().unwrap_or(needle).trim();
+    let short: String = probe.chars().take(40).collect();
+    src.text
+        .lines()
+        .position(|l| l.contains(probe) || (!short.is_empty() && l.contains(&short)))
+        .map(|i| i + 1)
 }
 
 /// `netrunbook eval`: accuracy on a labelled set.

@@ -351,7 +351,8 @@ impl Matcher {
 
     /// Which terms occur, and how: contiguous occurrences counted, or all words within a short window.
     /// A term whose words are all part of a heavier (or equal) term of the same owner that also occurs does
-    /// not count again (`calico` inside `calico kube controllers`).
+    /// not count again (`calico` inside `calico kube controllers`), unless the heavier term's words are only
+    /// scattered and earn less than the shorter term alone.
     fn term_hits(&self, msg: &Prepared) -> HashMap<(Owner, usize), Hit> {
         let mut positions: HashMap<&str, Vec<usize>> = HashMap::new();
         for (pos, tok) in msg.tokens.iter().enumerate() {
@@ -370,15 +371,17 @@ impl Matcher {
                 }
             }
         }
-        let matched: Vec<(Owner, usize)> = hits.keys().copied().collect();
+        let matched: Vec<(Owner, usize, bool)> = hits.iter().map(|(&(o, k), h)| (o, k, h.exact > 0)).collect();
         hits.retain(|&(owner, j), _| {
             let t = self.term(owner, j);
             let w = self.effective[&(owner, j)];
             w < 0.0
-                || !matched.iter().any(|&(o, k)| {
+                || !matched.iter().any(|&(o, k, exact)| {
                     o == owner && k != j && {
                         let other = self.term(o, k);
-                        let wo = self.effective[&(o, k)];
+                        // what the heavier term earns: its words only scattered ("firewall in customer
+                        // account" for `customer firewall`) earn less than the word alone
+                        let wo = self.effective[&(o, k)] * if exact { 1.0 } else { SCATTERED };
                         wo >= w
                             && other.tokens.len() > t.tokens.len()
                             && t.tokens.iter().all(|x| other.tokens.contains(x))

@@ -17,7 +17,16 @@ pub enum Command {
     Thanks,
 }
 
-const RESET: &[&str] = &["stop", "reset", "cancel", "restart", "start over", "forget it", "never mind", "nevermind"];
+const RESET: &[&str] = &[
+    "stop",
+    "reset",
+    "cancel",
+    "restart",
+    "start over",
+    "forget it",
+    "never mind",
+    "nevermind",
+];
 const ESCALATE_WHOLE: &[&str] = &[
     "escalate",
     "escalation",
@@ -70,8 +79,26 @@ const ESCALATE_IN: &[&str] = &[
 ];
 const HELP: &[&str] = &["help", "?", "what can you do", "topics", "usage"];
 const THANKS: &[&str] = &[
-    "thanks", "thank you", "thx", "ty", "cheers", "thanks!", "great thanks", "ok thanks", "perfect", "awesome",
-    "got it", "ok got it", "thanks a lot", "many thanks", "that helped", "great", "nice", "cool", "ok", "okay",
+    "thanks",
+    "thank you",
+    "thx",
+    "ty",
+    "cheers",
+    "thanks!",
+    "great thanks",
+    "ok thanks",
+    "perfect",
+    "awesome",
+    "got it",
+    "ok got it",
+    "thanks a lot",
+    "many thanks",
+    "that helped",
+    "great",
+    "nice",
+    "cool",
+    "ok",
+    "okay",
 ];
 /// The advice was followed and the problem is still there.
 const STILL: &[&str] = &[
@@ -292,7 +319,10 @@ mod tests {
         assert_eq!(command("thanks!"), Some(Command::Thanks));
         assert_eq!(command("help"), Some(Command::Help));
         assert_eq!(command("stop the calico-node restarts"), None);
-        assert_eq!(command("who do I escalate to for armada-network?"), Some(Command::Escalate));
+        assert_eq!(
+            command("who do I escalate to for armada-network?"),
+            Some(Command::Escalate)
+        );
         assert_eq!(command("what does the escalation policy say about weekends"), None);
     }
 

@@ -108,15 +108,13 @@ static AMOUNT: LazyLock<Regex> = LazyLock::new(|| {
 
 /// Words that make the amount after them time ahead ("in 30 min", "another 10 minutes").
 static AHEAD: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)(?:\bin|\bwithin the next|\banother|\bnext|\bgive it|\bwait|\bfor another|\bremind me in)\s*$").unwrap()
+    Regex::new(r"(?i)(?:\bin|\bwithin the next|\banother|\bnext|\bgive it|\bwait|\bfor another|\bremind me in)\s*$")
+        .unwrap()
 });
 
 /// `1h30`, `1h 30m`, `2 hours 15 minutes`, `1 hour and 20 min`.
 static COMPOUND: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(
-        r"(?ix)\b(?P<h>\d+)\s*(?:h|hr|hrs|hours?)\s*(?:and\s+)?(?P<m>\d+)\s*(?:m|min|mins|minutes?)?\b",
-    )
-    .unwrap()
+    Regex::new(r"(?ix)\b(?P<h>\d+)\s*(?:h|hr|hrs|hours?)\s*(?:and\s+)?(?P<m>\d+)\s*(?:m|min|mins|minutes?)?\b").unwrap()
 });
 
 /// Phrases with no number that still say how long.
@@ -218,7 +216,9 @@ fn since_clock(lower: &str) -> Option<Duration> {
     let since = SINCE_CLOCK.captures(lower)?;
     let from = clock_minutes(&since[1], &since[2])?;
     let rest = &lower[since.get(0)?.end()..];
-    let now = NOW_CLOCK.captures(rest).or_else(|| NOW_CLOCK.captures(&lower[..since.get(0)?.start()]));
+    let now = NOW_CLOCK
+        .captures(rest)
+        .or_else(|| NOW_CLOCK.captures(&lower[..since.get(0)?.start()]));
     let Some(now) = now else {
         return Some(Duration::Vague);
     };
@@ -286,7 +286,11 @@ pub fn read(text: &str, answering: bool) -> Option<Duration> {
     if answering {
         if let Some(c) = BARE_NUMBER.captures(&lower) {
             let n: f64 = c["n"].parse().ok()?;
-            return Some(bound_of(c.name("bound").map(|b| b.as_str()), c.name("plus").is_some(), n));
+            return Some(bound_of(
+                c.name("bound").map(|b| b.as_str()),
+                c.name("plus").is_some(),
+                n,
+            ));
         }
     }
     None
@@ -357,7 +361,10 @@ mod tests {
             ("openshift 4.14", None),
             ("I am seeing it", None),
             ("VPC and OpenShift", None),
-            ("I am seeing Pending endpoint gateway creation on the new VPC workers, it's been 2 hours", Some(Exact(120.0))),
+            (
+                "I am seeing Pending endpoint gateway creation on the new VPC workers, it's been 2 hours",
+                Some(Exact(120.0)),
+            ),
             ("workers show Pending security group creation and nothing else", None),
             ("3 workers, 2 zones", None),
             ("an admission webhook", None),
@@ -365,7 +372,10 @@ mod tests {
             ("brb grabbing coffee, back in 30 min", None),
             ("no worries, I will join the bridge in 5", None),
             ("give it another 10 minutes", None),
-            ("customer says it's been like that since 9:10, it's 10:05 now", Some(Exact(55.0))),
+            (
+                "customer says it's been like that since 9:10, it's 10:05 now",
+                Some(Exact(55.0)),
+            ),
             ("since 9:10", Some(Vague)),
         ];
         for (text, want) in cases {

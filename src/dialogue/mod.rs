@@ -15,10 +15,12 @@
 //! the flow from there.
 //!
 //! Layout: `state` (the stored conversation), `reply` (what a step says), `flow` (walking a flow),
-//! `slots` (reading an answer), `duration` (the duration grammar), `cues` (commands and follow-up cues).
+//! `slots` (reading an answer), `duration` (the duration grammar), `cues` (commands and follow-up cues),
+//! `examples` (the knowledge base's own example answers and dialogues, replayed).
 
 mod cues;
 pub mod duration;
+pub mod examples;
 mod flow;
 mod reply;
 pub mod slots;
@@ -243,7 +245,9 @@ fn answer(kb: &KnowledgeBase, conv: &Conversation, node: &str, text: &str, addre
     // a reply to the question that names other components is not a new topic unless said to the bot
     if addressed {
         let outcome = kb.matcher.rank(&kb.prepare(text));
-        if is_new_topic(kb, &outcome, intent, addressed, text) && !matches!(reading, Reading::Conflict(_) | Reading::Unsure) {
+        if is_new_topic(kb, &outcome, intent, addressed, text)
+            && !matches!(reading, Reading::Conflict(_) | Reading::Unsure)
+        {
             return start_with(kb, text, outcome, now, out);
         }
         out.matched = Some(outcome);
@@ -258,7 +262,10 @@ fn answer(kb: &KnowledgeBase, conv: &Conversation, node: &str, text: &str, addre
             q.note = Some("I need roughly how long, e.g. “25 min”, “2h” or “since 09:40, about 50 minutes”.".into());
         }
         Reading::Conflict(options) => {
-            let labels: Vec<String> = options.iter().map(|o| format!("*{}*", label(kb, &slot.name, o))).collect();
+            let labels: Vec<String> = options
+                .iter()
+                .map(|o| format!("*{}*", label(kb, &slot.name, o)))
+                .collect();
             q.note = Some(format!("I read both {} in that. Which is it?", labels.join(" and ")));
         }
         Reading::Pick { .. } | Reading::Nothing if !addressed => return,
@@ -304,7 +311,14 @@ fn asked_question(kb: &KnowledgeBase, intent: &Intent, c: &Conversation, node: &
 
 /// "No wait, it's IKS": re-answer earlier questions the text answers differently and re-run the flow.
 /// False when the text corrects nothing.
-fn correct(kb: &KnowledgeBase, conv: &Conversation, intent: &Intent, text: &str, addressed: bool, out: &mut Step) -> bool {
+fn correct(
+    kb: &KnowledgeBase,
+    conv: &Conversation,
+    intent: &Intent,
+    text: &str,
+    addressed: bool,
+    out: &mut Step,
+) -> bool {
     let Some(flow) = &intent.flow else { return false };
     let mut c = conv.clone();
     let mut changed = Vec::new();
@@ -334,7 +348,13 @@ fn correct(kb: &KnowledgeBase, conv: &Conversation, intent: &Intent, text: &str,
     if changed.is_empty() {
         return false;
     }
-    rerun(kb, intent, c, &format!("Corrected: {}. Picking up from there.", changed.join(", ")), out);
+    rerun(
+        kb,
+        intent,
+        c,
+        &format!("Corrected: {}. Picking up from there.", changed.join(", ")),
+        out,
+    );
     true
 }
 
@@ -357,7 +377,15 @@ fn rerun(kb: &KnowledgeBase, intent: &Intent, mut c: Conversation, note: &str, o
 }
 
 /// The thread has a topic and no question is pending: read the reply in that topic first.
-fn in_topic(kb: &KnowledgeBase, conv: &Conversation, intent: &Intent, text: &str, addressed: bool, now: u64, out: &mut Step) {
+fn in_topic(
+    kb: &KnowledgeBase,
+    conv: &Conversation,
+    intent: &Intent,
+    text: &str,
+    addressed: bool,
+    now: u64,
+    out: &mut Step,
+) {
     // 1. a new or changed fact for the topic's flow ("it's been 25 minutes now"); an answer given to a
     // question changes only when said to the bot, by a correction, or as a duration that moved on
     let mut confirmed = false;
@@ -406,12 +434,15 @@ fn in_topic(kb: &KnowledgeBase, conv: &Conversation, intent: &Intent, text: &str
     if !confirmed && is_new_topic(kb, &outcome, intent, addressed, text) && !cues::still(text) {
         return start_with(kb, text, outcome, now, out);
     }
-    let last = conv.trail.last().and_then(|n| match intent.flow.as_ref()?.nodes.get(n)? {
-        Node::Say {
-            text, still, elsewhere, ..
-        } => Some((n.as_str(), text.as_str(), still.as_deref(), *elsewhere)),
-        Node::Ask { .. } => None,
-    });
+    let last = conv
+        .trail
+        .last()
+        .and_then(|n| match intent.flow.as_ref()?.nodes.get(n)? {
+            Node::Say {
+                text, still, elsewhere, ..
+            } => Some((n.as_str(), text.as_str(), still.as_deref(), *elsewhere)),
+            Node::Ask { .. } => None,
+        });
     let lead = last.map_or_else(|| flow::lead(&intent.summary), |(_, t, _, _)| flow::lead(t));
     let lead = lead.trim_end_matches(['.', ':']);
     // 3. the advice did not help: the section's next step
@@ -465,7 +496,16 @@ fn repeat_last(kb: &KnowledgeBase, conv: &Conversation, intent: &Intent, out: &m
         .last()
         .and_then(|n| intent.flow.as_ref()?.nodes.get(n).map(|node| (n, node)));
     match last {
-        Some((n, Node::Say { text, links, elsewhere, tip, .. })) => out.replies.push(Reply::Guidance(Guidance {
+        Some((
+            n,
+            Node::Say {
+                text,
+                links,
+                elsewhere,
+                tip,
+                ..
+            },
+        )) => out.replies.push(Reply::Guidance(Guidance {
             intent: intent.id.clone(),
             node: n.to_string(),
             text: text.clone(),
@@ -519,7 +559,8 @@ fn is_new_topic(kb: &KnowledgeBase, outcome: &MatchOutcome, current: &Intent, ad
         && outcome.best().is_some_and(|b| {
             kb.intents[b.intent].id != current.id
                 && (addressed
-                    || (b.score >= crate::matcher::ABSTAIN_BELOW * UNADDRESSED_TOPIC_FACTOR && !slots::is_chatter(text)))
+                    || (b.score >= crate::matcher::ABSTAIN_BELOW * UNADDRESSED_TOPIC_FACTOR
+                        && !slots::is_chatter(text)))
         })
 }
 
@@ -633,7 +674,13 @@ fn start_with(kb: &KnowledgeBase, text: &str, outcome: MatchOutcome, now: u64, o
                     .map(choice_of)
                     .collect(),
             });
-            out.state = Some(Conversation::new(kb, None, Pending::Clarify { candidates }, origin, now));
+            out.state = Some(Conversation::new(
+                kb,
+                None,
+                Pending::Clarify { candidates },
+                origin,
+                now,
+            ));
         }
         Verdict::Match => {
             let best = &outcome.ranked[0];
@@ -722,8 +769,14 @@ mod tests {
 
     #[test]
     fn lead_is_the_first_sentence() {
-        assert_eq!(lead("*That's expected behaviour.* The node ..."), "That's expected behaviour.");
-        assert_eq!(lead("Calico looks healthy, so restart. Then look"), "Calico looks healthy, so restart.");
+        assert_eq!(
+            lead("*That's expected behaviour.* The node ..."),
+            "That's expected behaviour."
+        );
+        assert_eq!(
+            lead("Calico looks healthy, so restart. Then look"),
+            "Calico looks healthy, so restart."
+        );
     }
 
     #[test]
@@ -747,7 +800,11 @@ mod tests {
             },
             2,
         );
-        assert!(!s.replies.iter().any(|r| matches!(r, Reply::NoMatch)), "{:?}", s.replies);
+        assert!(
+            !s.replies.iter().any(|r| matches!(r, Reply::NoMatch)),
+            "{:?}",
+            s.replies
+        );
         assert!(!s.replies.is_empty());
     }
 }

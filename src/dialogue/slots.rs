@@ -46,8 +46,8 @@ const BARE: &[&str] = &[
 ];
 /// Words that negate the phrase right after them (within three words).
 const NEGATORS: &[&str] = &[
-    "not", "no", "never", "t", "without", "nor", "neither", "non", "isnt", "arent", "dont", "doesnt", "didnt",
-    "wasnt", "cant", "wont", "hasnt", "havent", "nothing", "none",
+    "not", "no", "never", "t", "without", "nor", "neither", "non", "isnt", "arent", "dont", "doesnt", "didnt", "wasnt",
+    "cant", "wont", "hasnt", "havent", "nothing", "none",
 ];
 /// Words that start a clause which counts more than what came before it.
 const CONTRAST: &[&str] = &[
@@ -217,8 +217,35 @@ fn occurrences<'a>(words: &'a [String], phrase: &'a [String]) -> impl Iterator<I
 /// Words that may stand between a negation and what it negates ("not *the* endpoint gateway one",
 /// "isn't *really* running").
 const FILLERS: &[&str] = &[
-    "the", "a", "an", "any", "really", "even", "yet", "on", "in", "at", "using", "it", "its", "s", "is", "be", "been",
-    "look", "seem", "quite", "actually", "currently", "anymore", "exactly", "very", "all", "that", "this", "so",
+    "the",
+    "a",
+    "an",
+    "any",
+    "really",
+    "even",
+    "yet",
+    "on",
+    "in",
+    "at",
+    "using",
+    "it",
+    "its",
+    "s",
+    "is",
+    "be",
+    "been",
+    "look",
+    "seem",
+    "quite",
+    "actually",
+    "currently",
+    "anymore",
+    "exactly",
+    "very",
+    "all",
+    "that",
+    "this",
+    "so",
 ];
 
 /// Whether a negation governs the phrase at `at`: it stands right before it, or only filler words lie
@@ -237,10 +264,42 @@ fn negated(words: &[String], at: usize) -> bool {
 
 /// Small talk between people in the thread: never an answer unless said to the bot.
 const CHATTER: &[&str] = &[
-    "lunch", "coffee", "brb", "bbl", "afk", "be right back", "bridge", "meeting", "standup", "stand-up", "zoom",
-    "webex", "dinner", "break", "weekend", "burger", "pizza", "charger", "survey", "anyone", "who's on", "who is on",
-    "on a call", "joining", "ping me", "later today", "tomorrow", "vacation", "pto", "fyi", "sync", "moved to",
-    "heads up", "calendar", "reminder", "out of office",
+    "lunch",
+    "coffee",
+    "brb",
+    "bbl",
+    "afk",
+    "be right back",
+    "bridge",
+    "meeting",
+    "standup",
+    "stand-up",
+    "zoom",
+    "webex",
+    "dinner",
+    "break",
+    "weekend",
+    "burger",
+    "pizza",
+    "charger",
+    "survey",
+    "anyone",
+    "who's on",
+    "who is on",
+    "on a call",
+    "joining",
+    "ping me",
+    "later today",
+    "tomorrow",
+    "vacation",
+    "pto",
+    "fyi",
+    "sync",
+    "moved to",
+    "heads up",
+    "calendar",
+    "reminder",
+    "out of office",
 ];
 
 static CLOCK_TIME: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"(?i)\b\d{1,2}(?::\d\d)?\s?(?:am|pm)\b").unwrap());
@@ -338,7 +397,11 @@ pub fn read(kb: &KnowledgeBase, slot: &Slot, text: &str, asked: bool, addressed:
         }
         // a duration says how long only in a reply to the question ("over a day now"); in a first
         // message it often says when ("overnight")
-        let said_duration = if asked { duration::read(&clause.raw, false) } else { None };
+        let said_duration = if asked {
+            duration::read(&clause.raw, false)
+        } else {
+            None
+        };
         if let Some(m) = said_duration.and_then(Duration::minutes) {
             for (oi, o) in slot.options.iter().enumerate() {
                 if o.minutes_over.is_some_and(|x| m > x) || o.minutes_under.is_some_and(|x| m < x) {
@@ -375,7 +438,7 @@ pub fn read(kb: &KnowledgeBase, slot: &Slot, text: &str, asked: bool, addressed:
                     Some(a) => Reading::Pick {
                         option: a.clone(),
                         detail: Some(first_line(&cleaned)),
-                        sure: addressed,
+                        sure: true,
                     },
                     None => Reading::Nothing,
                 }
@@ -397,7 +460,7 @@ pub fn read(kb: &KnowledgeBase, slot: &Slot, text: &str, asked: bool, addressed:
             // an option word ("lunch? the classic burger place?")
             // a reply right under the question is an answer, unless it is small talk or a question
             // back ("lunch? the classic burger place?")
-            let question_back = cleaned.trim_end().ends_with('?') && content > 3;
+            let question_back = cleaned.trim_end().ends_with('?') && content > 2;
             Reading::Pick {
                 option: slot.options[*best].id.clone(),
                 detail: None,

@@ -10,7 +10,8 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use super::{
-    gfm_anchor, CountRule, Flow, FlowExample, Intent, KnowledgeBase, Link, Node, RunbookSite, Slot, SlotKind, SlotOption,
+    gfm_anchor, CountRule, Flow, FlowExample, Intent, KnowledgeBase, Link, Node, RunbookSite, Slot, SlotKind,
+    SlotOption,
 };
 use crate::matcher::{IntentFeatures, Matcher, SignatureSpec, TermSpec};
 use crate::text::Lexicon;
@@ -291,49 +292,55 @@ fn parse<T: for<'de> Deserialize<'de>>(src: &Source, problems: &mut Problems) ->
     }
 }
 
+/// Every `*.yaml` / `*.yml` file of `dir`, in name order: what [`KnowledgeBase::load_dir`] loads, and
+/// what `check` searches for the line of a problem.
+pub fn read_dir_sources(dir: &Path) -> Result<Vec<Source>, KbError> {
+    let io = |source| KbError::Io {
+        path: dir.display().to_string(),
+        source,
+    };
+    let mut sources = Vec::new();
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .map_err(io)?
+        .collect::<Result<_, _>>()
+        .map_err(io)?;
+    entries.sort_by_key(|e| e.file_name());
+    for entry in entries {
+        let path = entry.path();
+        let is_yaml = path.extension().is_some_and(|e| e == "yaml" || e == "yml");
+        if !is_yaml || !path.is_file() {
+            continue;
+        }
+        let bytes = std::fs::read(&path).map_err(|source| KbError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+        let name = path.display().to_string();
+        match String::from_utf8(bytes) {
+            Ok(text) => sources.push(Source { name, text }),
+            Err(_) => {
+                return Err(KbError::Invalid(vec![Problem {
+                    file: name,
+                    line: None,
+                    message: "not UTF-8 text".into(),
+                }]))
+            }
+        }
+    }
+    if sources.is_empty() {
+        return Err(KbError::Invalid(vec![Problem {
+            file: dir.display().to_string(),
+            line: None,
+            message: "no intent files (*.yaml) in this directory".into(),
+        }]));
+    }
+    Ok(sources)
+}
+
 impl KnowledgeBase {
     /// Read every `*.yaml` / `*.yml` file of `dir` and load them.
     pub fn load_dir(dir: &Path, opts: &LoadOptions) -> Result<KnowledgeBase, KbError> {
-        let io = |source| KbError::Io {
-            path: dir.display().to_string(),
-            source,
-        };
-        let mut sources = Vec::new();
-        let mut entries: Vec<_> = std::fs::read_dir(dir)
-            .map_err(io)?
-            .collect::<Result<_, _>>()
-            .map_err(io)?;
-        entries.sort_by_key(|e| e.file_name());
-        for entry in entries {
-            let path = entry.path();
-            let is_yaml = path.extension().is_some_and(|e| e == "yaml" || e == "yml");
-            if !is_yaml || !path.is_file() {
-                continue;
-            }
-            let bytes = std::fs::read(&path).map_err(|source| KbError::Io {
-                path: path.display().to_string(),
-                source,
-            })?;
-            let name = path.display().to_string();
-            match String::from_utf8(bytes) {
-                Ok(text) => sources.push(Source { name, text }),
-                Err(_) => {
-                    return Err(KbError::Invalid(vec![Problem {
-                        file: name,
-                        line: None,
-                        message: "not UTF-8 text".into(),
-                    }]))
-                }
-            }
-        }
-        if sources.is_empty() {
-            return Err(KbError::Invalid(vec![Problem {
-                file: dir.display().to_string(),
-                line: None,
-                message: "no intent files (*.yaml) in this directory".into(),
-            }]));
-        }
-        KnowledgeBase::from_sources(sources, opts)
+        KnowledgeBase::from_sources(read_dir_sources(dir)?, opts)
     }
 
     /// Parse and validate a set of files. Every problem is reported, each with its file and line.
@@ -691,12 +698,13 @@ fn build_slots(
             }
             let mut options = Vec::new();
             for (id, o) in &y.options {
-                let words: Vec<Vec<String>> = o
-                    .words
-                    .iter()
-                    .map(|w| lexicon.words(w))
-                    .filter(|w| !w.is_empty())
-                    .collect();
+                // "works now" and "working now" stem alike: each phrase counts once
+                let mut words: Vec<Vec<String>> = Vec::new();
+                for w in o.words.iter().map(|w| lexicon.words(w)) {
+                    if !w.is_empty() && !words.contains(&w) {
+                        words.push(w);
+                    }
+                }
                 let bounded = o.at_least.is_some() || o.below.is_some() || o.above.is_some() || o.up_to.is_some();
                 let count = o.count.as_deref().and_then(|c| {
                     let parsed = match c.trim().strip_prefix("not ") {
@@ -704,7 +712,11 @@ fn build_slots(
                         None => c.trim().parse().ok().map(CountRule::Is),
                     };
                     if parsed.is_none() {
-                        problems.add(src, Some(id), format!("slot `{name}` option `{id}`: count `{c}` is not `N` or `not N`"));
+                        problems.add(
+                            src,
+                            Some(id),
+                            format!("slot `{name}` option `{id}`: count `{c}` is not `N` or `not N`"),
+                        );
                     }
                     parsed
                 });
@@ -713,7 +725,11 @@ fn build_slots(
                     Some("all") => Some(true),
                     Some("not all") => Some(false),
                     Some(other) => {
-                        problems.add(src, Some(id), format!("slot `{name}` option `{id}`: ready `{other}` is not `all` or `not all`"));
+                        problems.add(
+                            src,
+                            Some(id),
+                            format!("slot `{name}` option `{id}`: ready `{other}` is not `all` or `not all`"),
+                        );
                         None
                     }
                 };
@@ -759,8 +775,14 @@ fn build_slots(
                     only_when_asked: y.only_when_asked,
                     any_reply: y.any_reply.clone(),
                     options,
-                    about: y.about.iter().map(|a| lexicon.words(a)).filter(|a| !a.is_empty()).collect(),
+                    about: y
+                        .about
+                        .iter()
+                        .map(|a| lexicon.words(a))
+                        .filter(|a| !a.is_empty())
+                        .collect(),
                     find_out: y.find_out.clone(),
+                    file: src.name.clone(),
                 },
             );
         }
@@ -781,7 +803,13 @@ fn build_flow(
         let exists = |target: &str| y.nodes.contains_key(target);
         let node = match (&n.ask, &n.say) {
             (Some(slot_name), None) => {
-                if n.then.is_some() || !n.links.is_empty() || n.escalate || n.still.is_some() || n.elsewhere || n.tip.is_some() {
+                if n.then.is_some()
+                    || !n.links.is_empty()
+                    || n.escalate
+                    || n.still.is_some()
+                    || n.elsewhere
+                    || n.tip.is_some()
+                {
                     problems.add(
                         src,
                         Some(name),
@@ -843,7 +871,11 @@ fn build_flow(
                 }
                 if let Some(t) = &n.still {
                     if !exists(t) {
-                        problems.add(src, Some(name), format!("node `{name}`: `still` names missing node `{t}`"));
+                        problems.add(
+                            src,
+                            Some(name),
+                            format!("node `{name}`: `still` names missing node `{t}`"),
+                        );
                     }
                 }
                 if n.escalate && n.elsewhere {
@@ -901,10 +933,18 @@ fn build_flow(
     }
     for ex in &y.examples {
         if !nodes.contains_key(&ex.ends) {
-            problems.add(src, Some(&ex.ends), format!("flow example ends on missing node `{}`", ex.ends));
+            problems.add(
+                src,
+                Some(&ex.ends),
+                format!("flow example ends on missing node `{}`", ex.ends),
+            );
         }
         if ex.say.is_empty() {
-            problems.add(src, Some("examples:"), "a flow example needs at least the first message in `say`");
+            problems.add(
+                src,
+                Some("examples:"),
+                "a flow example needs at least the first message in `say`",
+            );
         }
     }
     (problems.list.len() == before).then(|| Flow {

@@ -11,7 +11,7 @@ pub mod runbook;
 use std::collections::BTreeMap;
 
 pub use live::{LiveKb, ReloadError, Reloaded};
-pub use load::{builtin_sources, KbError, LoadOptions, Problem, Source};
+pub use load::{builtin_sources, read_dir_sources, KbError, LoadOptions, Problem, Source};
 
 use crate::matcher::Matcher;
 use crate::text::Lexicon;
@@ -140,6 +140,8 @@ pub struct Slot {
     pub about: Vec<Vec<String>>,
     /// How to find the answer out, for "not sure" (our own advice).
     pub find_out: Option<String>,
+    /// File it came from, for `check`.
+    pub file: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
