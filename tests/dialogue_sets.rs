@@ -32,8 +32,18 @@ struct Turn {
     must_not: Vec<String>,
 }
 
-/// Replay every dialogue; (passed, total, failures with the reason, per-kind tallies).
-fn replay(file: &str) -> (usize, usize, Vec<String>, BTreeMap<String, (usize, usize)>) {
+/// What replaying a set found.
+struct Replayed {
+    passed: usize,
+    total: usize,
+    /// Each failed dialogue with the reason.
+    failures: Vec<String>,
+    /// Kind -> (passed, total).
+    kinds: BTreeMap<String, (usize, usize)>,
+}
+
+/// Replay every dialogue of `tests/data/<file>`.
+fn replay(file: &str) -> Replayed {
     let kb = KnowledgeBase::builtin().expect("the shipped knowledge base loads");
     let text = std::fs::read_to_string(format!("{}/tests/data/{file}", env!("CARGO_MANIFEST_DIR"))).unwrap();
     let (mut passed, mut total) = (0, 0);
@@ -88,11 +98,21 @@ fn replay(file: &str) -> (usize, usize, Vec<String>, BTreeMap<String, (usize, us
             failures.push(format!("{} ({}): {}", d.id, d.kind, why.join("; ")));
         }
     }
-    (passed, total, failures, kinds)
+    Replayed {
+        passed,
+        total,
+        failures,
+        kinds,
+    }
 }
 
 fn report(file: &str, min: f64) {
-    let (passed, total, failures, kinds) = replay(file);
+    let Replayed {
+        passed,
+        total,
+        failures,
+        kinds,
+    } = replay(file);
     for f in &failures {
         println!("FAIL {f}");
     }

@@ -39,6 +39,8 @@ use crate::matcher::{MatchOutcome, Verdict, AMBIGUOUS_RATIO};
 
 /// How much of the first message a conversation keeps (for clarification and the escalation summary).
 const ORIGIN_CHARS: usize = 2000;
+/// A "not sure" longer than this many words, not said to the bot, is people talking among themselves.
+const UNSURE_WORDS: usize = 6;
 /// How much of a reply the escalation record quotes.
 const SAID_CHARS: usize = 160;
 
@@ -254,10 +256,13 @@ fn answer(kb: &KnowledgeBase, conv: &Conversation, node: &str, text: &str, addre
     }
     let mut q = question(kb, intent, node, true);
     match reading {
-        Reading::Unsure => {
+        // "no idea yet" under the question is for the bot; "I'll ask the customer for the service
+        // yaml" is people sharing out the work
+        Reading::Unsure if addressed || text.split_whitespace().count() <= UNSURE_WORDS => {
             out.replies.push(notice(&unsure_note(slot)));
             return;
         }
+        Reading::Unsure => return,
         Reading::Vague => {
             q.note = Some("I need roughly how long, e.g. “25 min”, “2h” or “since 09:40, about 50 minutes”.".into());
         }

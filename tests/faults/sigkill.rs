@@ -31,7 +31,7 @@ use netrunbook::store::{SledStore, Store, ThreadKey};
 use serde_json::Value;
 use tokio::time::Instant;
 
-use crate::evidence::driver::{find_button, Tracker, USER};
+use crate::evidence::driver::{Tracker, USER};
 use crate::evidence::process::Options;
 use crate::support::slack_emulator::{SlackEmulator, BOT_USER_ID, TEAM_ID};
 use crate::{n_from_env, Rig};
@@ -40,28 +40,27 @@ const STEP_WAIT: Duration = Duration::from_secs(10);
 
 /// The dialogue: what the person says, and the bot message each step must end with.
 const STEPS: &[(&str, Shows)] = &[
+    // questions by their text: once answered in words, a question shows the answer instead of buttons
     (
         "LoadBalancer service stuck with pending external IP",
-        Shows::Button("VPC"),
+        Shows::Text("Which infrastructure is the cluster on?"),
     ),
-    ("vpc", Shows::Button("IKS")),
-    ("iks", Shows::Button("No, still broken")),
+    (
+        "vpc",
+        Shows::Text("Is it an IKS cluster or a Red Hat OpenShift (ROKS) cluster?"),
+    ),
+    ("iks", Shows::Text("Did the customer docs solve it?")),
     ("no, still broken", Shows::Text("did not solve it")),
 ];
 
 #[derive(Clone, Copy, Debug)]
 enum Shows {
-    Button(&'static str),
     Text(&'static str),
 }
 
 impl Shows {
     fn count(&self, thread: &[Value]) -> usize {
         match self {
-            Shows::Button(label) => thread
-                .iter()
-                .filter(|m| find_button(std::slice::from_ref(m), label).is_some())
-                .count(),
             Shows::Text(t) => thread.iter().filter(|m| m.to_string().contains(t)).count(),
         }
     }

@@ -291,9 +291,17 @@ async fn one_thread_is_handled_in_order() {
         with_button(m, 0, "VPC").is_some()
     })
     .await;
-    // three answers back to back: each only makes sense after the one before
+    // three answers back to back, each only making sense after the one before: each is sent once
+    // Slack has the ack of the one before (Slack itself does not order envelopes across its Socket
+    // Mode connections), without waiting for any reply
     for words in ["vpc", "iks", "no, still broken"] {
-        bot.say("C0INC", USER, words, Some(&post.ts)).await;
+        let sent = bot.say("C0INC", USER, words, Some(&post.ts)).await;
+        for p in &sent.pushed {
+            assert!(
+                bot.emu.wait_ack(&p.envelope_id, WAIT).await.is_some(),
+                "{words:?} acked"
+            );
+        }
     }
     let msgs = bot
         .wait_thread("C0INC", &post.ts, "the final guidance", |m| {

@@ -12,141 +12,68 @@ use crate::{
     USER,
 };
 
-/// A flow: the first message, then per question the button to click and the words that say the same,
-/// then what the thread must show at the end.
-struct Flow {
-    intent: &'static str,
-    start: &'static str,
-    steps: &'static [(&'static str, &'static str)],
-    expect: &'static [&'static str],
+/// One example dialogue of the knowledge base (`flow.examples` in intents/*.yaml), with what the pure
+/// engine makes of it: per reply, the label of the option it answers (when it answers a question), and
+/// the node it must end on, with that node's lead and links.
+struct Example {
+    intent: String,
+    say: Vec<String>,
+    clicks: Vec<Option<String>>,
+    lead: String,
+    links: Vec<String>,
 }
 
-const FLOWS: &[Flow] = &[
-    Flow {
-        intent: "loadbalancer",
-        start: "LoadBalancer service stuck with pending external IP",
-        steps: &[
-            ("VPC", "it's a vpc cluster"),
-            ("IKS", "iks"),
-            ("No, still broken", "no, still broken"),
-        ],
-        expect: &[
-            "IKS VPC LB docs",
-            "armada-network-vpc-load-balancer-troubleshooting.html",
-            "Escalation: Escalate to armada-network",
-            "ibm.pagerduty.com/escalation_policies",
-        ],
-    },
-    Flow {
-        intent: "worker-deploy-failures",
-        start: "new workers stuck in provisioning state",
-        steps: &[
-            ("Pending endpoint gateway creation", "pending endpoint gateway creation"),
-            ("20 minutes or more", "about 45 minutes"),
-        ],
-        expect: &[
-            "Stuck 20+ minutes on Pending endpoint gateway creation",
-            "armada-network-pending-endpoint-gateway.html",
-            "Escalation: Escalate to armada-network",
-        ],
-    },
-    Flow {
-        intent: "network-unavailable",
-        start: "nodes show NetworkUnavailable condition",
-        steps: &[(
-            "Stays stuck / calico-node restarting",
-            "it stays stuck, calico-node keeps restarting",
-        )],
-        expect: &[
-            "rising restart count",
-            "armada-network-calico-node-troubleshooting.html",
-        ],
-    },
-    Flow {
-        intent: "pods-not-starting",
-        start: "pods stuck in ContainerCreating with FailedCreatePodSandbox",
-        steps: &[
-            ("Yes, both healthy", "yes both look healthy"),
-            (
-                "IPAM / out of pod IPs",
-                "failed to request 1 IPv4 addresses. IPAM allocated only 0",
-            ),
-        ],
-        expect: &[
-            "Out of pod IPs",
-            "armada-network-calico-ipam-cleanup",
-            "approved prod train",
-            "containers-ts-app-container-start#calico-ips",
-        ],
-    },
-    Flow {
-        intent: "dns",
-        start: "coredns lookups fail in pods",
-        steps: &[
-            ("OpenShift (ROKS)", "openshift"),
-            ("No, still broken", "no, still broken"),
-        ],
-        expect: &[
-            "access.redhat.com/solutions/3804501",
-            "/etc/resolv.conf",
-            "armada-network-calico-node-troubleshooting.html",
-            "Escalation: Escalate to armada-network",
-        ],
-    },
-    Flow {
-        intent: "general-network-errors",
-        start: "customer reports general network errors",
-        steps: &[("No / only in their app / no specifics", "no, only in their app")],
-        expect: &[
-            "Network Must-Gather Doc",
-            "reproducible case",
-            "tcpdump",
-            "kubernetes.io/docs/tasks/debug-application-cluster/debug-service/",
-        ],
-    },
-    Flow {
-        intent: "out-of-scope",
-        start: "is this network problem out of scope for armada-network",
-        steps: &[
-            (
-                "IBM Cloud infrastructure network",
-                "looks like an ibm cloud network routing issue",
-            ),
-            ("IBM service account (carriers/tugboats)", "it hits our carrier"),
-        ],
-        expect: &[
-            "#conductors",
-            "#containers-cie",
-            "#network_response_team",
-            "network Infra team",
-        ],
-    },
-    Flow {
-        intent: "roks-vpc-calico-node-after-update",
-        start: "calico-node never starts on the new worker after a worker replace on ROKS VPC",
-        steps: &[
-            ("Yes, it is installed", "yes it is installed"),
-            ("No, still broken", "no, still not running"),
-        ],
-        expect: &[
-            "circular dependency",
-            "less than 2 seconds",
-            "calico-system",
-            "armada-network-calico-node-troubleshooting.html",
-        ],
-    },
-    Flow {
-        intent: "gateway-enabled-private-workers",
-        start: "gateway enabled cluster with private workers",
-        steps: &[("Another customer", "another customer")],
-        expect: &[
-            "end of life",
-            "IKS 1.23",
-            "OpenShift 4.9",
-            "armada-network-gateway-enabled-cluster-troubleshooting.html",
-        ],
-    },
-];
+fn examples() -> Vec<Example> {
+    use netrunbook::dialogue::{step, Input};
+    let kb = netrunbook::kb::KnowledgeBase::builtin().unwrap();
+    let mut out = Vec::new();
+    for intent in &kb.intents {
+        let Some(flow) = &intent.flow else { continue };
+        assert!(
+            !flow.examples.is_empty(),
+            "the flow of {} has no example dialogue",
+            intent.id
+        );
+        for ex in &flow.examples {
+            let mut state = None;
+            let mut clicks = Vec::new();
+            for (i, text) in ex.say.iter().enumerate() {
+                let before = state
+                    .as_ref()
+                    .map_or(0, |c: &netrunbook::dialogue::Conversation| c.slots.len());
+                let s = step(
+                    &kb,
+                    state.as_ref(),
+                    &Input::Message {
+                        text: text.clone(),
+                        addressed: i == 0,
+                    },
+                    1,
+                );
+                let after = s.state.as_ref().map_or(0, |c| c.slots.len());
+                if i > 0 {
+                    // a reply that answers exactly one question, and nothing more, can be a click instead
+                    clicks.push(match s.answered.as_slice() {
+                        [one] if after == before + 1 => Some(one.choice.clone()),
+                        _ => None,
+                    });
+                }
+                state = s.state;
+            }
+            let Some(netrunbook::kb::Node::Say { text, links, .. }) = flow.nodes.get(&ex.ends) else {
+                panic!("{} ends on a question", intent.id)
+            };
+            out.push(Example {
+                intent: intent.id.clone(),
+                say: ex.say.clone(),
+                clicks,
+                lead: netrunbook::dialogue::lead(text),
+                links: links.iter().map(|l| l.resolved.clone()).collect(),
+            });
+        }
+    }
+    out
+}
 
 #[derive(Clone, Copy, Debug)]
 enum Mode {
@@ -154,46 +81,74 @@ enum Mode {
     Words,
 }
 
-async fn drive(bot: &TestBot, flow: &Flow, channel: &str, mode: Mode) {
-    let post = bot.mention(channel, flow.start, None).await;
+/// Play one example in `channel`: each reply once the bot has answered the one before (by a click on
+/// the question's button when `Buttons` and the reply answers one question), then wait for the node's
+/// guidance and links.
+async fn drive(bot: &TestBot, ex: &Example, channel: &str, mode: Mode) {
+    let post = bot.mention(channel, &ex.say[0], None).await;
     let thread = post.ts.as_str();
-    let mut from = 0;
-    for (label, words) in flow.steps {
-        let what = format!("{}: the question offering {label:?}", flow.intent);
-        let msgs = bot
-            .wait_thread(channel, thread, &what, |m| with_button(m, from, label).is_some())
-            .await;
-        let question = with_button(&msgs, from, label).expect("just waited for it");
-        from = msgs.len();
-        match mode {
-            Mode::Buttons => {
-                let (_, action_id, value) = buttons(question).into_iter().find(|b| b.0 == *label).unwrap();
-                let ts = question["ts"].as_str().unwrap();
+    let mut seen = bot
+        .wait_thread(channel, thread, &format!("{}: the first answer", ex.intent), |m| {
+            !m.is_empty()
+        })
+        .await
+        .len();
+    for (words, click) in ex.say[1..].iter().zip(&ex.clicks) {
+        match (mode, click) {
+            (Mode::Buttons, Some(label)) => {
+                let what = format!("{}: the question offering {label:?}", ex.intent);
+                let msgs = bot
+                    .wait_thread(channel, thread, &what, |m| with_button(m, 0, label).is_some())
+                    .await;
+                let question = with_button(&msgs, 0, label).expect("just waited for it");
+                let (_, action_id, value) = buttons(question).into_iter().find(|b| &b.0 == label).unwrap();
+                let ts = question["ts"].as_str().unwrap().to_string();
                 bot.emu
-                    .push_block_action(channel, USER, ts, Some(thread), &action_id, &value)
+                    .push_block_action(channel, USER, &ts, Some(thread), &action_id, &value)
                     .await;
                 // the clicked question shows the choice, without buttons
                 bot.wait_thread(
                     channel,
                     thread,
-                    &format!("{}: {label:?} shown in place", flow.intent),
+                    &format!("{}: {label:?} shown in place", ex.intent),
                     |m| {
-                        m.iter()
-                            .any(|x| x["ts"] == ts && buttons(x).is_empty() && crate::shown(x).contains(label))
+                        m.iter().any(|x| {
+                            x["ts"] == ts.as_str() && buttons(x).is_empty() && crate::shown(x).contains(label.as_str())
+                        })
                     },
                 )
                 .await;
             }
-            Mode::Words => {
+            _ => {
                 bot.say(channel, USER, words, Some(thread)).await;
             }
         }
+        // people answer after reading: the next reply waits for the bot's answer to this one
+        seen = bot
+            .wait_thread(
+                channel,
+                thread,
+                &format!("{}: the answer to {words:?}", ex.intent),
+                |m| m.len() > seen,
+            )
+            .await
+            .len();
     }
     let msgs = bot
-        .wait_thread(channel, thread, &format!("{}: the final guidance", flow.intent), |m| {
-            let all = shown_all(m);
-            flow.expect.iter().all(|e| all.contains(e))
-        })
+        .wait_thread(
+            channel,
+            thread,
+            &format!("{}: the guidance of {:?}", ex.intent, ex.lead),
+            |m| {
+                let all = shown_all(m);
+                // Slack escapes `&` in link targets
+                all.contains(&ex.lead)
+                    && ex
+                        .links
+                        .iter()
+                        .all(|l| all.contains(&l.replace('&', "&amp;")) || all.contains(l.as_str()))
+            },
+        )
         .await;
     assert!(
         shown_all(&msgs).contains("armada-network-initial-troubleshooting.html#"),
@@ -203,18 +158,9 @@ async fn drive(bot: &TestBot, flow: &Flow, channel: &str, mode: Mode) {
 
 async fn every_flow(mode: Mode) {
     let bot = spawn_bot().await;
-    let kb = netrunbook::kb::KnowledgeBase::builtin().unwrap();
-    let with_flows: Vec<&str> = kb
-        .intents
-        .iter()
-        .filter(|i| i.flow.is_some())
-        .map(|i| i.id.as_str())
-        .collect();
-    for id in &with_flows {
-        assert!(FLOWS.iter().any(|f| f.intent == *id), "no test drives the flow of {id}");
-    }
-    let channels: Vec<String> = (0..FLOWS.len()).map(|i| format!("C0FLOW{i}")).collect();
-    join_all(FLOWS.iter().zip(&channels).map(|(f, c)| drive(&bot, f, c, mode))).await;
+    let all = examples();
+    let channels: Vec<String> = (0..all.len()).map(|i| format!("C0FLOW{i}")).collect();
+    join_all(all.iter().zip(&channels).map(|(ex, c)| drive(&bot, ex, c, mode))).await;
     assert_methods_in_manifest(&bot.emu);
     bot.stop().await;
 }
