@@ -1207,6 +1207,61 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn commands_in_an_alert_thread_are_not_read_with_the_alert() {
+        let bot = bot();
+        let root = Root(Some(
+            "FIRING: calico-node pods in CrashLoopBackOff, NetworkUnavailable on 3 nodes",
+        ));
+        let first = bot
+            .handle(
+                &event(InboundKind::Mention, "E1", "10.2", Some("10.1"), "<@UBOT>"),
+                &root,
+                1,
+            )
+            .await;
+        assert!(
+            matches!(replies(&first).first(), Some(Reply::Answer(_) | Reply::Clarify { .. })),
+            "{first:?}"
+        );
+        // thanks: a short acknowledgement, not the alert's answer again
+        let thanks = bot
+            .handle(
+                &event(InboundKind::Mention, "E2", "10.3", Some("10.1"), "<@UBOT> thanks!"),
+                &root,
+                2,
+            )
+            .await;
+        assert!(
+            matches!(replies(&thanks).as_slice(), [Reply::Notice { .. }]),
+            "{thanks:?}"
+        );
+        // escalate: the escalation path with the topic, not the Escalation Policy section as a new topic
+        let esc = bot
+            .handle(
+                &event(InboundKind::Mention, "E3", "10.4", Some("10.1"), "<@UBOT> escalate"),
+                &root,
+                3,
+            )
+            .await;
+        assert!(
+            matches!(replies(&esc).as_slice(), [Reply::Escalation(e)] if e.topic.is_some()),
+            "{esc:?}"
+        );
+        // reset forgets the thread
+        let reset = bot
+            .handle(
+                &event(InboundKind::Mention, "E4", "10.5", Some("10.1"), "<@UBOT> reset"),
+                &root,
+                4,
+            )
+            .await;
+        assert!(
+            matches!(replies(&reset).as_slice(), [Reply::Notice { text }] if text.contains("reset")),
+            "{reset:?}"
+        );
+    }
+
+    #[tokio::test]
     async fn bare_mention_in_a_thread_reads_the_root() {
         let bot = bot();
         let root = Root(Some(

@@ -3,6 +3,9 @@
 
 use std::io::{BufRead, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::LazyLock;
+
+use regex::Regex;
 
 use anyhow::Context;
 use clap::Args;
@@ -188,7 +191,9 @@ impl ChatState for MemoryChat {
     }
 }
 
-/// `netrunbook chat`: a terminal conversation with the dialogue engine.
+/// `netrunbook chat`: a terminal conversation with the dialogue engine. A pasted block (a fenced
+/// code block, or lines that look like `kubectl describe` or log output) is read as one message, up
+/// to the closing fence or an empty line; `help` lists the topics.
 pub fn chat(
     kb: &KnowledgeBase,
     state: &mut impl ChatState,
@@ -198,19 +203,20 @@ pub fn chat(
 ) -> anyhow::Result<i32> {
     writeln!(
         out,
-        "netrunbook chat — knowledge base {} ({} sections). Describe the problem or paste an error.\nAnswer questions with a number or in your own words. /escalate, /reset, /quit.",
+        "netrunbook chat — knowledge base {} ({} sections). Describe the problem or paste an error (end a paste with an empty line).\nAnswer questions with a number or in your own words. help, /escalate, /reset, /quit.",
         kb.version,
         kb.intents.len()
     )?;
     write!(out, "> ")?;
     out.flush()?;
-    for line in input.lines() {
-        let line = match line {
-            Ok(l) => l,
-            Err(e) if e.kind() == std::io::ErrorKind::InvalidData => String::from("\u{fffd}"),
-            Err(e) => return Err(e.into()),
-        };
-        let trimmed = line.trim();
+    let mut lines = input.lines().map(|l| match l {
+        Ok(l) => Ok(l),
+        Err(e) if e.kind() == std::io::ErrorKind::InvalidData => Ok(String::from("\u{fffd}")),
+        Err(e) => Err(e),
+    });
+    while let Some(line) = lines.next() {
+        let mut line = line?;
+        let trimmed = line.trim().to_string();
         if trimmed == "/quit" || trimmed == "/exit" {
             break;
         }
@@ -219,11 +225,37 @@ pub fn chat(
             out.flush()?;
             continue;
         }
+        if trimmed.starts_with("```") || looks_pasted(&line) {
+            // a paste: one message until the closing fence, or an empty line
+            let fenced = trimmed.starts_with("```") && !(trimmed.len() > 3 && trimmed.ends_with("```"));
+            for next in lines.by_ref() {
+                let next = next?;
+                let end = if fenced {
+                    next.trim_start().starts_with("```")
+                } else {
+                    next.trim().is_empty()
+                };
+                line.push('\n');
+                line.push_str(&next);
+                if end {
+                    break;
+                }
+            }
+        }
         let current = state.load()?;
-        let input = match trimmed {
+        if HELP.contains(&trimmed.to_lowercase().as_str()) {
+            writeln!(out, "I know these sections of the runbook:")?;
+            for (group, titles) in crate::bot::topic_groups(kb) {
+                writeln!(out, "  {group}: {}", titles.join(", "))?;
+            }
+            write!(out, "> ")?;
+            out.flush()?;
+            continue;
+        }
+        let input = match trimmed.as_str() {
             "/reset" => Input::Reset,
             "/escalate" => Input::Escalate,
-            _ => numbered(kb, current.as_ref(), trimmed).unwrap_or(Input::Message {
+            _ => numbered(kb, current.as_ref(), &trimmed).unwrap_or(Input::Message {
                 text: line.clone(),
                 addressed: true,
             }),
@@ -235,6 +267,28 @@ pub fn chat(
         out.flush()?;
     }
     Ok(0)
+}
+
+const HELP: &[&str] = &["help", "/help", "?", "topics"];
+
+static PASTED: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r"(?x)^(?:
+            \s+\S                                          # indented, as kubectl describe prints
+          | (?:Name|Namespace|Events|Conditions|Labels|Annotations|Containers|Status|Node|Type|Reason|Message|Priority|IP|IPs|Controlled\ By):(?:\s|$)
+          | (?:Warning|Normal)\s{2,}\S                      # an event row
+          | [EIW]\d{4}\s\d                                   # a klog line
+          | \d{4}-\d{2}-\d{2}[T\ ]\d{2}:\d{2}              # a timestamped log line
+          | NAME\s{2,}                                      # a kubectl get header
+          | .*\S\t\S | .*\S\s{3,}\S                        # columns
+        )",
+    )
+    .unwrap()
+});
+
+/// A line that starts pasted output rather than a sentence typed at the prompt.
+fn looks_pasted(line: &str) -> bool {
+    PASTED.is_match(line)
 }
 
 /// A bare number picks the numbered option of the pending question or clarification.

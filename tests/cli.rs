@@ -282,3 +282,37 @@ fn chat_walks_a_flow_with_numbers_and_words() {
     assert!(out.contains("Worker Deploy Failures"), "{out}");
     assert!(out.contains("armada-network-pending-endpoint-gateway.html"), "{out}");
 }
+
+#[test]
+fn chat_reads_a_pasted_block_as_one_message_and_minutes_as_minutes() {
+    let paste = "Events:\n\
+  Type     Reason                  Age   From     Message\n\
+  ----     ------                  ----  ----     -------\n\
+  Warning  FailedCreatePodSandBox  22s   kubelet  Failed to create pod sandbox: rpc error: failed to request 1 IPv4 addresses. IPAM allocated only 0\n\
+\n\
+/quit\n";
+    let o = run(&["chat"], Some(paste.as_bytes()));
+    let out = stdout(&o);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // the whole block is one message: one section answer, no "no match" line by line
+    assert_eq!(out.matches("No runbook section fits").count(), 0, "{out}");
+    assert_eq!(out.matches("== Pods Not Starting").count(), 1, "{out}");
+
+    let o = run(
+        &["chat"],
+        Some(b"new VPC workers show Pending endpoint gateway creation\n2\n/quit\n"),
+    );
+    let out = stdout(&o);
+    // "2" answers "for how many minutes?" as 2 minutes, not as option 2 ("More than 20 minutes")
+    assert!(out.contains("Not yet 20 minutes"), "{out}");
+    assert!(!out.contains("armada-network-pending-endpoint-gateway.html"), "{out}");
+}
+
+#[test]
+fn chat_help_lists_the_topics() {
+    let o = run(&["chat"], Some(b"help\n/quit\n"));
+    let out = stdout(&o);
+    assert!(out.contains("I know these sections"), "{out}");
+    assert!(out.contains("calico-node problems"), "{out}");
+    assert!(!out.contains("No runbook section fits"), "{out}");
+}
