@@ -812,7 +812,7 @@ impl<S: Store> Bot<S> {
     }
 
     /// Record `user`'s vote on the answer about `intent` in the thread.
-    fn vote(&self, key: &ThreadKey, inbound: &Inbound, intent: &str, kind: VoteKind, now: u64) {
+    fn vote(&self, key: &ThreadKey, inbound: &Inbound, intent: &str, kind: VoteKind, question: Option<&str>, now: u64) {
         info!(feedback.intent = %intent, vote = kind.label(), user = %inbound.user, "feedback");
         self.metrics.feedback(kind.label());
         let vote = Vote {
@@ -821,6 +821,7 @@ impl<S: Store> Bot<S> {
             user: inbound.user.clone(),
             kind,
             at: now,
+            question: question.map(feedback::excerpt),
         };
         if let Err(e) = self.store.put_vote(&vote).and_then(|()| self.store.flush()) {
             error!(error = %error_chain(&e), "cannot record feedback");
@@ -855,7 +856,7 @@ impl<S: Store> Bot<S> {
         match action {
             Action::Feedback { intent, helpful } => {
                 let kind = if *helpful { VoteKind::Up } else { VoteKind::Down };
-                self.vote(&key, inbound, intent, kind, now);
+                self.vote(&key, inbound, intent, kind, None, now);
                 vec![ephemeral(Message::Notice("Thanks, noted.".into()))]
             }
             Action::WrongTopic { from, to } => {
@@ -871,7 +872,15 @@ impl<S: Store> Bot<S> {
                         picked.title
                     )))];
                 }
-                self.vote(&key, inbound, from, VoteKind::WrongTopic { picked: to.clone() }, now);
+                let asked = state.as_ref().map(|c| c.origin.as_str());
+                self.vote(
+                    &key,
+                    inbound,
+                    from,
+                    VoteKind::WrongTopic { picked: to.clone() },
+                    asked,
+                    now,
+                );
                 let step = dialogue::step(kb, state.as_ref(), &Input::Pick { intent: to.clone() }, now);
                 fx.save(state.as_ref(), step.state.as_ref());
                 record_intent_of(step.state.as_ref(), None);

@@ -72,6 +72,39 @@ impl KbArgs {
 /// `netrunbook report`: answers, feedback and the top unanswered questions stored in the sled
 /// directory `db`, as a table or one JSON object.
 pub fn report(db: &Path, as_json: bool, top: usize, out: &mut impl Write) -> anyhow::Result<i32> {
+    let report = crate::report::Report::build(&open_feedback(db)?, top);
+    if as_json {
+        writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
+    } else {
+        write!(out, "{}", report.to_text())?;
+    }
+    Ok(0)
+}
+
+/// `netrunbook report --export FILE`: the doubtful and wrong-topic messages, redacted, one `eval` line
+/// each (an empty `section` where nobody picked one), for a runbook owner to label and add to
+/// `tests/data`.
+pub fn export(db: &Path, kb: &KbArgs, file: &Path, out: &mut impl Write) -> anyhow::Result<i32> {
+    let kb = kb.load()?;
+    let lines = crate::report::export(&open_feedback(db)?, |id| kb.intent(id).map(|i| i.heading.clone()));
+    let mut text = String::new();
+    for l in &lines {
+        text.push_str(&serde_json::to_string(l)?);
+        text.push('\n');
+    }
+    std::fs::write(file, text).with_context(|| format!("cannot write {}", file.display()))?;
+    let unlabelled = lines.iter().filter(|l| l.section.is_empty()).count();
+    writeln!(
+        out,
+        "wrote {} line(s) to {} ({unlabelled} to label)",
+        lines.len(),
+        file.display()
+    )?;
+    Ok(0)
+}
+
+/// The stored feedback of the store in `db`, with a clear error when it is missing or in use.
+fn open_feedback(db: &Path) -> anyhow::Result<crate::store::FeedbackData> {
     use crate::store::{FeedbackStore, SledStore, StoreError};
     if !db.is_dir() {
         anyhow::bail!(
@@ -87,13 +120,7 @@ pub fn report(db: &Path, as_json: bool, top: usize, out: &mut impl Write) -> any
         ),
         Err(e) => return Err(e.into()),
     };
-    let report = crate::report::Report::build(&store.feedback()?, top);
-    if as_json {
-        writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
-    } else {
-        write!(out, "{}", report.to_text())?;
-    }
-    Ok(0)
+    Ok(store.feedback()?)
 }
 
 /// Read input as text, keeping the first `MAX_INPUT_BYTES * 4` bytes (the rest is read and dropped, so
@@ -428,6 +455,20 @@ pub fn eval(
                 "MISS line {}: expected `{}`, got `{}` ({:.1}): {}",
                 m.line, m.expected, m.got, m.score, q
             )?;
+        }
+        if report.kinds.len() > 1 || !report.kinds.contains_key("-") {
+            for (kind, k) in &report.kinds {
+                writeln!(
+                    out,
+                    "kind {kind:<12} {:>5.1}% ({}/{})",
+                    k.accuracy * 100.0,
+                    k.correct,
+                    k.total
+                )?;
+            }
+        }
+        if report.unlabelled > 0 {
+            writeln!(out, "skipped {} unlabelled line(s)", report.unlabelled)?;
         }
         writeln!(
             out,

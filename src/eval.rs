@@ -1,5 +1,7 @@
-//! Evaluating the matcher on a labelled set (`{"q": ..., "section": heading | "NONE"}` per line):
-//! accuracy, per-section precision and recall, and the misses. An abstention is correct only for `NONE`.
+//! Evaluating the matcher on a labelled set (`{"q": ..., "section": heading | "NONE", "kind": ...}` per
+//! line): accuracy, per-kind and per-section precision and recall, and the misses. An abstention is correct
+//! only for `NONE`. Lines with an empty `section` (as `report --export` writes them, for a person to
+//! label) are skipped and counted.
 
 use std::collections::BTreeMap;
 
@@ -11,7 +13,12 @@ use crate::kb::KnowledgeBase;
 #[derive(Debug, Clone, Deserialize)]
 pub struct Case {
     pub q: String,
+    /// The heading, `NONE`, or empty when nobody labelled the line yet.
+    #[serde(default)]
     pub section: String,
+    /// What sort of message it is (paraphrase, typo, negation, ...), for the per-kind figures.
+    #[serde(default)]
+    pub kind: Option<String>,
 }
 
 /// A wrong answer.
@@ -34,11 +41,22 @@ pub struct SectionStats {
     pub recall: f64,
 }
 
+/// Accuracy of one kind of message.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct KindStats {
+    pub total: usize,
+    pub correct: usize,
+    pub accuracy: f64,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
     pub total: usize,
     pub correct: usize,
     pub accuracy: f64,
+    /// Lines with no label yet, not counted.
+    pub unlabelled: usize,
+    pub kinds: BTreeMap<String, KindStats>,
     pub sections: BTreeMap<String, SectionStats>,
     pub misses: Vec<Miss>,
 }
@@ -71,9 +89,12 @@ fn same_heading(a: &str, b: &str) -> bool {
 /// Run the matcher over the cases.
 pub fn evaluate(kb: &KnowledgeBase, cases: &[(usize, Case)]) -> Report {
     let mut sections: BTreeMap<String, SectionStats> = BTreeMap::new();
+    let mut kinds: BTreeMap<String, KindStats> = BTreeMap::new();
     let mut misses = Vec::new();
     let mut correct = 0;
-    for (line, case) in cases {
+    let unlabelled = cases.iter().filter(|(_, c)| c.section.trim().is_empty()).count();
+    let cases: Vec<&(usize, Case)> = cases.iter().filter(|(_, c)| !c.section.trim().is_empty()).collect();
+    for (line, case) in cases.iter().map(|c| (&c.0, &c.1)) {
         let outcome = kb.match_text(&case.q);
         let (got, score) = match outcome.best() {
             Some(r) => (kb.intents[r.intent].heading.clone(), r.score),
@@ -86,8 +107,13 @@ pub fn evaluate(kb: &KnowledgeBase, cases: &[(usize, Case)]) -> Report {
             .map_or(case.section.clone(), |i| i.heading.clone());
         sections.entry(expected.clone()).or_default().expected += 1;
         sections.entry(got.clone()).or_default().predicted += 1;
+        let kind = kinds
+            .entry(case.kind.clone().unwrap_or_else(|| "-".into()))
+            .or_default();
+        kind.total += 1;
         if got == expected {
             correct += 1;
+            kind.correct += 1;
             sections.entry(got).or_default().correct += 1;
         } else {
             misses.push(Miss {
@@ -103,10 +129,15 @@ pub fn evaluate(kb: &KnowledgeBase, cases: &[(usize, Case)]) -> Report {
         s.precision = ratio(s.correct, s.predicted);
         s.recall = ratio(s.correct, s.expected);
     }
+    for k in kinds.values_mut() {
+        k.accuracy = ratio(k.correct, k.total);
+    }
     Report {
         total: cases.len(),
         correct,
         accuracy: ratio(correct, cases.len()),
+        unlabelled,
+        kinds,
         sections,
         misses,
     }

@@ -57,6 +57,10 @@ pub struct Vote {
     pub kind: VoteKind,
     /// Seconds since the epoch.
     pub at: u64,
+    /// For a wrong-topic vote, the message that was answered, redacted and cut like [`excerpt`]:
+    /// `report --export` offers it for labelling with the section the person picked.
+    #[serde(default)]
+    pub question: Option<String>,
 }
 
 /// Why a message was kept as one the bot did not answer well.

@@ -68,6 +68,9 @@ enum Command {
         /// How many unanswered questions to list
         #[arg(long, default_value_t = netrunbook::report::DEFAULT_TOP)]
         top: usize,
+        /// Write the doubtful and wrong-topic messages to FILE in the `eval` format, to label
+        #[arg(long, value_name = "FILE")]
+        export: Option<PathBuf>,
     },
     /// Accuracy on a labelled JSONL set ({"q": ..., "section": ... | "NONE"})
     Eval {
@@ -104,9 +107,12 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             url.clone().unwrap_or_else(|| netrunbook::http::healthz_url(*http_addr)),
         ));
     }
-    if let Command::Report { db, json, top } = &cli.command {
+    if let Command::Report { db, json, top, export } = &cli.command {
         let db = db.clone().unwrap_or_else(default_db_dir);
-        return cli::report(&db, *json, *top, &mut out);
+        return match export {
+            Some(file) => cli::export(&db, &cli.kb, file, &mut out),
+            None => cli::report(&db, *json, *top, &mut out),
+        };
     }
     let kb = cli.kb.load()?;
     match cli.command {

@@ -1,6 +1,7 @@
 //! `netrunbook report` and `/netrunbook report`: what the stored feedback says, per intent (answers,
 //! 👍, 👎, wrong topic and what was picked instead) and the questions the bot answered worst (by
 //! signature count). Pure: [`Report::build`] aggregates a [`FeedbackData`]; the callers read the store.
+//! [`export`] turns the same records into lines of the `eval` format, for a runbook owner to label.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -163,6 +164,44 @@ impl Report {
     }
 }
 
+/// One line of `report --export`, in the `eval` format: `section` is the heading a person picked
+/// ("wrong topic"), or empty for a line still to label; `guess` is the section the matcher leaned to.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ExportLine {
+    pub q: String,
+    pub section: String,
+    pub kind: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub guess: Option<String>,
+}
+
+/// The messages the bot abstained on, answered with a small margin, or was told were the wrong topic,
+/// most frequent first; `heading` maps an intent id to its section heading.
+pub fn export(data: &FeedbackData, heading: impl Fn(&str) -> Option<String>) -> Vec<ExportLine> {
+    let mut unanswered: Vec<_> = data.unanswered.iter().collect();
+    unanswered.sort_by(|a, b| b.count.cmp(&a.count).then(b.last_at.cmp(&a.last_at)));
+    let mut out: Vec<ExportLine> = unanswered
+        .into_iter()
+        .map(|u| ExportLine {
+            q: u.example.clone(),
+            section: String::new(),
+            kind: u.doubt.label().to_string(),
+            guess: u.guess.as_deref().and_then(&heading),
+        })
+        .collect();
+    for v in &data.votes {
+        if let (VoteKind::WrongTopic { picked }, Some(q)) = (&v.kind, &v.question) {
+            out.push(ExportLine {
+                q: q.clone(),
+                section: heading(picked).unwrap_or_default(),
+                kind: "wrong_topic".into(),
+                guess: heading(&v.intent),
+            });
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -176,6 +215,7 @@ mod tests {
             user: user.into(),
             kind,
             at: 10,
+            question: None,
         }
     }
 
@@ -239,5 +279,36 @@ mod tests {
         assert!(Report::build(&FeedbackData::default(), 3)
             .to_text()
             .contains("(none recorded)"));
+    }
+
+    #[test]
+    fn export_offers_doubtful_and_corrected_messages_for_labelling() {
+        let mut corrected = vote(
+            "dns",
+            "U1",
+            VoteKind::WrongTopic {
+                picked: "loadbalancer".into(),
+            },
+        );
+        corrected.question = Some("LB ip pending".into());
+        let data = FeedbackData {
+            answers: BTreeMap::new(),
+            votes: vec![corrected, vote("dns", "U2", VoteKind::Up)],
+            unanswered: vec![seen("printer offline", 1, 5), seen("what is a vlan", 3, 4)],
+        };
+        let lines = export(&data, |id| Some(format!("H:{id}")));
+        let qs: Vec<(&str, &str, &str)> = lines
+            .iter()
+            .map(|l| (l.q.as_str(), l.section.as_str(), l.kind.as_str()))
+            .collect();
+        assert_eq!(
+            qs,
+            vec![
+                ("what is a vlan", "", "abstained"),
+                ("printer offline", "", "abstained"),
+                ("LB ip pending", "H:loadbalancer", "wrong_topic"),
+            ]
+        );
+        assert_eq!(lines[2].guess.as_deref(), Some("H:dns"));
     }
 }

@@ -149,6 +149,7 @@ fn vote(thread: &ThreadKey, intent: &str, user: &str, kind: VoteKind, at: u64) -
         user: user.into(),
         kind,
         at,
+        question: None,
     }
 }
 

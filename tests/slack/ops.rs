@@ -261,6 +261,34 @@ async fn an_abstained_message_appears_redacted_in_the_report() {
     let u = &json["unanswered"][0];
     assert_eq!((u["count"].as_u64(), u["doubt"].as_str()), (Some(2), Some("abstained")));
     assert!(!out.stdout.windows(7).any(|w| w == b"hunter2"));
+
+    // exported for labelling in the eval format: redacted, unlabelled, and eval skips it saying so
+    let file = db.join("export.jsonl");
+    let out = report_cli(&db, &["--export", file.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let exported = std::fs::read_to_string(&file).unwrap();
+    let line: Value = serde_json::from_str(exported.lines().next().unwrap()).unwrap();
+    assert_eq!(
+        (line["section"].as_str(), line["kind"].as_str()),
+        (Some(""), Some("abstained"))
+    );
+    assert!(
+        line["q"].as_str().unwrap().contains("password=[REDACTED]"),
+        "{exported}"
+    );
+    assert!(
+        !exported.contains("swordfish") && !exported.contains("xoxb-"),
+        "{exported}"
+    );
+    let eval = std::process::Command::new(env!("CARGO_BIN_EXE_netrunbook"))
+        .args(["eval", file.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&eval.stdout).contains("skipped 1 unlabelled line"),
+        "{}",
+        String::from_utf8_lossy(&eval.stdout)
+    );
 }
 
 /// A copy of the repository's `intents/` to edit.
