@@ -98,6 +98,9 @@ pub struct Lexicon {
     protected: HashSet<String>,
     /// Deletion index for typo correction: a word with one or two letters deleted -> known words.
     deletes: HashMap<String, Vec<String>>,
+    /// Consonant skeletons of the known words ("calico" -> "clc"), and of those with one letter
+    /// deleted, -> known words: "clco nde crshlp" is typed without vowels.
+    skeletons: HashMap<String, Vec<String>>,
     /// Length in characters of the longest known word: a longer token is more than two slips away
     /// from every known word, so it is never corrected (and never costs the cubic deletion search).
     longest_known: usize,
@@ -145,6 +148,23 @@ impl Lexicon {
             }
         }
         for list in lex.deletes.values_mut() {
+            list.sort();
+            list.dedup();
+        }
+        for word in lex.known.iter().filter(|w| w.chars().count() >= 3 && w.chars().all(|c| c.is_ascii_alphabetic())) {
+            let sk = skeleton(word);
+            if sk.chars().count() < 2 {
+                continue;
+            }
+            let mut keys = vec![sk.clone()];
+            if sk.chars().count() >= 5 {
+                keys.extend(deletions(&sk, 1));
+            }
+            for k in keys {
+                lex.skeletons.entry(k).or_default().push(word.clone());
+            }
+        }
+        for list in lex.skeletons.values_mut() {
             list.sort();
             list.dedup();
         }
@@ -200,6 +220,41 @@ impl Lexicon {
     }
 
     fn correct(&self, tok: &str) -> Option<String> {
+        self.correct_slip(tok).or_else(|| self.correct_vowelless(tok))
+    }
+
+    /// A word typed without (most of) its vowels: its consonant skeleton is a known word's, or one
+    /// letter away from it. Only when exactly one known word fits.
+    fn correct_vowelless(&self, tok: &str) -> Option<String> {
+        let n = tok.chars().count();
+        if !(3..=16).contains(&n) || !tok.chars().all(|c| c.is_ascii_alphabetic()) {
+            return None;
+        }
+        // short words only when they have no vowel at all after the first letter ("nd", not "var")
+        let vowels = tok.chars().skip(1).filter(|c| "aeiou".contains(*c)).count();
+        if vowels * 3 > n || (n <= 3 && vowels > 0) {
+            return None;
+        }
+        let sk = skeleton(tok);
+        let mut probes = vec![sk.clone()];
+        if sk.chars().count() >= 5 {
+            probes.extend(deletions(&sk, 1));
+        }
+        let mut found: Vec<&String> = probes
+            .iter()
+            .filter_map(|p| self.skeletons.get(p))
+            .flatten()
+            .filter(|w| w.chars().next() == tok.chars().next())
+            .collect();
+        found.sort();
+        found.dedup();
+        match found.as_slice() {
+            [one] => Some((*one).clone()),
+            _ => None,
+        }
+    }
+
+    fn correct_slip(&self, tok: &str) -> Option<String> {
         let len = tok.chars().count();
         // at most two slips: a token longer than every known word by more than that cannot be one
         if len < 5 || len > self.longest_known + 2 || !tok.chars().all(|c| c.is_alphabetic()) {
@@ -279,6 +334,22 @@ static STOPWORD_STEMS: LazyLock<HashSet<String>> = LazyLock::new(|| STOPWORDS.it
 fn drop_stopwords(mut toks: Vec<String>) -> Vec<String> {
     toks.retain(|t| !STOPWORD_STEMS.contains(t));
     toks
+}
+
+/// The first letter and the consonants after it, doubled letters once: "calico" -> "clc",
+/// "konnectivity" -> "knctvty".
+fn skeleton(word: &str) -> String {
+    let mut out = String::with_capacity(word.len());
+    for (i, c) in word.chars().enumerate() {
+        if i > 0 && "aeiou".contains(c) {
+            continue;
+        }
+        if out.ends_with(c) {
+            continue;
+        }
+        out.push(c);
+    }
+    out
 }
 
 fn max_distance(word: &str) -> usize {
@@ -364,6 +435,12 @@ pub fn raw_tokens(text: &str) -> Vec<String> {
         let keep_dot = c == '.'
             && cur.chars().last().is_some_and(|p| p.is_ascii_digit())
             && chars.get(i + 1).is_some_and(|n| n.is_ascii_digit());
+        // a script change ends a word: "calico-nodeがCrashLoopBackOffです" holds its English terms
+        let switches = cur.chars().last().is_some_and(|p| p.is_ascii() != c.is_ascii()) && c.is_alphanumeric();
+        if switches {
+            out.push(stem(&cur));
+            cur.clear();
+        }
         if c.is_alphanumeric() || keep_dot {
             cur.push(c);
         } else if !cur.is_empty() {
@@ -503,5 +580,20 @@ mod tests {
         assert_eq!(osa_distance("calcio", "calico"), 1);
         assert_eq!(osa_distance("abc", "abc"), 0);
         assert_eq!(osa_distance("", "abc"), 3);
+    }
+
+    #[test]
+    fn english_terms_inside_other_scripts_are_found() {
+        assert_eq!(raw_tokens("calico-nodeがCrashLoopBackOffです"), vec!["calico", "nod", "が", "crashloopbackoff", "です"]);
+    }
+
+    #[test]
+    fn words_typed_without_vowels_are_corrected() {
+        let l = lex();
+        assert_eq!(l.tokens("clco"), l.canonical("calico"));
+        assert_eq!(l.tokens("var"), vec!["var"]);
+        assert_eq!(l.tokens("calico-nodeがCrashLoopBackOffです")[..2], l.canonical("calico node")[..]);
+        assert_eq!(l.tokens("knctvty"), l.canonical("konnectivity"));
+        assert_eq!(l.tokens("prvsnng"), l.canonical("provisioning"));
     }
 }
