@@ -124,6 +124,8 @@ pub struct Evidence {
 pub enum EvidenceKind {
     Term,
     Signature,
+    /// A term in a clause that rules its component out: negative points.
+    RuledOut,
 }
 
 /// One ranked section.
@@ -172,13 +174,20 @@ pub struct Prepared {
     pub cleaned: String,
     /// Canonical tokens.
     pub tokens: Vec<String>,
+    /// Canonical tokens of clauses that rule a component out ("calico-node is fine"): their terms
+    /// count against their sections.
+    pub ruled_out: Vec<String>,
 }
 
 impl Prepared {
     pub fn new(lexicon: &Lexicon, raw: &str) -> Prepared {
         let cleaned = clean_slack(raw);
-        let tokens = lexicon.tokens(&cleaned);
-        Prepared { cleaned, tokens }
+        let (tokens, ruled_out) = lexicon.ruled_out(&cleaned);
+        Prepared {
+            cleaned,
+            tokens,
+            ruled_out,
+        }
     }
 
     /// Every (start, len) where `phrase` occurs in the tokens.
@@ -277,7 +286,7 @@ impl Matcher {
 
     /// Rank the sections for a prepared message.
     pub fn rank(&self, msg: &Prepared) -> MatchOutcome {
-        let counts = self.term_hits(msg);
+        let counts = self.term_hits(&msg.tokens);
         let mut scores: Vec<(f64, Vec<Evidence>)> = vec![(0.0, Vec::new()); self.intents.len()];
         let mut off_topic = 0.0;
         for ((owner, j), hit) in counts {
@@ -296,6 +305,23 @@ impl Matcher {
                         label: self.intents[i].terms[j].label.clone(),
                         matched: None,
                         count: hit.exact.max(1),
+                        points,
+                    });
+                }
+            }
+        }
+        // a component ruled out ("calico-node is fine", "not DNS") counts against its section
+        if !msg.ruled_out.is_empty() {
+            for ((owner, j), _) in self.term_hits(&msg.ruled_out) {
+                let weight = self.effective[&(owner, j)];
+                if let (Owner::Intent(i), true) = (owner, weight > 0.0) {
+                    let points = -weight * RULED_OUT;
+                    scores[i].0 += points;
+                    scores[i].1.push(Evidence {
+                        kind: EvidenceKind::RuledOut,
+                        label: self.intents[i].terms[j].label.clone(),
+                        matched: None,
+                        count: 1,
                         points,
                     });
                 }
@@ -353,9 +379,9 @@ impl Matcher {
     /// A term whose words are all part of a heavier (or equal) term of the same owner that also occurs does
     /// not count again (`calico` inside `calico kube controllers`), unless the heavier term's words are only
     /// scattered and earn less than the shorter term alone.
-    fn term_hits(&self, msg: &Prepared) -> HashMap<(Owner, usize), Hit> {
+    fn term_hits(&self, tokens: &[String]) -> HashMap<(Owner, usize), Hit> {
         let mut positions: HashMap<&str, Vec<usize>> = HashMap::new();
-        for (pos, tok) in msg.tokens.iter().enumerate() {
+        for (pos, tok) in tokens.iter().enumerate() {
             positions.entry(tok.as_str()).or_default().push(pos);
         }
         let mut hits: HashMap<(Owner, usize), Hit> = HashMap::new();
@@ -366,7 +392,7 @@ impl Matcher {
                     continue;
                 }
                 let toks = &self.term(owner, j).tokens;
-                if let Some(hit) = find_term(toks, &msg.tokens, &positions) {
+                if let Some(hit) = find_term(toks, tokens, &positions) {
                     hits.insert((owner, j), hit);
                 }
             }
@@ -405,6 +431,9 @@ struct Hit {
     /// Contiguous, in-order occurrences.
     exact: usize,
 }
+
+/// A term in a clause that rules its component out counts this much of its weight against its section.
+const RULED_OUT: f64 = 0.75;
 
 /// Words of a term found near each other but not as the exact phrase count this much of its weight.
 const SCATTERED: f64 = 0.6;

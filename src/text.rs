@@ -101,6 +101,9 @@ pub struct Lexicon {
     /// Consonant skeletons of the known words ("calico" -> "clc"), and of those with one letter
     /// deleted, -> known words: "clco nde crshlp" is typed without vowels.
     skeletons: HashMap<String, Vec<String>>,
+    /// Canonical tokens of the components a clause can rule out (see [`Lexicon::ruled_out`]).
+    healthy_components: Vec<Vec<String>>,
+    negated_components: Vec<Vec<String>>,
     /// Length in characters of the longest known word: a longer token is more than two slips away
     /// from every known word, so it is never corrected (and never costs the cubic deletion search).
     longest_known: usize,
@@ -212,6 +215,55 @@ impl Lexicon {
             out.push(self.correct(&tok).unwrap_or(tok));
         }
         self.apply_synonyms(out)
+    }
+
+    /// The components that clauses like "calico-node is fine" (`healthy`) or "not DNS" (both lists)
+    /// rule out.
+    pub fn set_components(&mut self, healthy: &[String], negated: &[String]) {
+        let canon = |l: &[String]| -> Vec<Vec<String>> {
+            l.iter().map(|c| self.canonical(c)).filter(|c| !c.is_empty()).collect()
+        };
+        let (h, n) = (canon(healthy), canon(negated));
+        self.healthy_components = h;
+        self.negated_components = n;
+    }
+
+    /// The canonical tokens of `cleaned`, and apart from them the names of the components it rules out
+    /// ("calico-node is fine, it's the controllers pod", "not a DNS issue, the LB never gets an IP"):
+    /// in a clause that says nothing is wrong, a component called healthy, or negated at the clause's
+    /// start. Only the component's name moves; the rest of the clause still counts.
+    pub fn ruled_out(&self, cleaned: &str) -> (Vec<String>, Vec<String>) {
+        if (self.healthy_components.is_empty() && self.negated_components.is_empty()) || !RULE_OUT_HINT.is_match(cleaned)
+        {
+            return (self.tokens(cleaned), Vec::new());
+        }
+        let (mut kept, mut out) = (Vec::new(), Vec::new());
+        for clause in CLAUSE.split(cleaned) {
+            let mut toks = self.tokens(clause);
+            let lower = clause.to_lowercase();
+            // "isn't the scrape failure alert" negates its problem words too; "no endpoint gateway
+            // created" states a problem
+            let strong = NEGATED_START.captures(&lower).is_some_and(|c| !c[1].eq_ignore_ascii_case("no"));
+            if strong || !PROBLEM.is_match(&lower) {
+                let negated = NEGATED_START.is_match(&lower);
+                let healthy = HEALTHY.is_match(&lower);
+                let lists: Vec<&Vec<String>> = match (negated, healthy) {
+                    (true, _) => self.healthy_components.iter().chain(&self.negated_components).collect(),
+                    (false, true) => self.healthy_components.iter().collect(),
+                    (false, false) => Vec::new(),
+                };
+                // longest names first, so "calico kube controllers" goes before "calico"
+                let mut lists = lists;
+                lists.sort_by_key(|c| std::cmp::Reverse(c.len()));
+                for c in lists {
+                    while let Some(at) = toks.windows(c.len()).position(|w| w == c.as_slice()) {
+                        out.extend(toks.drain(at..at + c.len()));
+                    }
+                }
+            }
+            kept.extend(toks);
+        }
+        (kept, out)
     }
 
     /// Whether the knowledge base knows this (stemmed) word.
@@ -406,6 +458,23 @@ pub fn osa_distance(a: &str, b: &str) -> usize {
     }
     d[n][m]
 }
+
+static CLAUSE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)[.;!?\n]+|[,:]\s|\s[-–—]\s|\s(?:but|though|however|whereas|while|although|instead)\s").unwrap()
+});
+/// Cheap pre-check: a message with none of these words rules nothing out.
+static RULE_OUT_HINT: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"(?i)\b(?:not?|isn|aren|never|nothing|fine|healthy|ok|okay|good|green|normal|unaffected|clean|works?|working|ruled|unrelated)\b").unwrap());
+static HEALTHY: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)\b(?:fine|healthy|ok|okay|good|green|normal|unaffected|clean|works?(?:\s+fine)?|working(?:\s+fine)?|running\s+fine|all\s+running|ruled\s+out|not\s+the\s+(?:problem|issue|cause|culprit)|isn'?t\s+the\s+(?:problem|issue|cause|culprit)|no\s+(?:issues?|problems?|errors?))\b").unwrap()
+});
+static NEGATED_START: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)^\s*(?:and\s+|so\s+|also\s+)?(?:it'?s\s+|its\s+|this\s+is\s+|this\s+isn'?t\s+|that'?s\s+)?(not|no|never|isn'?t|nothing\s+(?:wrong\s+)?(?:with|to\s+do\s+with)|unrelated\s+to)\b").unwrap()
+});
+/// Words that say something is wrong: a clause with one rules nothing out ("calico-node is not ready").
+static PROBLEM: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)crash|fail|error|\bdown\b|broken|stuck|pending|time[sd]?\s?out|timing\s+out|unable|can'?t|cannot|won'?t|not\s+(?:working|ready|running|starting|reachable|resolving)|restart|\b0/\d|dropp|refus|unreachable|\bhang|\bno\s+(?:ip|address|external|endpoint|route|connect|access|traffic|response|replicas?)").unwrap()
+});
 
 static NOISE: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(

@@ -106,6 +106,21 @@ struct VocabularyYaml {
     /// Words that point away from every runbook section (storage, billing, IAM...), with weights.
     #[serde(default)]
     off_topic: IndexMap<String, f64>,
+    /// Components people name to rule them out ("calico-node is fine", "not DNS"): terms in such a
+    /// clause count against their section.
+    #[serde(default)]
+    components: ComponentsYaml,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ComponentsYaml {
+    /// Ruled out by "X is fine" and by "not X".
+    #[serde(default)]
+    healthy: Vec<String>,
+    /// Ruled out only by "not X".
+    #[serde(default)]
+    negated: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -440,10 +455,11 @@ impl KnowledgeBase {
             }
         }
         phrases.extend(vocab.off_topic.keys().cloned());
-        let lexicon = Lexicon::new(
+        let mut lexicon = Lexicon::new(
             vocab.synonyms.iter().map(|(k, v)| (k.as_str(), v.as_slice())),
             phrases.iter().map(String::as_str),
         );
+        lexicon.set_components(&vocab.components.healthy, &vocab.components.negated);
 
         let slots = build_slots(&slots_yaml, &lexicon, &mut problems);
 
