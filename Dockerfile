@@ -33,6 +33,8 @@ RUN mkdir -p src benches intents \
 # built-in knowledge base is invalid.
 COPY src ./src
 COPY intents ./intents
+# the labelled sets the learned layer is fit on are compiled in (src/learned.rs)
+COPY tests/data/*.jsonl ./tests/data/
 RUN rm -rf target/release/.fingerprint/netrunbook-* target/release/build/netrunbook-* \
     && cargo build --release --locked \
     && cp target/release/netrunbook /usr/local/bin/netrunbook \

@@ -33,6 +33,7 @@ pub mod feedback;
 pub mod http;
 pub mod inbox;
 pub mod kb;
+pub mod learned;
 pub mod matcher;
 pub mod metrics;
 pub mod outbox;

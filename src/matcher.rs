@@ -106,6 +106,8 @@ pub struct Matcher {
     signatures: Vec<RegexSet>,
     /// Index into the concatenated `signatures` -> (intent, signature index).
     signature_owner: Vec<(usize, usize)>,
+    /// The learned layer (one class per intent, then "no section"), blended into the evidence.
+    learned: crate::learned::Model,
 }
 
 /// Why an intent scored.
@@ -126,6 +128,8 @@ pub enum EvidenceKind {
     Signature,
     /// A term in a clause that rules its component out: negative points.
     RuledOut,
+    /// The learned layer's vote.
+    Learned,
 }
 
 /// One ranked section.
@@ -281,7 +285,13 @@ impl Matcher {
             effective,
             signatures,
             signature_owner,
+            learned: crate::learned::Model::default(),
         })
+    }
+
+    /// Blend this learned model into the evidence (see [`LEARNED_POINTS`]).
+    pub fn set_learned(&mut self, model: crate::learned::Model) {
+        self.learned = model;
     }
 
     /// Rank the sections for a prepared message.
@@ -324,6 +334,37 @@ impl Matcher {
                         count: 1,
                         points,
                     });
+                }
+            }
+        }
+        // the learned layer: its most likely class, when it is sure enough, adds points to that section
+        // or to "no section"
+        if let Some(post) = self.learned.posterior(&crate::learned::features(&msg.tokens)) {
+            let (top, p) = post
+                .iter()
+                .copied()
+                .enumerate()
+                .fold((0, 0.0), |best, (c, p)| if p > best.1 { (c, p) } else { best });
+            if p >= LEARNED_SURE {
+                let points = LEARNED_POINTS * p;
+                // alone below the abstention line, or to break a close call between two sections,
+                // it must be surer
+                let mut by_evidence: Vec<f64> = scores.iter().map(|s| s.0).collect();
+                by_evidence.sort_by(|a, b| b.total_cmp(a));
+                let close = by_evidence.get(1).is_some_and(|s| *s >= by_evidence[0] * AMBIGUOUS_RATIO && *s > 0.0);
+                match scores.get_mut(top) {
+                    Some(s) if (s.0 < ABSTAIN_BELOW || close) && p < LEARNED_ALONE => {}
+                    Some(s) => {
+                        s.0 += points;
+                        s.1.push(Evidence {
+                            kind: EvidenceKind::Learned,
+                            label: format!("learned layer (p = {p:.2})"),
+                            matched: None,
+                            count: 1,
+                            points,
+                        });
+                    }
+                    None => off_topic += points,
                 }
             }
         }
@@ -431,6 +472,13 @@ struct Hit {
     /// Contiguous, in-order occurrences.
     exact: usize,
 }
+
+/// The learned layer votes when its most likely class has at least this posterior...
+pub const LEARNED_SURE: f64 = 0.5;
+/// ...with this many points times the posterior (a strong term is 5, a signature 8-12)...
+pub const LEARNED_POINTS: f64 = 4.0;
+/// ...and when the evidence alone would abstain, only with at least this posterior.
+pub const LEARNED_ALONE: f64 = 0.8;
 
 /// A term in a clause that rules its component out counts this much of its weight against its section.
 const RULED_OUT: f64 = 0.75;

@@ -13,6 +13,7 @@ use super::{
     gfm_anchor, CountRule, Flow, FlowExample, Intent, KnowledgeBase, Link, Node, RunbookSite, Slot, SlotKind,
     SlotOption,
 };
+use crate::learned;
 use crate::matcher::{IntentFeatures, Matcher, SignatureSpec, TermSpec};
 use crate::text::Lexicon;
 
@@ -609,6 +610,7 @@ impl KnowledgeBase {
         if !problems.list.is_empty() {
             return Err(KbError::Invalid(problems.list));
         }
+        let model = fit_learned(&lexicon, &intents, &features, &off_topic);
         let matcher = match Matcher::new(features, off_topic) {
             Ok(m) => m,
             Err(e) => {
@@ -624,6 +626,8 @@ impl KnowledgeBase {
                 ));
             }
         };
+        let mut matcher = matcher;
+        matcher.set_learned(model);
         let mut hasher = Sha256::new();
         let mut sorted: Vec<&Source> = sources.iter().collect();
         sorted.sort_by_key(|s| file_name(s));
@@ -649,6 +653,58 @@ impl KnowledgeBase {
             subjects,
         })
     }
+}
+
+/// Fit the learned layer: one class per intent and one for "no section" (the last), on each intent's
+/// own words (heading, title, summary, terms by weight, flow examples), the off-topic words, and the
+/// labelled sets compiled into the binary (lines whose section is no intent of this knowledge base are
+/// left out).
+fn fit_learned(lexicon: &Lexicon, intents: &[Intent], features: &[IntentFeatures], off_topic: &[TermSpec]) -> learned::Model {
+    let none = intents.len();
+    let doc = |text: &str| learned::features(&lexicon.tokens(&crate::text::clean_slack(text)));
+    let mut docs: Vec<(Vec<String>, usize)> = Vec::new();
+    for (i, intent) in intents.iter().enumerate() {
+        docs.push((doc(&format!("{}. {}", intent.heading, intent.title)), i));
+        docs.push((doc(&intent.summary), i));
+        for t in features.get(i).map(|f| f.terms.as_slice()).unwrap_or_default() {
+            if t.weight > 0.0 {
+                let f = learned::features(&t.tokens);
+                for _ in 0..(t.weight.round() as usize).clamp(1, 5) {
+                    docs.push((f.clone(), i));
+                }
+            }
+        }
+        for ex in intent.flow.iter().flat_map(|f| &f.examples) {
+            if let Some(first) = ex.say.first() {
+                docs.push((doc(first), i));
+            }
+        }
+    }
+    for t in off_topic {
+        docs.push((learned::features(&t.tokens), none));
+    }
+    let norm = |h: &str| h.chars().filter(|c| !matches!(c, '`' | '"')).collect::<String>().trim().to_lowercase();
+    let by_heading: HashMap<String, usize> = intents.iter().enumerate().map(|(i, it)| (norm(&it.heading), i)).collect();
+    for (_, text) in learned::TRAINING {
+        for line in text.lines() {
+            #[derive(Deserialize)]
+            struct Labelled {
+                q: String,
+                #[serde(default)]
+                section: String,
+            }
+            let Ok(l) = serde_json::from_str::<Labelled>(line) else { continue };
+            let class = if l.section == "NONE" {
+                Some(none)
+            } else {
+                by_heading.get(&norm(&l.section)).copied()
+            };
+            if let Some(c) = class {
+                docs.push((doc(&l.q), c));
+            }
+        }
+    }
+    learned::Model::fit(&docs, none + 1)
 }
 
 fn build_links(links: &[LinkYaml], site: &RunbookSite, src: &Source, problems: &mut Problems) -> Vec<Link> {

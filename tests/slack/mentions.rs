@@ -112,7 +112,8 @@ async fn bare_mention_in_an_incident_thread_answers_from_the_root_alert() {
 async fn an_ambiguous_question_asks_which_section_with_buttons() {
     let bot = spawn_bot().await;
     let post = bot
-        .mention("C0INC", "after worker replace calico-node pod does not start", None)
+        // two sections named with equal weight: the console and DNS
+        .mention("C0INC", "console and dns", None)
         .await;
     let msgs = bot
         .wait_thread("C0INC", &post.ts, "a clarification", |m| !m.is_empty())

