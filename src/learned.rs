@@ -15,6 +15,10 @@ pub const TRAINING: &[(&str, &str)] = &[
     ("holdout.jsonl", include_str!("../tests/data/holdout.jsonl")),
     ("holdout2.jsonl", include_str!("../tests/data/holdout2.jsonl")),
     ("tuning.jsonl", include_str!("../tests/data/tuning.jsonl")),
+    (
+        "nearmiss_tuning.jsonl",
+        include_str!("../tests/data/nearmiss_tuning.jsonl"),
+    ),
 ];
 
 /// Additive smoothing of the word counts.
@@ -93,7 +97,6 @@ impl Model {
     pub fn size(&self) -> usize {
         self.likelihood.len()
     }
-
 }
 
 #[cfg(test)]

@@ -351,7 +351,9 @@ impl Matcher {
                 // it must be surer
                 let mut by_evidence: Vec<f64> = scores.iter().map(|s| s.0).collect();
                 by_evidence.sort_by(|a, b| b.total_cmp(a));
-                let close = by_evidence.get(1).is_some_and(|s| *s >= by_evidence[0] * AMBIGUOUS_RATIO && *s > 0.0);
+                let close = by_evidence
+                    .get(1)
+                    .is_some_and(|s| *s >= by_evidence[0] * AMBIGUOUS_RATIO && *s > 0.0);
                 match scores.get_mut(top) {
                     Some(s) if (s.0 < ABSTAIN_BELOW || close) && p < LEARNED_ALONE => {}
                     Some(s) => {
@@ -364,7 +366,8 @@ impl Matcher {
                             points,
                         });
                     }
-                    None => off_topic += points,
+                    // "no section" adds to the off-topic score, at twice the weight
+                    None => off_topic += points * LEARNED_NONE_FACTOR,
                 }
             }
         }
@@ -477,6 +480,8 @@ struct Hit {
 pub const LEARNED_SURE: f64 = 0.5;
 /// ...with this many points times the posterior (a strong term is 5, a signature 8-12)...
 pub const LEARNED_POINTS: f64 = 4.0;
+/// A vote for "no section" counts this many times more, against the off-topic ratio.
+pub const LEARNED_NONE_FACTOR: f64 = 2.0;
 /// ...and when the evidence alone would abstain, only with at least this posterior.
 pub const LEARNED_ALONE: f64 = 0.8;
 

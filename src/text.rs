@@ -154,7 +154,11 @@ impl Lexicon {
             list.sort();
             list.dedup();
         }
-        for word in lex.known.iter().filter(|w| w.chars().count() >= 3 && w.chars().all(|c| c.is_ascii_alphabetic())) {
+        for word in lex
+            .known
+            .iter()
+            .filter(|w| w.chars().count() >= 3 && w.chars().all(|c| c.is_ascii_alphabetic()))
+        {
             let sk = skeleton(word);
             if sk.chars().count() < 2 {
                 continue;
@@ -181,8 +185,13 @@ impl Lexicon {
 
     /// Canonical tokens of a user's message: noise stripped and typos corrected first.
     pub fn tokens(&self, cleaned: &str) -> Vec<String> {
+        self.tokens_with(cleaned, &mut HashMap::new())
+    }
+
+    /// [`Lexicon::tokens`], keeping the typo corrections made in `cache` for the next text (fitting the
+    /// learned layer reads thousands of messages that share their unknown words).
+    pub fn tokens_with(&self, cleaned: &str, cache: &mut HashMap<String, Option<String>>) -> Vec<String> {
         let denoised = strip_noise(cleaned);
-        let mut cache: HashMap<String, Option<String>> = HashMap::new();
         let mut out = Vec::new();
         for tok in raw_tokens(&denoised) {
             if tok.chars().any(|c| c.is_ascii_digit()) && tok.chars().any(|c| c.is_alphabetic()) {
@@ -233,7 +242,8 @@ impl Lexicon {
     /// in a clause that says nothing is wrong, a component called healthy, or negated at the clause's
     /// start. Only the component's name moves; the rest of the clause still counts.
     pub fn ruled_out(&self, cleaned: &str) -> (Vec<String>, Vec<String>) {
-        if (self.healthy_components.is_empty() && self.negated_components.is_empty()) || !RULE_OUT_HINT.is_match(cleaned)
+        if (self.healthy_components.is_empty() && self.negated_components.is_empty())
+            || !RULE_OUT_HINT.is_match(cleaned)
         {
             return (self.tokens(cleaned), Vec::new());
         }
@@ -243,7 +253,9 @@ impl Lexicon {
             let lower = clause.to_lowercase();
             // "isn't the scrape failure alert" negates its problem words too; "no endpoint gateway
             // created" states a problem
-            let strong = NEGATED_START.captures(&lower).is_some_and(|c| !c[1].eq_ignore_ascii_case("no"));
+            let strong = NEGATED_START
+                .captures(&lower)
+                .is_some_and(|c| !c[1].eq_ignore_ascii_case("no"));
             if strong || !PROBLEM.is_match(&lower) {
                 let negated = NEGATED_START.is_match(&lower);
                 let healthy = HEALTHY.is_match(&lower);
@@ -463,8 +475,9 @@ static CLAUSE: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?i)[.;!?\n]+|[,:]\s|\s[-–—]\s|\s(?:but|though|however|whereas|while|although|instead)\s").unwrap()
 });
 /// Cheap pre-check: a message with none of these words rules nothing out.
-static RULE_OUT_HINT: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"(?i)\b(?:not?|isn|aren|never|nothing|fine|healthy|ok|okay|good|green|normal|unaffected|clean|works?|working|ruled|unrelated)\b").unwrap());
+static RULE_OUT_HINT: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)\b(?:not?|isn|aren|never|nothing|fine|healthy|ok|okay|good|green|normal|unaffected|clean|works?|working|ruled|unrelated)\b").unwrap()
+});
 static HEALTHY: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?i)\b(?:fine|healthy|ok|okay|good|green|normal|unaffected|clean|works?(?:\s+fine)?|working(?:\s+fine)?|running\s+fine|all\s+running|ruled\s+out|not\s+the\s+(?:problem|issue|cause|culprit)|isn'?t\s+the\s+(?:problem|issue|cause|culprit)|no\s+(?:issues?|problems?|errors?))\b").unwrap()
 });
@@ -653,7 +666,10 @@ mod tests {
 
     #[test]
     fn english_terms_inside_other_scripts_are_found() {
-        assert_eq!(raw_tokens("calico-nodeがCrashLoopBackOffです"), vec!["calico", "nod", "が", "crashloopbackoff", "です"]);
+        assert_eq!(
+            raw_tokens("calico-nodeがCrashLoopBackOffです"),
+            vec!["calico", "nod", "が", "crashloopbackoff", "です"]
+        );
     }
 
     #[test]
@@ -661,7 +677,10 @@ mod tests {
         let l = lex();
         assert_eq!(l.tokens("clco"), l.canonical("calico"));
         assert_eq!(l.tokens("var"), vec!["var"]);
-        assert_eq!(l.tokens("calico-nodeがCrashLoopBackOffです")[..2], l.canonical("calico node")[..]);
+        assert_eq!(
+            l.tokens("calico-nodeがCrashLoopBackOffです")[..2],
+            l.canonical("calico node")[..]
+        );
         assert_eq!(l.tokens("knctvty"), l.canonical("konnectivity"));
         assert_eq!(l.tokens("prvsnng"), l.canonical("provisioning"));
     }

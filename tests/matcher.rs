@@ -49,19 +49,66 @@ fn accuracy_on_the_labelled_set_is_at_least_95_percent() {
     assert!(acc >= 0.95, "accuracy {:.1}% < 95%", acc * 100.0);
 }
 
-/// The holdout set was written without seeing the knowledge base and is never tuned on: it measures
-/// how well the matcher generalises. Its bar is lower than the tuning set's, and the figure is printed.
+/// Our own sets, all written from the runbook alone by authors who never saw the knowledge base, are
+/// also what the learned layer is fit on (`src/learned.rs`), so their bars guard against regressions,
+/// not generalisation.
 #[test]
-fn accuracy_on_the_holdout_set_generalises() {
-    let acc = accuracy_on("tests/data/holdout.jsonl");
-    assert!(acc >= 0.93, "holdout accuracy {:.1}% < 93%", acc * 100.0);
+fn accuracy_on_our_own_sets_stays_high() {
+    for (file, bar) in [
+        ("tests/data/holdout.jsonl", 0.95),
+        ("tests/data/holdout2.jsonl", 0.95),
+        ("tests/data/tuning.jsonl", 0.95),
+        ("tests/data/nearmiss_tuning.jsonl", 0.95),
+    ] {
+        let acc = accuracy_on(file);
+        assert!(acc >= bar, "{file}: accuracy {:.1}% < {:.0}%", acc * 100.0, bar * 100.0);
+    }
 }
 
-/// A second blind set, written after the tuning, by another author.
+/// The blind sets: written from the runbook alone by authors who saw neither the knowledge base nor
+/// our sets, never tuned on and never fit on. The bars are their figures in the README, rounded down.
 #[test]
-fn accuracy_on_the_second_holdout_set_generalises() {
-    let acc = accuracy_on("tests/data/holdout2.jsonl");
-    assert!(acc >= 0.92, "holdout2 accuracy {:.1}% < 92%", acc * 100.0);
+fn accuracy_on_the_blind_sets_generalises() {
+    for (file, bar) in [("tests/data/messages_a.jsonl", 0.92), ("tests/data/messages_b.jsonl", 0.93)] {
+        let acc = accuracy_on(file);
+        println!("{file}: {:.1}%", acc * 100.0);
+        assert!(acc >= bar, "{file}: accuracy {:.1}% < {:.0}%", acc * 100.0, bar * 100.0);
+    }
+}
+
+#[test]
+fn a_component_ruled_out_counts_against_its_section() {
+    check(
+        "calico-node is fine on every worker, it's the calico-kube-controllers pod that's in CrashLoopBackOff",
+        "calico-kube-controllers",
+    );
+    check("not a DNS issue, the LB never gets an external IP", "loadbalancer");
+    let kb = kb();
+    let outcome = kb.match_text("calico-node is fine, kcc is the one crashlooping");
+    let ruled_out = outcome
+        .ranked
+        .iter()
+        .flat_map(|r| &r.evidence)
+        .any(|e| e.kind == netrunbook::matcher::EvidenceKind::RuledOut && e.points < 0.0);
+    assert!(ruled_out, "the evidence says calico-node was ruled out: {outcome:#?}");
+}
+
+#[test]
+fn typos_without_vowels_and_terms_inside_other_scripts_are_found() {
+    check("clco nde crshlpbckff on 3 wrkrs", "calico-node");
+    check("calico-nodeがCrashLoopBackOffです", "calico-node");
+}
+
+#[test]
+fn the_learned_layer_shows_in_the_evidence() {
+    let kb = kb();
+    let outcome = kb.match_text("the per-node calico agent daemonset keeps dying on two workers");
+    let best = outcome.best().expect("a match");
+    assert_eq!(kb.intents[best.intent].id, "calico-node");
+    assert!(
+        best.evidence.iter().any(|e| e.kind == netrunbook::matcher::EvidenceKind::Learned),
+        "{best:#?}"
+    );
 }
 
 /// `expect` is an intent id, or "NONE" for an abstention.

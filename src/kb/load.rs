@@ -659,7 +659,12 @@ impl KnowledgeBase {
 /// own words (heading, title, summary, terms by weight, flow examples), the off-topic words, and the
 /// labelled sets compiled into the binary (lines whose section is no intent of this knowledge base are
 /// left out).
-fn fit_learned(lexicon: &Lexicon, intents: &[Intent], features: &[IntentFeatures], off_topic: &[TermSpec]) -> learned::Model {
+fn fit_learned(
+    lexicon: &Lexicon,
+    intents: &[Intent],
+    features: &[IntentFeatures],
+    off_topic: &[TermSpec],
+) -> learned::Model {
     let none = intents.len();
     let doc = |text: &str| learned::features(&lexicon.tokens(&crate::text::clean_slack(text)));
     let mut docs: Vec<(Vec<String>, usize)> = Vec::new();
@@ -683,8 +688,19 @@ fn fit_learned(lexicon: &Lexicon, intents: &[Intent], features: &[IntentFeatures
     for t in off_topic {
         docs.push((learned::features(&t.tokens), none));
     }
-    let norm = |h: &str| h.chars().filter(|c| !matches!(c, '`' | '"')).collect::<String>().trim().to_lowercase();
-    let by_heading: HashMap<String, usize> = intents.iter().enumerate().map(|(i, it)| (norm(&it.heading), i)).collect();
+    let norm = |h: &str| {
+        h.chars()
+            .filter(|c| !matches!(c, '`' | '"'))
+            .collect::<String>()
+            .trim()
+            .to_lowercase()
+    };
+    let by_heading: HashMap<String, usize> = intents
+        .iter()
+        .enumerate()
+        .map(|(i, it)| (norm(&it.heading), i))
+        .collect();
+    let mut labelled: Vec<(String, usize)> = Vec::new();
     for (_, text) in learned::TRAINING {
         for line in text.lines() {
             #[derive(Deserialize)]
@@ -693,17 +709,40 @@ fn fit_learned(lexicon: &Lexicon, intents: &[Intent], features: &[IntentFeatures
                 #[serde(default)]
                 section: String,
             }
-            let Ok(l) = serde_json::from_str::<Labelled>(line) else { continue };
+            let Ok(l) = serde_json::from_str::<Labelled>(line) else {
+                continue;
+            };
             let class = if l.section == "NONE" {
                 Some(none)
             } else {
                 by_heading.get(&norm(&l.section)).copied()
             };
             if let Some(c) = class {
-                docs.push((doc(&l.q), c));
+                labelled.push((l.q, c));
             }
         }
     }
+    // tokenising the labelled messages is most of the load time: spread it over the cores
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 4);
+    let chunk = labelled.len().div_ceil(threads).max(1);
+    let tokenised: Vec<(Vec<String>, usize)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = labelled
+            .chunks(chunk)
+            .map(|part| {
+                scope.spawn(move || {
+                    let mut cache = HashMap::new();
+                    part.iter()
+                        .map(|(q, c)| {
+                            let toks = lexicon.tokens_with(&crate::text::clean_slack(q), &mut cache);
+                            (learned::features(&toks), *c)
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles.into_iter().flat_map(|h| h.join().unwrap_or_default()).collect()
+    });
+    docs.extend(tokenised);
     learned::Model::fit(&docs, none + 1)
 }
 
