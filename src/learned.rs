@@ -6,7 +6,7 @@
 //! storage or a home router leans to "none". Pure and deterministic: the same knowledge base and
 //! training text always give the same model.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 
 /// Labelled messages (`{"q": ..., "section": heading | "NONE"}` per line) the model is fit on,
 /// compiled in at build time.
@@ -29,7 +29,7 @@ const ALPHA: f64 = 0.2;
 pub struct Model {
     classes: usize,
     /// Feature -> log P(feature | class), per class.
-    likelihood: HashMap<String, Vec<f32>>,
+    likelihood: FxHashMap<String, Vec<f32>>,
 }
 
 /// The words and adjacent word pairs of a canonical token stream, each once.
@@ -44,7 +44,7 @@ pub fn features(tokens: &[String]) -> Vec<String> {
 impl Model {
     /// Fit on `(features, class)` documents over `classes` classes.
     pub fn fit(docs: &[(Vec<String>, usize)], classes: usize) -> Model {
-        let mut counts: HashMap<&str, Vec<u32>> = HashMap::new();
+        let mut counts: FxHashMap<&str, Vec<u32>> = FxHashMap::default();
         let mut totals = vec![0u64; classes];
         for (features, class) in docs {
             for f in features {
@@ -68,21 +68,38 @@ impl Model {
         Model { classes, likelihood }
     }
 
-    /// The posterior over the classes for a message's features (uniform prior); `None` when no
-    /// feature was seen in training.
-    pub fn posterior(&self, features: &[String]) -> Option<Vec<f64>> {
+    /// The posterior over the classes for a message's canonical tokens (its [`features`], uniform
+    /// prior); `None` when no feature was seen in training. Builds no feature strings but one buffer.
+    pub fn posterior(&self, tokens: &[String]) -> Option<Vec<f64>> {
         if self.classes == 0 {
             return None;
         }
         let mut log = vec![0.0f64; self.classes];
         let mut seen = 0;
-        for f in features {
+        let mut add = |f: &str| {
             if let Some(l) = self.likelihood.get(f) {
                 seen += 1;
                 for (acc, x) in log.iter_mut().zip(l) {
                     *acc += f64::from(*x);
                 }
             }
+        };
+        let mut words: Vec<&str> = tokens.iter().map(String::as_str).collect();
+        words.sort_unstable();
+        words.dedup();
+        for w in words {
+            add(w);
+        }
+        let mut pairs: Vec<(&str, &str)> = tokens.windows(2).map(|w| (w[0].as_str(), w[1].as_str())).collect();
+        pairs.sort_unstable();
+        pairs.dedup();
+        let mut key = String::new();
+        for (a, b) in pairs {
+            key.clear();
+            key.push_str(a);
+            key.push(' ');
+            key.push_str(b);
+            add(&key);
         }
         if seen == 0 {
             return None;
@@ -119,11 +136,11 @@ mod tests {
             ],
             2,
         );
-        let p = m.posterior(&features(&["lookup".into(), "fails".into()])).unwrap();
+        let p = m.posterior(&["lookup".into(), "fails".into()]).unwrap();
         assert!(p[0] > 0.8, "{p:?}");
-        let p = m.posterior(&features(&["external".into(), "address".into()])).unwrap();
+        let p = m.posterior(&["external".into(), "address".into()]).unwrap();
         assert!(p[1] > 0.8, "{p:?}");
-        assert!(m.posterior(&features(&["unknown".into()])).is_none());
+        assert!(m.posterior(&["unknown".into()]).is_none());
         assert!(m.size() > 10);
     }
 

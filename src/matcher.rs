@@ -9,6 +9,8 @@
 //! ambiguous when the runner-up comes within [`AMBIGUOUS_RATIO`] of the best.
 
 use std::collections::HashMap;
+
+use rustc_hash::FxHashMap;
 use std::sync::OnceLock;
 
 use regex::{Regex, RegexSet, RegexSetBuilder};
@@ -98,9 +100,9 @@ pub struct Matcher {
     intents: Vec<IntentFeatures>,
     off_topic: Vec<TermSpec>,
     /// Every token of a term -> (owner, index of the term in its owner's list).
-    by_token: HashMap<String, Vec<(Owner, usize)>>,
+    by_token: FxHashMap<String, Vec<(Owner, usize)>>,
     /// Effective weight of each term: its weight scaled by how many intents share it.
-    effective: HashMap<(Owner, usize), f64>,
+    effective: FxHashMap<(Owner, usize), f64>,
     /// All signatures of all intents, in automata of up to [`SIGNATURES_PER_SET`] each (one for the
     /// shipped knowledge base).
     signatures: Vec<RegexSet>,
@@ -206,7 +208,7 @@ impl Matcher {
     /// Compile the matcher. Fails, naming the intent index of each culprit, when the signatures together
     /// are too large to compile or one of them matches empty text.
     pub fn new(intents: Vec<IntentFeatures>, off_topic: Vec<TermSpec>) -> Result<Matcher, Vec<(usize, String)>> {
-        let mut by_token: HashMap<String, Vec<(Owner, usize)>> = HashMap::new();
+        let mut by_token: FxHashMap<String, Vec<(Owner, usize)>> = FxHashMap::default();
         let mut sharing: HashMap<&[String], usize> = HashMap::new();
         for f in &intents {
             let mut mine: Vec<&[String]> = f.terms.iter().map(|t| t.tokens.as_slice()).collect();
@@ -216,7 +218,7 @@ impl Matcher {
                 *sharing.entry(t).or_default() += 1;
             }
         }
-        let mut effective = HashMap::new();
+        let mut effective = FxHashMap::default();
         for (i, f) in intents.iter().enumerate() {
             for (j, t) in f.terms.iter().enumerate() {
                 for tok in &t.tokens {
@@ -339,7 +341,7 @@ impl Matcher {
         }
         // the learned layer: its most likely class, when it is sure enough, adds points to that section
         // or to "no section"
-        if let Some(post) = self.learned.posterior(&crate::learned::features(&msg.tokens)) {
+        if let Some(post) = self.learned.posterior(&msg.tokens) {
             let (top, p) = post
                 .iter()
                 .copied()
@@ -423,12 +425,12 @@ impl Matcher {
     /// A term whose words are all part of a heavier (or equal) term of the same owner that also occurs does
     /// not count again (`calico` inside `calico kube controllers`), unless the heavier term's words are only
     /// scattered and earn less than the shorter term alone.
-    fn term_hits(&self, tokens: &[String]) -> HashMap<(Owner, usize), Hit> {
-        let mut positions: HashMap<&str, Vec<usize>> = HashMap::new();
+    fn term_hits(&self, tokens: &[String]) -> FxHashMap<(Owner, usize), Hit> {
+        let mut positions: FxHashMap<&str, Vec<usize>> = FxHashMap::default();
         for (pos, tok) in tokens.iter().enumerate() {
             positions.entry(tok.as_str()).or_default().push(pos);
         }
-        let mut hits: HashMap<(Owner, usize), Hit> = HashMap::new();
+        let mut hits: FxHashMap<(Owner, usize), Hit> = FxHashMap::default();
         for tok in positions.keys() {
             let Some(cands) = self.by_token.get(*tok) else { continue };
             for &(owner, j) in cands {
@@ -493,7 +495,7 @@ const SCATTERED: f64 = 0.6;
 /// How much longer than the term the window holding all its words may be.
 const WINDOW_SLACK: usize = 2;
 
-fn find_term(term: &[String], tokens: &[String], positions: &HashMap<&str, Vec<usize>>) -> Option<Hit> {
+fn find_term(term: &[String], tokens: &[String], positions: &FxHashMap<&str, Vec<usize>>) -> Option<Hit> {
     let lists: Vec<&Vec<usize>> = term.iter().map(|t| positions.get(t.as_str())).collect::<Option<_>>()?;
     let exact = lists[0]
         .iter()

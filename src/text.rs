@@ -5,7 +5,9 @@
 //! The same pipeline turns both the knowledge base's terms and users' messages into token streams, so a
 //! term written once in canonical form matches every spelling the vocabulary and the stemmer fold into it.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
+
+use rustc_hash::{FxHashMap, FxHashSet};
 use std::sync::LazyLock;
 
 use regex::Regex;
@@ -87,20 +89,20 @@ nothing everything thing things right wrong sure maybe because where which whose
 #[derive(Debug, Clone, Default)]
 pub struct Lexicon {
     /// Stemmed token sequence of a vocabulary variant -> stemmed tokens of its canonical phrase.
-    synonyms: HashMap<Vec<String>, Vec<String>>,
+    synonyms: FxHashMap<Vec<String>, Vec<String>>,
     /// Longest variant length in tokens, to bound the synonym scan.
     max_variant_len: usize,
     /// First tokens of every variant: the synonym scan skips every other position at once.
-    variant_starts: HashSet<String>,
+    variant_starts: FxHashSet<String>,
     /// Every stemmed token the knowledge base knows (terms, options, canonical phrases and variants).
-    known: HashSet<String>,
+    known: FxHashSet<String>,
     /// Words never corrected (stemmed).
-    protected: HashSet<String>,
+    protected: FxHashSet<String>,
     /// Deletion index for typo correction: a word with one or two letters deleted -> known words.
-    deletes: HashMap<String, Vec<String>>,
+    deletes: FxHashMap<String, Vec<String>>,
     /// Consonant skeletons of the known words ("calico" -> "clc"), and of those with one letter
     /// deleted, -> known words: "clco nde crshlp" is typed without vowels.
-    skeletons: HashMap<String, Vec<String>>,
+    skeletons: FxHashMap<String, Vec<String>>,
     /// Canonical tokens of the components a clause can rule out (see [`Lexicon::ruled_out`]).
     healthy_components: Vec<Vec<String>>,
     negated_components: Vec<Vec<String>>,
@@ -393,7 +395,7 @@ const STOPWORDS: &[&str] = &[
     "s", "ll", "ve", "re", "d", "m", "has", "does",
 ];
 
-static STOPWORD_STEMS: LazyLock<HashSet<String>> = LazyLock::new(|| STOPWORDS.iter().map(|w| stem(w)).collect());
+static STOPWORD_STEMS: LazyLock<FxHashSet<String>> = LazyLock::new(|| STOPWORDS.iter().map(|w| stem(w)).collect());
 
 fn drop_stopwords(mut toks: Vec<String>) -> Vec<String> {
     toks.retain(|t| !STOPWORD_STEMS.contains(t));

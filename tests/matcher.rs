@@ -69,7 +69,10 @@ fn accuracy_on_our_own_sets_stays_high() {
 /// our sets, never tuned on and never fit on. The bars are their figures in the README, rounded down.
 #[test]
 fn accuracy_on_the_blind_sets_generalises() {
-    for (file, bar) in [("tests/data/messages_a.jsonl", 0.92), ("tests/data/messages_b.jsonl", 0.93)] {
+    for (file, bar) in [
+        ("tests/data/messages_a.jsonl", 0.92),
+        ("tests/data/messages_b.jsonl", 0.93),
+    ] {
         let acc = accuracy_on(file);
         println!("{file}: {:.1}%", acc * 100.0);
         assert!(acc >= bar, "{file}: accuracy {:.1}% < {:.0}%", acc * 100.0, bar * 100.0);
@@ -106,7 +109,9 @@ fn the_learned_layer_shows_in_the_evidence() {
     let best = outcome.best().expect("a match");
     assert_eq!(kb.intents[best.intent].id, "calico-node");
     assert!(
-        best.evidence.iter().any(|e| e.kind == netrunbook::matcher::EvidenceKind::Learned),
+        best.evidence
+            .iter()
+            .any(|e| e.kind == netrunbook::matcher::EvidenceKind::Learned),
         "{best:#?}"
     );
 }
