@@ -454,7 +454,7 @@ async fn wrong_topic_switches_to_the_pick_and_is_counted_against_the_old_intent(
     .await;
     // a message that scores for more than one section, so the answer offers alternatives
     let post = bot
-        .mention("C0INC", "calico-node pods crashlooping and dns lookups fail", None)
+        .mention("C0INC", "calico-node CrashLoopBackOff and some dns errors", None)
         .await;
     let msgs = bot
         .wait_thread("C0INC", &post.ts, "an answer with alternatives", |m| {
