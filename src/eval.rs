@@ -76,14 +76,7 @@ pub fn parse_cases(text: &str) -> Result<Vec<(usize, Case)>, String> {
 
 /// Headings compare without backticks, quotes and case, so `calico-node` and `` `calico-node` `` meet.
 fn same_heading(a: &str, b: &str) -> bool {
-    let norm = |s: &str| {
-        s.chars()
-            .filter(|c| !matches!(c, '`' | '"'))
-            .collect::<String>()
-            .trim()
-            .to_lowercase()
-    };
-    norm(a) == norm(b)
+    crate::kb::heading_key(a) == crate::kb::heading_key(b)
 }
 
 /// Run the matcher over the cases.

@@ -688,17 +688,10 @@ fn fit_learned(
     for t in off_topic {
         docs.push((learned::features(&t.tokens), none));
     }
-    let norm = |h: &str| {
-        h.chars()
-            .filter(|c| !matches!(c, '`' | '"'))
-            .collect::<String>()
-            .trim()
-            .to_lowercase()
-    };
     let by_heading: HashMap<String, usize> = intents
         .iter()
         .enumerate()
-        .map(|(i, it)| (norm(&it.heading), i))
+        .map(|(i, it)| (super::heading_key(&it.heading), i))
         .collect();
     let mut labelled: Vec<(String, usize)> = Vec::new();
     for (_, text) in learned::TRAINING {
@@ -715,7 +708,7 @@ fn fit_learned(
             let class = if l.section == "NONE" {
                 Some(none)
             } else {
-                by_heading.get(&norm(&l.section)).copied()
+                by_heading.get(&super::heading_key(&l.section)).copied()
             };
             if let Some(c) = class {
                 labelled.push((l.q, c));

@@ -233,6 +233,17 @@ impl KnowledgeBase {
     }
 }
 
+/// A heading as labelled sets may write it: without backticks and quotes, trimmed, lower case, so
+/// `calico-node` and `` `calico-node` `` meet.
+pub fn heading_key(heading: &str) -> String {
+    heading
+        .chars()
+        .filter(|c| !matches!(c, '`' | '"'))
+        .collect::<String>()
+        .trim()
+        .to_lowercase()
+}
+
 /// The anchor GitHub-flavoured kramdown (Jekyll's default) generates for a heading: lower case, every
 /// character that is not a letter, digit, `_`, `-` or space removed, spaces turned into `-`.
 pub fn gfm_anchor(heading: &str) -> String {

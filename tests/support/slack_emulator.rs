@@ -771,11 +771,17 @@ impl State {
 
     /// Queues `frame` on the next live connection; `None` if there is none.
     fn send_round_robin(&mut self, frame: &str) -> Option<u64> {
+        self.send_among(frame, |_| true)
+    }
+
+    /// Queues `frame` on the next live connection that `allowed` accepts (round robin); `None` if
+    /// there is none.
+    fn send_among(&mut self, frame: &str, allowed: impl Fn(u64) -> bool) -> Option<u64> {
         loop {
             let live: Vec<u64> = self
                 .connections
                 .iter()
-                .filter(|(_, c)| !c.draining)
+                .filter(|(id, c)| !c.draining && allowed(**id))
                 .map(|(id, _)| *id)
                 .collect();
             if live.is_empty() {
@@ -798,28 +804,8 @@ impl State {
     /// Queues `frame` on a live connection other than `avoid` (round robin among them), or on
     /// `avoid` when it is the only one; `None` if there is none.
     fn send_avoiding(&mut self, frame: &str, avoid: u64) -> Option<u64> {
-        loop {
-            let others: Vec<u64> = self
-                .connections
-                .iter()
-                .filter(|(id, c)| **id != avoid && !c.draining)
-                .map(|(id, _)| *id)
-                .collect();
-            if others.is_empty() {
-                return self.send_round_robin(frame);
-            }
-            let id = others[self.round_robin % others.len()];
-            self.round_robin = self.round_robin.wrapping_add(1);
-            if self.connections[&id]
-                .commands
-                .send(Command::Frame(frame.to_owned()))
-                .is_ok()
-            {
-                return Some(id);
-            }
-            // Its task ended between closing and deregistering.
-            self.connections.remove(&id);
-        }
+        let others = self.connections.iter().any(|(id, c)| *id != avoid && !c.draining);
+        self.send_among(frame, |id| !others || id != avoid)
     }
 
     fn find_message(&self, channel: &str, ts: &str) -> Option<&Value> {
