@@ -211,11 +211,11 @@ fn answer(kb: &KnowledgeBase, conv: &Conversation, node: &str, text: &str, addre
     let reading = slots::read(kb, slot, text, true, addressed);
     if !matches!(reading, Reading::Pick { sure: true, .. }) {
         if cues::act(text) {
-            repeat_last(kb, conv, intent, out);
+            repeat_last(conv, intent, out);
             return;
         }
         if cues::pushback(text) {
-            out.replies.push(notice(&position(kb, conv, intent)));
+            out.replies.push(notice(&position(conv, intent)));
             return;
         }
     }
@@ -476,7 +476,7 @@ fn in_topic(
     }
     // 4. pushback: the runbook's position, once more, in one line
     if cues::pushback(text) && !cues::act(text) {
-        out.replies.push(notice(&position(kb, conv, intent)));
+        out.replies.push(notice(&position(conv, intent)));
         return;
     }
     // 5. anything else said to the bot, or a thread reply about this very topic: where the thread
@@ -484,14 +484,13 @@ fn in_topic(
     let on_topic = outcome.best().is_some_and(|b| kb.intents[b.intent].id == intent.id);
     if addressed || on_topic || confirmed || cues::act(text) {
         out.matched = Some(outcome);
-        repeat_last(kb, conv, intent, out);
+        repeat_last(conv, intent, out);
     }
 }
 
 /// Where the thread stands, for a reply that continues the topic: the last guidance again (not the
 /// section's whole answer), or the lead of the section's summary.
-fn repeat_last(kb: &KnowledgeBase, conv: &Conversation, intent: &Intent, out: &mut Step) {
-    let _ = kb;
+fn repeat_last(conv: &Conversation, intent: &Intent, out: &mut Step) {
     out.replies.push(notice(&format!(
         "Still on *{}*. Say *still stuck* if this didn't help, `escalate` for the escalation path, `reset` to start over, or describe a different problem.",
         intent.title
@@ -529,8 +528,7 @@ fn repeat_last(kb: &KnowledgeBase, conv: &Conversation, intent: &Intent, out: &m
 
 /// The runbook's position where the thread stands, for pushback: the lead of the last guidance (or
 /// of the section's summary) with its numbered steps, if it has any.
-fn position(kb: &KnowledgeBase, conv: &Conversation, intent: &Intent) -> String {
-    let _ = kb;
+fn position(conv: &Conversation, intent: &Intent) -> String {
     let text = conv
         .trail
         .last()
