@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 
 use rustc_hash::FxHashMap;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use regex::{Regex, RegexSet, RegexSetBuilder};
 
@@ -108,8 +108,9 @@ pub struct Matcher {
     signatures: Vec<RegexSet>,
     /// Index into the concatenated `signatures` -> (intent, signature index).
     signature_owner: Vec<(usize, usize)>,
-    /// The learned layer (one class per intent, then "no section"), blended into the evidence.
-    learned: crate::learned::Model,
+    /// The learned layer (one class per intent, then "no section"), blended into the evidence; fit in
+    /// the background after the load, so a match waits for it once.
+    learned: Arc<OnceLock<crate::learned::Model>>,
 }
 
 /// Why an intent scored.
@@ -287,12 +288,13 @@ impl Matcher {
             effective,
             signatures,
             signature_owner,
-            learned: crate::learned::Model::default(),
+            learned: Arc::new(OnceLock::from(crate::learned::Model::default())),
         })
     }
 
-    /// Blend this learned model into the evidence (see [`LEARNED_POINTS`]).
-    pub fn set_learned(&mut self, model: crate::learned::Model) {
+    /// Blend the learned model `model` will hold into the evidence (see [`LEARNED_POINTS`]); matches
+    /// wait until it does.
+    pub fn set_learned(&mut self, model: Arc<OnceLock<crate::learned::Model>>) {
         self.learned = model;
     }
 
@@ -341,7 +343,7 @@ impl Matcher {
         }
         // the learned layer: its most likely class, when it is sure enough, adds points to that section
         // or to "no section"
-        if let Some(post) = self.learned.posterior(&msg.tokens) {
+        if let Some(post) = self.learned.wait().posterior(&msg.tokens) {
             let (top, p) = post
                 .iter()
                 .copied()

@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::path::Path;
+use std::sync::{Arc, OnceLock};
 
 use indexmap::IndexMap;
 use serde::Deserialize;
@@ -610,7 +611,7 @@ impl KnowledgeBase {
         if !problems.list.is_empty() {
             return Err(KbError::Invalid(problems.list));
         }
-        let model = fit_learned(&lexicon, &intents, &features, &off_topic);
+        let lessons = lessons(&intents, &features, &off_topic);
         let matcher = match Matcher::new(features, off_topic) {
             Ok(m) => m,
             Err(e) => {
@@ -626,8 +627,20 @@ impl KnowledgeBase {
                 ));
             }
         };
+        // the learned layer is fit in the background: the knowledge base is ready without it, and the
+        // first match waits for it (tens of milliseconds after the load)
+        let lexicon = Arc::new(lexicon);
         let mut matcher = matcher;
-        matcher.set_learned(model);
+        let model = Arc::new(OnceLock::new());
+        matcher.set_learned(model.clone());
+        {
+            let lexicon = lexicon.clone();
+            std::thread::spawn(move || {
+                let fitted = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| fit_learned(&lexicon, lessons)));
+                // a model it cannot fit is no model: matching goes on with the evidence alone
+                let _ = model.set(fitted.unwrap_or_default());
+            });
+        }
         let mut hasher = Sha256::new();
         let mut sorted: Vec<&Source> = sources.iter().collect();
         sorted.sort_by_key(|s| file_name(s));
@@ -655,22 +668,23 @@ impl KnowledgeBase {
     }
 }
 
-/// Fit the learned layer: one class per intent and one for "no section" (the last), on each intent's
-/// own words (heading, title, summary, terms by weight, flow examples), the off-topic words, and the
-/// labelled sets compiled into the binary (lines whose section is no intent of this knowledge base are
-/// left out).
-fn fit_learned(
-    lexicon: &Lexicon,
-    intents: &[Intent],
-    features: &[IntentFeatures],
-    off_topic: &[TermSpec],
-) -> learned::Model {
+/// What the learned layer is fit on: one class per intent and one for "no section" (the last): each
+/// intent's own words (heading, title, summary, terms by weight, flow examples), the off-topic words, and
+/// the labelled sets compiled into the binary (lines whose section is no intent of this knowledge base
+/// are left out). Documents already in canonical tokens, and texts still to tokenise.
+struct Lessons {
+    classes: usize,
+    docs: Vec<(Vec<String>, usize)>,
+    texts: Vec<(String, usize)>,
+}
+
+fn lessons(intents: &[Intent], features: &[IntentFeatures], off_topic: &[TermSpec]) -> Lessons {
     let none = intents.len();
-    let doc = |text: &str| learned::features(&lexicon.tokens(&crate::text::clean_slack(text)));
     let mut docs: Vec<(Vec<String>, usize)> = Vec::new();
+    let mut texts: Vec<(String, usize)> = Vec::new();
     for (i, intent) in intents.iter().enumerate() {
-        docs.push((doc(&format!("{}. {}", intent.heading, intent.title)), i));
-        docs.push((doc(&intent.summary), i));
+        texts.push((format!("{}. {}", intent.heading, intent.title), i));
+        texts.push((intent.summary.clone(), i));
         for t in features.get(i).map(|f| f.terms.as_slice()).unwrap_or_default() {
             if t.weight > 0.0 {
                 let f = learned::features(&t.tokens);
@@ -681,7 +695,7 @@ fn fit_learned(
         }
         for ex in intent.flow.iter().flat_map(|f| &f.examples) {
             if let Some(first) = ex.say.first() {
-                docs.push((doc(first), i));
+                texts.push((first.clone(), i));
             }
         }
     }
@@ -693,7 +707,6 @@ fn fit_learned(
         .enumerate()
         .map(|(i, it)| (super::heading_key(&it.heading), i))
         .collect();
-    let mut labelled: Vec<(String, usize)> = Vec::new();
     for (_, text) in learned::TRAINING {
         for line in text.lines() {
             #[derive(Deserialize)]
@@ -711,15 +724,28 @@ fn fit_learned(
                 by_heading.get(&super::heading_key(&l.section)).copied()
             };
             if let Some(c) = class {
-                labelled.push((l.q, c));
+                texts.push((l.q, c));
             }
         }
     }
-    // tokenising the labelled messages is most of the load time: spread it over the cores
+    Lessons {
+        classes: none + 1,
+        docs,
+        texts,
+    }
+}
+
+/// Fit the learned layer on `lessons`, tokenising its texts across the cores (most of the work).
+fn fit_learned(lexicon: &Lexicon, lessons: Lessons) -> learned::Model {
+    let Lessons {
+        classes,
+        mut docs,
+        texts,
+    } = lessons;
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 4);
-    let chunk = labelled.len().div_ceil(threads).max(1);
+    let chunk = texts.len().div_ceil(threads).max(1);
     let tokenised: Vec<(Vec<String>, usize)> = std::thread::scope(|scope| {
-        let handles: Vec<_> = labelled
+        let handles: Vec<_> = texts
             .chunks(chunk)
             .map(|part| {
                 scope.spawn(move || {
@@ -736,7 +762,7 @@ fn fit_learned(
         handles.into_iter().flat_map(|h| h.join().unwrap_or_default()).collect()
     });
     docs.extend(tokenised);
-    learned::Model::fit(&docs, none + 1)
+    learned::Model::fit(&docs, classes)
 }
 
 fn build_links(links: &[LinkYaml], site: &RunbookSite, src: &Source, problems: &mut Problems) -> Vec<Link> {

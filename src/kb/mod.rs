@@ -212,7 +212,8 @@ pub struct KnowledgeBase {
     pub slots: BTreeMap<String, Slot>,
     /// Index of the escalation intent in `intents`.
     pub escalation: usize,
-    pub lexicon: Lexicon,
+    /// Shared with the thread that fits the learned layer.
+    pub lexicon: std::sync::Arc<Lexicon>,
     pub matcher: Matcher,
     /// Every slot's `about` phrases: the subjects questions can be about.
     pub subjects: Vec<Vec<String>>,
