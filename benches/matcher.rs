@@ -53,6 +53,8 @@ fn percentiles(kb: &KnowledgeBase, name: &str, inputs: &[String], n: usize) {
 
 fn bench(c: &mut Criterion) {
     let kb = KnowledgeBase::builtin().unwrap();
+    // the learned layer is fit in the background: the timed matches start once it is ready
+    kb.matcher.wait_learned();
     let typical: Vec<String> = TYPICAL.iter().map(|s| s.to_string()).collect();
     let abstain: Vec<String> = ABSTAIN.iter().map(|s| s.to_string()).collect();
     percentiles(&kb, "typical", &typical, 2000);

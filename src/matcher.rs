@@ -292,6 +292,11 @@ impl Matcher {
         })
     }
 
+    /// Wait until the learned layer is fit (matches wait for it anyway; timing code waits first).
+    pub fn wait_learned(&self) {
+        self.learned.wait();
+    }
+
     /// Blend the learned model `model` will hold into the evidence (see [`LEARNED_POINTS`]); matches
     /// wait until it does.
     pub fn set_learned(&mut self, model: Arc<OnceLock<crate::learned::Model>>) {

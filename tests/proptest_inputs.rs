@@ -20,8 +20,12 @@ use netrunbook::text::{clean_slack, MAX_INPUT_BYTES};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 
-static KB: LazyLock<KnowledgeBase> =
-    LazyLock::new(|| KnowledgeBase::builtin().expect("the shipped knowledge base loads"));
+static KB: LazyLock<KnowledgeBase> = LazyLock::new(|| {
+    let kb = KnowledgeBase::builtin().expect("the shipped knowledge base loads");
+    // the steps are timed: let the learned layer finish fitting first
+    kb.matcher.wait_learned();
+    kb
+});
 
 /// Cases per harness: 2,000 unless `PROPTEST_CASES` says otherwise.
 fn config(default_cases: u32) -> Config {
