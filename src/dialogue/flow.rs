@@ -81,24 +81,40 @@ pub fn flow_slots(flow: &Flow) -> Vec<&str> {
     seen
 }
 
+/// Every slot of `flow` that `text` answers for sure, in the order the flow asks them: (slot, option,
+/// the value as given).
+pub fn sure_answers<'f>(
+    kb: &KnowledgeBase,
+    flow: &'f Flow,
+    text: &str,
+    asked: bool,
+    addressed: bool,
+) -> Vec<(&'f str, String, Option<String>)> {
+    flow_slots(flow)
+        .into_iter()
+        .filter_map(
+            |slot| match slots::read(kb, kb.slots.get(slot)?, text, asked, addressed) {
+                Reading::Pick {
+                    option,
+                    detail,
+                    sure: true,
+                } => Some((slot, option, detail)),
+                _ => None,
+            },
+        )
+        .collect()
+}
+
 /// Fill every slot of the intent's flow that `text` answers and that is not known yet.
 pub fn prefill(kb: &KnowledgeBase, intent: &Intent, text: &str, c: &mut Conversation) {
     let Some(flow) = &intent.flow else { return };
-    for slot in flow_slots(flow) {
+    for (slot, option, detail) in sure_answers(kb, flow, text, false, true) {
         if c.slots.contains_key(slot) {
             continue;
         }
-        let Some(s) = kb.slots.get(slot) else { continue };
-        if let Reading::Pick {
-            option,
-            detail,
-            sure: true,
-        } = slots::read(kb, s, text, false, true)
-        {
-            c.slots.insert(slot.to_string(), option);
-            if let Some(d) = detail {
-                c.details.insert(slot.to_string(), d);
-            }
+        c.slots.insert(slot.to_string(), option);
+        if let Some(d) = detail {
+            c.details.insert(slot.to_string(), d);
         }
     }
 }

@@ -31,7 +31,7 @@ pub use flow::{escalation, first_links, lead, FIRST_REPLY_LINKS};
 pub use reply::{Answer, Answered, Choice, Escalation, Guidance, Question, Reply};
 pub use state::{Asked, Conversation, Pending, FORMAT_VERSION};
 
-use flow::{advance, begin, choice_of, flow_slots, label, prefill, question};
+use flow::{advance, begin, choice_of, label, prefill, question, sure_answers};
 use slots::Reading;
 
 use crate::kb::{Intent, KnowledgeBase, Node, Slot};
@@ -327,26 +327,17 @@ fn correct(
     let Some(flow) = &intent.flow else { return false };
     let mut c = conv.clone();
     let mut changed = Vec::new();
-    for slot in flow_slots(flow) {
-        let (Some(old), Some(s)) = (conv.slots.get(slot), kb.slots.get(slot)) else {
-            continue;
-        };
-        if let Reading::Pick {
-            option,
-            detail,
-            sure: true,
-        } = slots::read(kb, s, text, true, addressed)
-        {
-            if &option != old {
-                changed.push(format!("*{}*", label(kb, slot, &option)));
-                c.slots.insert(slot.to_string(), option);
-                match detail {
-                    Some(d) => c.details.insert(slot.to_string(), d),
-                    None => c.details.remove(slot),
-                };
-                if let Some(a) = c.asked.iter_mut().rev().find(|a| a.slot == slot) {
-                    a.said = Some(quote(text));
-                }
+    for (slot, option, detail) in sure_answers(kb, flow, text, true, addressed) {
+        let Some(old) = conv.slots.get(slot) else { continue };
+        if &option != old {
+            changed.push(format!("*{}*", label(kb, slot, &option)));
+            c.slots.insert(slot.to_string(), option);
+            match detail {
+                Some(d) => c.details.insert(slot.to_string(), d),
+                None => c.details.remove(slot),
+            };
+            if let Some(a) = c.asked.iter_mut().rev().find(|a| a.slot == slot) {
+                a.said = Some(quote(text));
             }
         }
     }
@@ -398,26 +389,22 @@ fn in_topic(
         let mut c = conv.clone();
         let mut changed = Vec::new();
         let correcting = addressed || cues::correction(text);
-        for slot in flow_slots(flow) {
-            let Some(s) = kb.slots.get(slot) else { continue };
-            if let Reading::Pick {
-                option,
-                detail,
-                sure: true,
-            } = slots::read(kb, s, text, false, addressed)
-            {
-                let known = conv.slots.get(slot);
-                // a value read from the first message was never confirmed: a later reply may restate it
-                let answered = conv.asked.iter().any(|a| a.slot == slot);
-                if known == Some(&option) {
-                    confirmed = true;
-                } else if known.is_none() || !answered || correcting || s.kind == crate::kb::SlotKind::Minutes {
-                    changed.push(format!("*{}*", label(kb, slot, &option)));
-                    c.slots.insert(slot.to_string(), option);
-                }
-                if let Some(d) = detail {
-                    c.details.insert(slot.to_string(), d);
-                }
+        for (slot, option, detail) in sure_answers(kb, flow, text, false, addressed) {
+            let known = conv.slots.get(slot);
+            // a value read from the first message was never confirmed: a later reply may restate it
+            let answered = conv.asked.iter().any(|a| a.slot == slot);
+            let minutes = kb
+                .slots
+                .get(slot)
+                .is_some_and(|s| s.kind == crate::kb::SlotKind::Minutes);
+            if known == Some(&option) {
+                confirmed = true;
+            } else if known.is_none() || !answered || correcting || minutes {
+                changed.push(format!("*{}*", label(kb, slot, &option)));
+                c.slots.insert(slot.to_string(), option);
+            }
+            if let Some(d) = detail {
+                c.details.insert(slot.to_string(), d);
             }
         }
         if !changed.is_empty() {
