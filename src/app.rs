@@ -16,13 +16,15 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
-use crate::bot::{error_chain, Bot, Identity, Inbound};
+use crate::bot::{Bot, Identity};
 use crate::config::Settings;
+use crate::error::error_chain;
 use crate::inbox::{Inbox, Ticket};
 use crate::metrics::Metrics;
 use crate::slack::socket::SocketMode;
 use crate::slack::{unix_now, Engine, StopReason, Web};
 use crate::store::{FeedbackStore, SledStore, Store};
+use crate::vocab::Inbound;
 
 /// The inbox journal's directory, inside the store's.
 const INBOX_DIR: &str = "inbox";

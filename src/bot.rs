@@ -30,159 +30,18 @@ use std::collections::BTreeSet;
 use std::future::Future;
 use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
 use tracing::{debug, error, info, warn};
 
 use crate::dialogue::{self, Conversation, Input, Pending, Reply, Step};
+use crate::error::error_chain;
 use crate::feedback::{self, Unanswered, Vote, VoteKind};
 use crate::kb::{KnowledgeBase, LiveKb, ReloadError, Reloaded};
 use crate::matcher::Verdict;
 use crate::metrics::Metrics;
 use crate::outbox::Parcel;
 use crate::report::{self, Report};
-use crate::store::{Change, Commit, Store, ThreadKey};
-
-/// Something that happened in Slack, in our terms.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Inbound {
-    /// What Slack's re-sent copies of this input share and other inputs do not, for
-    /// de-duplication: the Events API `event_id`, or for a click a key `slack/` builds from the
-    /// payload (user, `action_ts`, `action_id`). `None` for our own follow-ups (a shared answer).
-    pub event_id: Option<String>,
-    pub team: String,
-    pub channel: String,
-    pub user: String,
-    /// The message's `ts` (for a click: the clicked message's).
-    pub ts: String,
-    /// The thread the message is in; `None` for a top-level message.
-    pub thread_ts: Option<String>,
-    /// The text as Slack sent it (mrkdwn, mentions as `<@U..>`).
-    pub text: String,
-    /// Posted by a bot (`bot_id` set or `bot_message` subtype).
-    pub is_bot: bool,
-    /// An edit (`message_changed`) or a message that carries an `edited` mark.
-    pub edited: bool,
-    /// The message subtype, if any (`channel_join`, `message_changed`, ...).
-    pub subtype: Option<String>,
-    pub kind: InboundKind,
-}
-
-/// Which kind of Slack input an [`Inbound`] is.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum InboundKind {
-    /// An `app_mention` event.
-    Mention,
-    /// A `message` event (a mention of the bot inside it still counts as a mention).
-    Message,
-    /// `/netrunbook <text>`; answered at once, in the command's acknowledgement.
-    Command,
-    /// A button of one of our messages.
-    Action {
-        action: Action,
-        /// Where to send a reply that replaces or deletes the clicked (ephemeral) message.
-        response_url: Option<String>,
-    },
-    /// A shared answer was posted as `ts` in the channel: start its thread with `text`.
-    Shared { question: String },
-}
-
-/// What a button does.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Action {
-    /// Option `option` of the question at flow node `node`.
-    Choose { node: String, option: String },
-    /// The intent meant, when the bot asked which.
-    Pick { intent: String },
-    /// Show the escalation path.
-    Escalate,
-    /// 👍 (`helpful`) or 👎 on an answer about `intent`.
-    Feedback { intent: String, helpful: bool },
-    /// The answer about `from` was the wrong topic: answer about `to` (one of its alternatives).
-    WrongTopic { from: String, to: String },
-    /// Post the (ephemeral) answer to `question` in the channel.
-    Share { question: String },
-}
-
-/// Something to show, rendered by `slack/` (Block Kit) with the knowledge base at hand.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub enum Message {
-    /// The replies of one dialogue step, with their buttons.
-    Replies(Vec<Reply>),
-    /// A slash command's private answer: `reply` without thread buttons, and a "Share in channel"
-    /// button carrying `share` when the answer is worth sharing.
-    Private {
-        reply: Reply,
-        more: bool,
-        share: Option<String>,
-    },
-    /// A shared answer posted in the channel: the question asked and its first reply.
-    Shared {
-        user: String,
-        question: String,
-        reply: Reply,
-    },
-    /// The topic list.
-    Help,
-    /// A question after a click: the question and the choice, without buttons.
-    Answered {
-        question: String,
-        choice: String,
-        user: String,
-    },
-    /// A one-line status.
-    Notice(String),
-    /// The bot does not answer in this channel; it does in these.
-    NotHere { channels: Vec<String> },
-    /// A title and preformatted text (a report, the problems of a knowledge base).
-    Block { title: String, body: String },
-}
-
-/// What the bot wants done in Slack, in order.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub enum Outbound {
-    /// Post in the channel, in the thread when `thread_ts` is set.
-    Post {
-        channel: String,
-        thread_ts: Option<String>,
-        message: Message,
-    },
-    /// Post visible to `user` only.
-    Ephemeral {
-        channel: String,
-        user: String,
-        thread_ts: Option<String>,
-        message: Message,
-    },
-    /// Replace a message the bot posted (`chat.update`).
-    Update {
-        channel: String,
-        ts: String,
-        message: Message,
-    },
-    /// A question was answered in words: replace the newest message of the bot's in the thread that
-    /// asks the question at flow node `node` with buttons by `message` (a [`Message::Answered`]),
-    /// as a click would have. The bot does not know that message's `ts`; `slack/` finds it in the
-    /// thread when delivering, and skips this when it finds none.
-    MarkAnswered {
-        channel: String,
-        thread_ts: String,
-        node: String,
-        message: Message,
-    },
-    /// Answer through an interaction's `response_url`: replace the original with `message`, or
-    /// delete it when `None`.
-    Respond {
-        response_url: String,
-        message: Option<Message>,
-    },
-    /// Post `message` at the top of the channel, then handle `then` with the new message's `ts` as
-    /// its `ts` and `thread_ts` (it starts a thread there).
-    PostRoot {
-        channel: String,
-        message: Message,
-        then: Box<Inbound>,
-    },
-}
+use crate::store::{Change, Commit, Store};
+use crate::vocab::{Action, AdminTask, CommandReply, Inbound, InboundKind, Message, Outbound, SlashCommand, ThreadKey};
 
 /// What handling one event produced: the replies to deliver, in order, and the outbox record they
 /// were saved under with the conversation (`None` when there are none, or saving failed).
@@ -251,37 +110,6 @@ impl Access {
     }
 }
 
-/// `/netrunbook <text>` as typed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SlashCommand {
-    pub team: String,
-    pub channel: String,
-    pub user: String,
-    pub text: String,
-    /// What Slack's re-sent copies of this command share and other commands do not (`slack/`
-    /// builds it from the `trigger_id`), for de-duplication; `None`: not de-duplicated.
-    pub key: Option<String>,
-}
-
-/// How to answer a slash command.
-#[derive(Debug, Clone, PartialEq)]
-pub enum CommandReply {
-    /// In the acknowledgement.
-    Now(Message),
-    /// Acknowledge with `ack`, then run `task` off the socket (it reads the disk) and show its
-    /// result to the user privately.
-    Later { ack: Message, task: AdminTask },
-}
-
-/// The admin commands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AdminTask {
-    /// Re-read the intents directory.
-    Reload,
-    /// Answers, feedback and unanswered questions.
-    Report,
-}
-
 /// Subtypes of human messages worth reading; every other subtype is ignored.
 const READABLE_SUBTYPES: &[&str] = &["thread_broadcast", "file_share"];
 /// Words that ask for the topic list.
@@ -336,15 +164,6 @@ impl<S: Store> Bot<S> {
 
     pub fn identity(&self) -> &Identity {
         &self.me
-    }
-
-    /// The thread an inbound belongs to: its thread, or the thread its own `ts` starts.
-    pub fn thread_of(inbound: &Inbound) -> ThreadKey {
-        ThreadKey::new(
-            &inbound.team,
-            &inbound.channel,
-            inbound.thread_ts.as_deref().unwrap_or(&inbound.ts),
-        )
     }
 
     /// The answer to `/netrunbook <text>`: the topic list or the answer, privately; the admin
@@ -547,7 +366,7 @@ impl<S: Store> Bot<S> {
     /// store fails, the replies still go out (better than silence), with a warning when the
     /// conversation could not be kept.
     fn commit(&self, inbound: &Inbound, fx: &Effects, out: &mut [Outbound], now: u64) -> Option<u64> {
-        let key = Self::thread_of(inbound);
+        let key = inbound.thread();
         let record = (!out.is_empty()).then(|| Parcel::new(key.clone(), now, out.to_vec()).encode());
         let commit = Commit {
             thread: &key,
@@ -677,7 +496,7 @@ impl<S: Store> Bot<S> {
         }
         let addressed = inbound.kind == InboundKind::Mention || self.mentions_me(&inbound.text);
         let in_thread = inbound.thread_ts.as_deref().is_some_and(|t| t != inbound.ts);
-        let key = Self::thread_of(inbound);
+        let key = inbound.thread();
         let state = if addressed || in_thread { self.load(&key) } else { None };
         if !addressed && (!in_thread || state.is_none()) {
             // people talking to each other: only a thread with a conversation makes their replies ours
@@ -837,7 +656,7 @@ impl<S: Store> Bot<S> {
         now: u64,
         fx: &mut Effects,
     ) -> Vec<Outbound> {
-        let key = Self::thread_of(inbound);
+        let key = inbound.thread();
         let thread = Some(key.thread_ts.clone());
         let ephemeral = |message: Message| Outbound::Ephemeral {
             channel: inbound.channel.clone(),
@@ -1009,7 +828,7 @@ impl<S: Store> Bot<S> {
         now: u64,
         fx: &mut Effects,
     ) -> Vec<Outbound> {
-        let key = Self::thread_of(inbound);
+        let key = inbound.thread();
         let state = self.load(&key);
         let step = dialogue::step(
             kb,
@@ -1056,30 +875,6 @@ fn record_intent(first: Option<&Reply>) {
         _ => return,
     };
     tracing::Span::current().record("intent", intent);
-}
-
-/// An error with its causes, `a: b: c`, for logs.
-pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
-}
-
-/// The topic list: intents grouped as the knowledge base groups them, in order of first appearance.
-pub fn topic_groups(kb: &KnowledgeBase) -> Vec<(String, Vec<String>)> {
-    let mut groups: Vec<(String, Vec<String>)> = Vec::new();
-    for i in &kb.intents {
-        match groups.iter_mut().find(|(g, _)| *g == i.group) {
-            Some((_, titles)) => titles.push(i.title.clone()),
-            None => groups.push((i.group.clone(), vec![i.title.clone()])),
-        }
-    }
-    groups
 }
 
 #[cfg(test)]
@@ -1567,7 +1362,7 @@ mod tests {
     #[test]
     fn help_groups_every_intent() {
         let bot = bot();
-        let groups = topic_groups(&bot.kb());
+        let groups = bot.kb().topic_groups();
         let n: usize = groups.iter().map(|(_, t)| t.len()).sum();
         assert_eq!(n, bot.kb().intents.len());
         assert_eq!(slash(&bot, "UHUMAN", "help"), CommandReply::Now(Message::Help));

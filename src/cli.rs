@@ -2,72 +2,23 @@
 //! tests can drive them, and returns the process exit code.
 
 use std::io::{BufRead, Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::LazyLock;
 
 use regex::Regex;
 
 use anyhow::Context;
-use clap::Args;
 use serde_json::json;
 
+use crate::config::KbArgs;
 use crate::dialogue::{self, Conversation, Input, Pending};
 use crate::eval;
-use crate::kb::{runbook, KbError, KnowledgeBase, LoadOptions, Problem, Source};
+use crate::kb::{runbook, KnowledgeBase, Problem, Source};
 use crate::matcher::Verdict;
 use crate::render;
+use crate::store::Store;
 use crate::text::MAX_INPUT_BYTES;
-
-/// Where the knowledge base comes from.
-#[derive(Debug, Clone, Args)]
-pub struct KbArgs {
-    /// Intents directory; without it the copy compiled into the binary is used
-    #[arg(long, env = "NETRUNBOOK_INTENTS", global = true)]
-    pub intents: Option<PathBuf>,
-    /// Runbook site base URL that relative runbook links resolve against (overrides _runbook.yaml)
-    #[arg(long, env = "NETRUNBOOK_RUNBOOK_BASE_URL", global = true)]
-    pub runbook_base_url: Option<String>,
-}
-
-impl KbArgs {
-    /// The knowledge base's files: those of `--intents`, or the copies compiled into the binary.
-    pub fn sources(&self) -> Result<Vec<Source>, KbError> {
-        match &self.intents {
-            Some(dir) => crate::kb::read_dir_sources(dir),
-            None => Ok(crate::kb::builtin_sources()),
-        }
-    }
-
-    fn options(&self) -> LoadOptions {
-        LoadOptions {
-            base_url: self.runbook_base_url.clone(),
-        }
-    }
-
-    pub fn load(&self) -> Result<KnowledgeBase, KbError> {
-        let opts = self.options();
-        match &self.intents {
-            Some(dir) => KnowledgeBase::load_dir(dir, &opts),
-            None => KnowledgeBase::from_sources(crate::kb::builtin_sources(), &opts),
-        }
-    }
-
-    /// The knowledge base for a long-running process: reloadable when it comes from a directory.
-    pub fn load_live(&self) -> Result<crate::kb::LiveKb, KbError> {
-        let kb = self.load()?;
-        Ok(match &self.intents {
-            Some(dir) => crate::kb::LiveKb::from_dir(kb, dir.clone(), self.options()),
-            None => crate::kb::LiveKb::from(std::sync::Arc::new(kb)),
-        })
-    }
-
-    pub fn describe(&self) -> String {
-        match &self.intents {
-            Some(d) => d.display().to_string(),
-            None => "built-in intents".to_string(),
-        }
-    }
-}
+use crate::vocab::ThreadKey;
 
 /// `netrunbook report`: answers, feedback and the top unanswered questions stored in the sled
 /// directory `db`, as a table or one JSON object.
@@ -198,32 +149,15 @@ fn round(x: f64) -> f64 {
     (x * 100.0).round() / 100.0
 }
 
-/// Where `chat` keeps its conversation between lines.
-pub trait ChatState {
-    fn load(&mut self) -> anyhow::Result<Option<Conversation>>;
-    fn save(&mut self, c: Option<&Conversation>) -> anyhow::Result<()>;
-}
-
-/// Keeps the conversation in memory only.
-#[derive(Default)]
-pub struct MemoryChat(Option<Conversation>);
-
-impl ChatState for MemoryChat {
-    fn load(&mut self) -> anyhow::Result<Option<Conversation>> {
-        Ok(self.0.clone())
-    }
-    fn save(&mut self, c: Option<&Conversation>) -> anyhow::Result<()> {
-        self.0 = c.cloned();
-        Ok(())
-    }
-}
+/// The one thread of `chat`: the terminal.
+static CHAT_THREAD: LazyLock<ThreadKey> = LazyLock::new(|| ThreadKey::new("terminal", "chat", "0"));
 
 /// `netrunbook chat`: a terminal conversation with the dialogue engine. A pasted block (a fenced
 /// code block, or lines that look like `kubectl describe` or log output) is read as one message, up
 /// to the closing fence or an empty line; `help` lists the topics.
 pub fn chat(
     kb: &KnowledgeBase,
-    state: &mut impl ChatState,
+    store: &impl Store,
     input: impl BufRead,
     out: &mut impl Write,
     now: impl Fn() -> u64,
@@ -269,10 +203,10 @@ pub fn chat(
                 }
             }
         }
-        let current = state.load()?;
+        let current = store.get(&CHAT_THREAD)?;
         if HELP.contains(&trimmed.to_lowercase().as_str()) {
             writeln!(out, "I know these sections of the runbook:")?;
-            for (group, titles) in crate::bot::topic_groups(kb) {
+            for (group, titles) in kb.topic_groups() {
                 writeln!(out, "  {group}: {}", titles.join(", "))?;
             }
             write!(out, "> ")?;
@@ -288,7 +222,11 @@ pub fn chat(
             }),
         };
         let step = dialogue::step(kb, current.as_ref(), &input, now());
-        state.save(step.state.as_ref())?;
+        match step.state.as_ref() {
+            Some(c) => store.put(&CHAT_THREAD, c)?,
+            None => store.remove(&CHAT_THREAD)?,
+        }
+        store.flush()?;
         writeln!(out, "{}", render::text(&step.replies, &kb.version))?;
         write!(out, "> ")?;
         out.flush()?;

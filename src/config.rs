@@ -11,11 +11,62 @@ use clap::{Args, ValueEnum};
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::bot::Access;
-use crate::cli::KbArgs;
+use crate::kb::{KbError, KnowledgeBase, LoadOptions, Source};
 use crate::slack::Tuning;
 
 /// Where `/healthz`, `/readyz` and `/metrics` are served unless told otherwise.
 pub const DEFAULT_HTTP_ADDR: &str = "127.0.0.1:9090";
+
+/// Where the knowledge base comes from.
+#[derive(Debug, Clone, Args)]
+pub struct KbArgs {
+    /// Intents directory; without it the copy compiled into the binary is used
+    #[arg(long, env = "NETRUNBOOK_INTENTS", global = true)]
+    pub intents: Option<PathBuf>,
+    /// Runbook site base URL that relative runbook links resolve against (overrides _runbook.yaml)
+    #[arg(long, env = "NETRUNBOOK_RUNBOOK_BASE_URL", global = true)]
+    pub runbook_base_url: Option<String>,
+}
+
+impl KbArgs {
+    /// The knowledge base's files: those of `--intents`, or the copies compiled into the binary.
+    pub fn sources(&self) -> Result<Vec<Source>, KbError> {
+        match &self.intents {
+            Some(dir) => crate::kb::read_dir_sources(dir),
+            None => Ok(crate::kb::builtin_sources()),
+        }
+    }
+
+    pub fn options(&self) -> LoadOptions {
+        LoadOptions {
+            base_url: self.runbook_base_url.clone(),
+        }
+    }
+
+    pub fn load(&self) -> Result<KnowledgeBase, KbError> {
+        let opts = self.options();
+        match &self.intents {
+            Some(dir) => KnowledgeBase::load_dir(dir, &opts),
+            None => KnowledgeBase::from_sources(crate::kb::builtin_sources(), &opts),
+        }
+    }
+
+    /// The knowledge base for a long-running process: reloadable when it comes from a directory.
+    pub fn load_live(&self) -> Result<crate::kb::LiveKb, KbError> {
+        let kb = self.load()?;
+        Ok(match &self.intents {
+            Some(dir) => crate::kb::LiveKb::from_dir(kb, dir.clone(), self.options()),
+            None => crate::kb::LiveKb::from(std::sync::Arc::new(kb)),
+        })
+    }
+
+    pub fn describe(&self) -> String {
+        match &self.intents {
+            Some(d) => d.display().to_string(),
+            None => "built-in intents".to_string(),
+        }
+    }
+}
 
 /// Flags of `netrunbook serve`; each can also come from the environment variable named.
 #[derive(Debug, Clone, Args)]

@@ -11,8 +11,8 @@ use regex::Regex;
 use serde::{Deserialize, Serialize};
 
 use crate::matcher::{MatchOutcome, Verdict};
-use crate::store::ThreadKey;
 use crate::text::clean_slack;
+use crate::vocab::ThreadKey;
 
 /// How much of a message is kept.
 pub const EXCERPT_CHARS: usize = 300;

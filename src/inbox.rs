@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use tracing::{error, warn};
 
-use crate::bot::Inbound;
+use crate::vocab::Inbound;
 
 /// A segment older than this gets a successor at the next append.
 pub const ROTATE_EVERY: Duration = Duration::from_secs(10);
@@ -236,7 +236,7 @@ fn read_segment(path: &Path) -> Vec<Inbound> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bot::InboundKind;
+    use crate::vocab::InboundKind;
 
     fn event(ts: &str) -> Inbound {
         Inbound {

@@ -7,9 +7,10 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use netrunbook::cli::{self, KbArgs, MemoryChat};
+use netrunbook::cli;
+use netrunbook::config::KbArgs;
 use netrunbook::config::{default_db_dir, ServeArgs, Settings, DEFAULT_HTTP_ADDR};
-use netrunbook::store::{SledStore, StoreChat};
+use netrunbook::store::{MemoryStore, SledStore};
 
 #[derive(Parser)]
 #[command(
@@ -126,11 +127,8 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             };
             cli::ask(&kb, &text, json, &mut out)
         }
-        Command::Chat { db: None } => cli::chat(&kb, &mut MemoryChat::default(), io::stdin().lock(), &mut out, now),
-        Command::Chat { db: Some(dir) } => {
-            let mut state = StoreChat::new(SledStore::open(&dir)?);
-            cli::chat(&kb, &mut state, io::stdin().lock(), &mut out, now)
-        }
+        Command::Chat { db: None } => cli::chat(&kb, &MemoryStore::new(), io::stdin().lock(), &mut out, now),
+        Command::Chat { db: Some(dir) } => cli::chat(&kb, &SledStore::open(&dir)?, io::stdin().lock(), &mut out, now),
         Command::Eval {
             file,
             json,

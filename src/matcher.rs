@@ -15,7 +15,6 @@ use std::sync::{Arc, OnceLock};
 
 use regex::{Regex, RegexSet, RegexSetBuilder};
 
-use crate::kb::KnowledgeBase;
 use crate::text::{clean_slack, Lexicon};
 
 /// Signatures compiled into one automaton at most (the shipped knowledge base has 73: one set).
@@ -548,18 +547,6 @@ fn ascii_word_boundaries(pattern: &str) -> String {
 /// drown a single exact error line.
 fn repeat_factor(count: usize) -> f64 {
     1.0 + 0.25 * (count as f64).ln()
-}
-
-impl KnowledgeBase {
-    /// Normalise a message once, for matching and slot extraction.
-    pub fn prepare(&self, text: &str) -> Prepared {
-        Prepared::new(&self.lexicon, text)
-    }
-
-    /// Rank the runbook sections for a message.
-    pub fn match_text(&self, text: &str) -> MatchOutcome {
-        self.matcher.rank(&self.prepare(text))
-    }
 }
 
 #[cfg(test)]

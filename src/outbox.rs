@@ -16,8 +16,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::bot::Outbound;
-use crate::store::ThreadKey;
+use crate::vocab::{Outbound, ThreadKey};
 
 /// Version of the serialised [`Parcel`]; bump it when a change of its shape (or [`Outbound`]'s)
 /// would misread older records (a field or variant renamed, removed or changed in meaning). An added
@@ -100,8 +99,8 @@ pub fn marker(id: u64, item: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bot::Message;
     use crate::dialogue::Reply;
+    use crate::vocab::Message;
 
     fn parcel() -> Parcel {
         Parcel::new(

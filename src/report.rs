@@ -206,7 +206,7 @@ pub fn export(data: &FeedbackData, heading: impl Fn(&str) -> Option<String>) -> 
 mod tests {
     use super::*;
     use crate::feedback::{Unanswered, Vote};
-    use crate::store::ThreadKey;
+    use crate::vocab::ThreadKey;
 
     fn vote(intent: &str, user: &str, kind: VoteKind) -> Vote {
         Vote {

@@ -7,9 +7,10 @@ use std::collections::BTreeMap;
 use netrunbook::dialogue::{Conversation, Pending, FORMAT_VERSION};
 use netrunbook::feedback::{Doubt, Unanswered, Vote, VoteKind};
 use netrunbook::store::{
-    Change, Commit, FeedbackData, FeedbackStore, MemoryStore, PurgedFeedback, SledStore, Store, StoreError, ThreadKey,
-    DAY_SECS, EVENT_MEMORY_SECS,
+    Change, Commit, FeedbackData, FeedbackStore, MemoryStore, PurgedFeedback, SledStore, Store, StoreError, DAY_SECS,
+    EVENT_MEMORY_SECS,
 };
+use netrunbook::vocab::ThreadKey;
 
 fn conversation(intent: &str, updated_at: u64) -> Conversation {
     Conversation {

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 pub use live::{LiveKb, ReloadError, Reloaded};
 pub use load::{builtin_sources, read_dir_sources, KbError, LoadOptions, Problem, Source};
 
-use crate::matcher::Matcher;
+use crate::matcher::{MatchOutcome, Matcher, Prepared};
 use crate::text::Lexicon;
 
 /// Where the runbook page lives, for building section links and resolving relative links.
@@ -229,6 +229,29 @@ impl KnowledgeBase {
     }
 
     /// The knowledge base compiled into the binary from `intents/`.
+    /// Normalise a message once, for matching and slot extraction.
+    pub fn prepare(&self, text: &str) -> Prepared {
+        Prepared::new(&self.lexicon, text)
+    }
+
+    /// Rank the runbook sections for a message.
+    pub fn match_text(&self, text: &str) -> MatchOutcome {
+        self.matcher.rank(&self.prepare(text))
+    }
+
+    /// The topic list: intent titles grouped as the knowledge base groups them, in order of first
+    /// appearance.
+    pub fn topic_groups(&self) -> Vec<(String, Vec<String>)> {
+        let mut groups: Vec<(String, Vec<String>)> = Vec::new();
+        for i in &self.intents {
+            match groups.iter_mut().find(|(g, _)| *g == i.group) {
+                Some((_, titles)) => titles.push(i.title.clone()),
+                None => groups.push((i.group.clone(), vec![i.title.clone()])),
+            }
+        }
+        groups
+    }
+
     pub fn builtin() -> Result<KnowledgeBase, KbError> {
         KnowledgeBase::from_sources(builtin_sources(), &LoadOptions::default())
     }

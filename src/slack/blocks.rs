@@ -11,9 +11,9 @@
 use serde::{Deserialize, Serialize};
 use slack_morphism::prelude::*;
 
-use crate::bot::{topic_groups, Action, Message};
 use crate::dialogue::{Answer, Choice, Escalation, Guidance, Question, Reply};
 use crate::kb::{KnowledgeBase, Link};
+use crate::vocab::{Action, Message};
 
 /// Slack rejects a section whose text is longer (`invalid_blocks`).
 pub const SECTION_CHARS: usize = 3000;
@@ -681,7 +681,7 @@ fn help(b: &mut Builder<'_>) {
     let mut text = String::from(
         "*netrunbook* points you at the right section of the armada-network troubleshooting runbook and walks through its follow-up questions.\nAsk with `/netrunbook <symptom or error>`, or mention me in an incident thread.\n",
     );
-    for (group, titles) in topic_groups(b.kb) {
+    for (group, titles) in b.kb.topic_groups() {
         let titles: Vec<String> = titles.iter().map(|t| escape(t)).collect();
         text.push_str(&format!("\n*{}:* {}", escape(&group), titles.join(" · ")));
     }

@@ -19,7 +19,7 @@ use serde_json::Value;
 use slack_morphism::prelude::*;
 
 use super::blocks::{decode_action, Rendered};
-use crate::bot::{Inbound, InboundKind};
+use crate::vocab::{Inbound, InboundKind};
 
 /// The event of an Events API envelope as an [`Inbound`]; `None` for events the bot does not read.
 pub fn push_inbound(callback: &SlackPushEventCallback) -> Option<Inbound> {
@@ -162,7 +162,7 @@ pub fn command_answer(rendered: Option<Rendered>) -> SlackCommandEventResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bot::Action;
+    use crate::vocab::Action;
     use serde_json::json;
 
     /// An Events API payload as Slack sends it, through slack-morphism's model.

@@ -17,8 +17,8 @@ use tracing::{error, Instrument, Span};
 
 use super::blocks::{self, Rendered};
 use super::{unix_now, Engine};
-use crate::bot::{CommandReply, Outbound, SlashCommand};
 use crate::store::Store;
+use crate::vocab::{CommandReply, Outbound, SlashCommand};
 
 /// A connection's key: slack-morphism's `(initial index, token index, reconnects)`, or for a `hello`
 /// whose connection is unknown (no watch layer), a number of our own above every real one.
@@ -107,7 +107,7 @@ impl<S: Store + 'static> Engine<S> {
                             message,
                         };
                         if let Err(e) = engine.deliver(&engine.bot.kb(), &out, None, None).await {
-                            error!(error = %crate::bot::error_chain(&e), "could not deliver an admin command's result");
+                            error!(error = %crate::error::error_chain(&e), "could not deliver an admin command's result");
                         }
                     }
                     .instrument(span),

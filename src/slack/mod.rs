@@ -2,7 +2,7 @@
 //!
 //! - [`events`]: slack-morphism's typed events -> [`Inbound`], a slash command's answer -> its
 //!   acknowledgement payload (pure).
-//! - [`blocks`]: [`Message`](crate::bot::Message) -> Block Kit, and our buttons' encoding (pure).
+//! - [`blocks`]: [`Message`](crate::vocab::Message) -> Block Kit, and our buttons' encoding (pure).
 //! - [`web`]: the Web API client and the outbox (retries, `Retry-After`).
 //! - [`socket`]: slack-morphism's Socket Mode listener: callbacks that queue and return, the
 //!   supervisor that stops it on `link_disabled`, and its HTTP transport ([`socket::Gate`]).
@@ -77,11 +77,13 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, error, info, warn, Instrument, Span};
 
-use crate::bot::{error_chain, Bot, Inbound, InboundKind, Outbound};
+use crate::bot::Bot;
+use crate::error::error_chain;
 use crate::inbox::{Inbox, Ticket};
 use crate::kb::KnowledgeBase;
 use crate::outbox::{self, Parcel};
-use crate::store::{Store, ThreadKey};
+use crate::store::Store;
+use crate::vocab::{Inbound, InboundKind, Outbound, ThreadKey};
 
 pub use watch::SocketModeWatch;
 
@@ -354,7 +356,7 @@ impl<S: Store + 'static> Engine<S> {
             (Some(inbox), true) => inbox.append(&inbound),
             _ => Ticket::none(),
         };
-        let key = Bot::<S>::thread_of(&inbound);
+        let key = inbound.thread();
         self.enqueue(key, Work::Event(Box::new(inbound)), ticket, span);
     }
 
@@ -369,7 +371,7 @@ impl<S: Store + 'static> Engine<S> {
         }
         for (inbound, ticket) in left {
             let span = tracing::info_span!("replayed_event", channel = %inbound.channel, thread = tracing::field::Empty, intent = tracing::field::Empty);
-            let key = Bot::<S>::thread_of(&inbound);
+            let key = inbound.thread();
             self.enqueue(key, Work::Event(Box::new(inbound)), ticket, span);
         }
     }
@@ -451,7 +453,7 @@ impl<S: Store + 'static> Engine<S> {
         if handled.out.is_empty() {
             return false;
         }
-        let key = Bot::<S>::thread_of(&inbound);
+        let key = inbound.thread();
         if handled.outbox.is_some() && self.lock(&self.stuck).contains_key(&key) {
             // the thread's earlier replies are still waiting: keep the order
             self.redeliver(&key).await;

@@ -33,8 +33,8 @@ use tracing::{debug, error, info, info_span, warn, Span};
 
 use super::watch::{self, Seen, SocketModeWatch, LINK_DISABLED};
 use super::{events, web, Engine, SlackError, StopReason};
-use crate::bot::{Inbound, InboundKind, SlashCommand};
 use crate::store::Store;
+use crate::vocab::{Inbound, InboundKind, SlashCommand};
 
 /// The Web API method the listener calls, as counted in the metrics.
 const OPEN: &str = "apps.connections.open";

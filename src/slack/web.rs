@@ -19,9 +19,10 @@ use tracing::{error, warn};
 
 use super::blocks::{self, Rendered};
 use super::SlackError;
-use crate::bot::{Identity, Message, ThreadReader};
+use crate::bot::{Identity, ThreadReader};
 use crate::kb::KnowledgeBase;
 use crate::metrics::Metrics;
+use crate::vocab::Message;
 
 type Connector = SlackClientHyperConnector<HttpsConnector<HttpConnector>>;
 
@@ -478,7 +479,7 @@ impl ThreadReader for Web {
         match self.thread_root(channel, thread_ts).await {
             Ok(t) => t,
             Err(e) => {
-                error!(channel, thread = thread_ts, error = %crate::bot::error_chain(&e), "cannot read the thread's root message");
+                error!(channel, thread = thread_ts, error = %crate::error::error_chain(&e), "cannot read the thread's root message");
                 None
             }
         }
@@ -509,7 +510,7 @@ mod tests {
 
     #[test]
     fn a_thread_read_finds_our_newest_question_per_node_and_the_marks() {
-        use crate::bot::Action;
+        use crate::vocab::Action;
         let me = Identity {
             user_id: "UBOT".into(),
             bot_id: Some("BBOT".into()),

@@ -22,13 +22,13 @@ mod memory;
 mod sled_store;
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
 use crate::dialogue::Conversation;
 use crate::feedback::{Unanswered, Vote};
+use crate::vocab::ThreadKey;
 
 pub use memory::MemoryStore;
 pub use sled_store::SledStore;
@@ -39,36 +39,6 @@ pub const EVENT_MEMORY_SECS: u64 = 2 * 60 * 60;
 
 /// Version of the stored record around a conversation; bump it when [`Stored`] changes shape.
 pub const STORE_FORMAT: u32 = 1;
-
-/// One Slack thread: the unit a conversation belongs to.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct ThreadKey {
-    pub team: String,
-    pub channel: String,
-    /// The `ts` of the thread's root message.
-    pub thread_ts: String,
-}
-
-impl ThreadKey {
-    pub fn new(team: impl Into<String>, channel: impl Into<String>, thread_ts: impl Into<String>) -> ThreadKey {
-        ThreadKey {
-            team: team.into(),
-            channel: channel.into(),
-            thread_ts: thread_ts.into(),
-        }
-    }
-
-    /// The key's bytes in a backend: the three parts joined by NUL, which Slack ids never contain.
-    pub(crate) fn encode(&self) -> Vec<u8> {
-        format!("{}\0{}\0{}", self.team, self.channel, self.thread_ts).into_bytes()
-    }
-}
-
-impl fmt::Display for ThreadKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}/{}", self.team, self.channel, self.thread_ts)
-    }
-}
 
 /// What a backend stores for a thread: the conversation with the record's format version.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -337,39 +307,5 @@ impl<S: FeedbackStore + ?Sized> FeedbackStore for std::sync::Arc<S> {
     }
     fn purge_feedback(&self, now: u64, retention_secs: u64) -> Result<PurgedFeedback, StoreError> {
         (**self).purge_feedback(now, retention_secs)
-    }
-}
-
-/// `netrunbook chat` over a store: the terminal is one thread.
-pub struct StoreChat<S> {
-    store: S,
-    key: ThreadKey,
-}
-
-impl<S: Store> StoreChat<S> {
-    pub fn new(store: S) -> StoreChat<S> {
-        StoreChat {
-            store,
-            key: ThreadKey::new("terminal", "chat", "0"),
-        }
-    }
-
-    pub fn into_inner(self) -> S {
-        self.store
-    }
-}
-
-impl<S: Store> crate::cli::ChatState for StoreChat<S> {
-    fn load(&mut self) -> anyhow::Result<Option<Conversation>> {
-        Ok(self.store.get(&self.key)?)
-    }
-
-    fn save(&mut self, c: Option<&Conversation>) -> anyhow::Result<()> {
-        match c {
-            Some(c) => self.store.put(&self.key, c)?,
-            None => self.store.remove(&self.key)?,
-        }
-        self.store.flush()?;
-        Ok(())
     }
 }

@@ -6,7 +6,8 @@ use std::time::{Duration, Instant};
 
 use netrunbook::dialogue::{self, Input};
 use netrunbook::kb::KnowledgeBase;
-use netrunbook::store::{SledStore, Store, ThreadKey};
+use netrunbook::store::{SledStore, Store};
+use netrunbook::vocab::ThreadKey;
 use serde_yaml_ng::Value;
 
 use crate::support::slack_emulator::TEAM_ID;

@@ -27,7 +27,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use netrunbook::dialogue::Pending;
-use netrunbook::store::{SledStore, Store, ThreadKey};
+use netrunbook::store::{SledStore, Store};
+use netrunbook::vocab::ThreadKey;
 use serde_json::Value;
 use tokio::time::Instant;
 

@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use netrunbook::app::Application;
 use netrunbook::bot::Access;
-use netrunbook::cli::KbArgs;
+use netrunbook::config::KbArgs;
 use netrunbook::config::Settings;
 use netrunbook::slack::{RetryPolicy, SocketModeWatch, StopReason, Tuning};
 use secrecy::SecretString;

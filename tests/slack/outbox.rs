@@ -7,11 +7,11 @@
 
 use std::time::Duration;
 
-use netrunbook::bot::{Action, Inbound, InboundKind, Message, Outbound};
 use netrunbook::dialogue::Reply;
 use netrunbook::inbox::Inbox;
 use netrunbook::outbox::{self, Parcel};
-use netrunbook::store::{Change, Commit, SledStore, Store, ThreadKey};
+use netrunbook::store::{Change, Commit, SledStore, Store};
+use netrunbook::vocab::{Action, Inbound, InboundKind, Message, Outbound, ThreadKey};
 use serde_json::json;
 use tempfile::TempDir;
 
