@@ -16,7 +16,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
-use crate::bot::{Bot, Identity};
+use crate::bot::Bot;
 use crate::config::Settings;
 use crate::error::error_chain;
 use crate::inbox::{Inbox, Ticket};
@@ -24,6 +24,7 @@ use crate::metrics::Metrics;
 use crate::slack::socket::SocketMode;
 use crate::slack::{unix_now, Engine, StopReason, Web};
 use crate::store::{FeedbackStore, SledStore, Store};
+use crate::vocab::Identity;
 use crate::vocab::Inbound;
 
 /// The inbox journal's directory, inside the store's.

@@ -247,6 +247,7 @@ mod tests {
             ts: ts.into(),
             thread_ts: None,
             text: "<@UBOT> dns \u{202e} <!channel> 🚒".into(),
+            mentioned: false,
             is_bot: false,
             edited: false,
             subtype: None,

@@ -9,10 +9,10 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::dialogue::Reply;
+use crate::dialogue::{Conversation, Reply};
 
 /// Something that happened in Slack, in our terms.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Inbound {
     /// What Slack's re-sent copies of this input share and other inputs do not, for
     /// de-duplication: the Events API `event_id`, or for a click a key `slack/` builds from the
@@ -25,13 +25,17 @@ pub struct Inbound {
     pub ts: String,
     /// The thread the message is in; `None` for a top-level message.
     pub thread_ts: Option<String>,
-    /// The text as Slack sent it (mrkdwn, mentions as `<@U..>`).
+    /// The text (mrkdwn), without the mentions of the bot; other mentions stay as `<@U..>`.
     pub text: String,
-    /// Posted by a bot (`bot_id` set or `bot_message` subtype).
+    /// The bot was mentioned in the text (always for an `app_mention`).
+    #[serde(default)]
+    pub mentioned: bool,
+    /// Posted by an app or a bot, the bot itself included.
     pub is_bot: bool,
     /// An edit (`message_changed`) or a message that carries an `edited` mark.
     pub edited: bool,
-    /// The message subtype, if any (`channel_join`, `message_changed`, ...).
+    /// Why this is not a plain new message (Slack's subtype: `channel_join`, `message_changed`, ...);
+    /// `None` for a message to read (a plain one, a file share, a thread reply sent to the channel).
     pub subtype: Option<String>,
     pub kind: InboundKind,
 }
@@ -44,7 +48,7 @@ impl Inbound {
 }
 
 /// Which kind of Slack input an [`Inbound`] is.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum InboundKind {
     /// An `app_mention` event.
     Mention,
@@ -58,8 +62,13 @@ pub enum InboundKind {
         /// Where to send a reply that replaces or deletes the clicked (ephemeral) message.
         response_url: Option<String>,
     },
-    /// A shared answer was posted as `ts` in the channel: start its thread with `text`.
-    Shared { question: String },
+    /// A shared answer was posted as `ts` in the channel: its thread starts with `state`, the
+    /// conversation the question started, and shows `rest`, the replies after the first (which the
+    /// shared message shows). Decided when the answer was shared: the question is not matched again.
+    Shared {
+        state: Option<Box<Conversation>>,
+        rest: Vec<Reply>,
+    },
 }
 
 /// What a button does.
@@ -219,4 +228,11 @@ impl fmt::Display for ThreadKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}/{}/{}", self.team, self.channel, self.thread_ts)
     }
+}
+
+/// Who the bot is in the workspace, to recognise its own messages and mentions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub user_id: String,
+    pub bot_id: Option<String>,
 }

@@ -19,10 +19,20 @@ use serde_json::Value;
 use slack_morphism::prelude::*;
 
 use super::blocks::{decode_action, Rendered};
-use crate::vocab::{Inbound, InboundKind};
+use crate::vocab::{Identity, Inbound, InboundKind};
 
-/// The event of an Events API envelope as an [`Inbound`]; `None` for events the bot does not read.
-pub fn push_inbound(callback: &SlackPushEventCallback) -> Option<Inbound> {
+/// Subtypes of people's messages worth reading; every other subtype is not a new message.
+const READABLE_SUBTYPES: &[&str] = &["thread_broadcast", "file_share"];
+
+/// The event of an Events API envelope as an [`Inbound`], with the bot's mentions read and taken out of
+/// its text (`me`: the bot), a readable subtype cleared and our own posts marked as a bot's; `None`
+/// for events the bot does not read.
+pub fn push_inbound(callback: &SlackPushEventCallback, me: &Identity) -> Option<Inbound> {
+    posted(raw_inbound(callback)?, me)
+}
+
+/// What Slack's fields say, before [`posted`] reads them.
+fn raw_inbound(callback: &SlackPushEventCallback) -> Option<Inbound> {
     let event_id = Some(callback.event_id.to_string());
     let team = callback.team_id.to_string();
     match &callback.event {
@@ -34,6 +44,7 @@ pub fn push_inbound(callback: &SlackPushEventCallback) -> Option<Inbound> {
             ts: m.origin.ts.to_string(),
             thread_ts: m.origin.thread_ts.as_ref().map(ToString::to_string),
             text: m.content.text.clone().unwrap_or_default(),
+            mentioned: true,
             is_bot: false,
             edited: m.edited.is_some(),
             subtype: None,
@@ -49,6 +60,7 @@ pub fn push_inbound(callback: &SlackPushEventCallback) -> Option<Inbound> {
                 ts: m.origin.ts.to_string(),
                 thread_ts: m.origin.thread_ts.as_ref().map(ToString::to_string),
                 text: m.content.as_ref().and_then(|c| c.text.clone()).unwrap_or_default(),
+                mentioned: false,
                 is_bot: m.sender.bot_id.is_some() || subtype.as_deref() == Some("bot_message"),
                 edited: subtype.as_deref() == Some("message_changed")
                     || m.message.as_ref().is_some_and(|e| e.edited.is_some()),
@@ -59,6 +71,33 @@ pub fn push_inbound(callback: &SlackPushEventCallback) -> Option<Inbound> {
         SlackEventCallbackBody::Unknown(raw) => unmodelled_inbound(raw, event_id, team),
         _ => None,
     }
+}
+
+/// A message as the bot reads it: mentions of `me` found and removed from the text, a subtype that is
+/// still a person's new message cleared, our own posts marked as a bot's.
+fn posted(mut inbound: Inbound, me: &Identity) -> Option<Inbound> {
+    let plain = format!("<@{}>", me.user_id);
+    let labelled = format!("<@{}|", me.user_id);
+    inbound.mentioned |= inbound.text.contains(&plain) || inbound.text.contains(&labelled);
+    if inbound.mentioned {
+        let mut text = inbound.text.replace(&plain, " ");
+        while let Some(start) = text.find(&labelled) {
+            match text[start..].find('>') {
+                Some(end) => text.replace_range(start..start + end + 1, " "),
+                None => break,
+            }
+        }
+        inbound.text = text.trim().to_string();
+    }
+    inbound.is_bot |= inbound.user == me.user_id;
+    if inbound
+        .subtype
+        .as_deref()
+        .is_some_and(|s| READABLE_SUBTYPES.contains(&s))
+    {
+        inbound.subtype = None;
+    }
+    Some(inbound)
 }
 
 /// A subtype as Slack spells it (`bot_message`, `channel_join`, or one slack-morphism does not know).
@@ -90,6 +129,7 @@ fn unmodelled_inbound(raw: &Value, event_id: Option<String>, team: String) -> Op
         ts: text("ts")?,
         thread_ts: text("thread_ts"),
         text: text("text").unwrap_or_default(),
+        mentioned: kind == InboundKind::Mention,
         is_bot: raw.get("bot_id").is_some_and(|b| !b.is_null()) || subtype.as_deref() == Some("bot_message"),
         edited: raw.get("edited").is_some_and(|e| !e.is_null()) || subtype.as_deref() == Some("message_changed"),
         subtype,
@@ -126,6 +166,7 @@ pub fn interaction_inbound(event: &SlackInteractionEvent) -> Option<Inbound> {
         ts,
         thread_ts: Some(thread_ts),
         text: String::new(),
+        mentioned: false,
         is_bot: false,
         edited: false,
         subtype: None,
@@ -172,8 +213,15 @@ mod tests {
         .expect("slack-morphism reads the payload")
     }
 
+    fn me() -> Identity {
+        Identity {
+            user_id: "UB".into(),
+            bot_id: Some("BB".into()),
+        }
+    }
+
     fn inbound(event: Value) -> Option<Inbound> {
-        push_inbound(&push(event))
+        push_inbound(&push(event), &me())
     }
 
     #[test]
@@ -192,8 +240,8 @@ mod tests {
             (InboundKind::Mention, "C1", "1.2", Some("Ev1"), "T1")
         );
         assert_eq!(
-            (i.text.as_str(), i.user.as_str(), i.thread_ts),
-            ("<@UB> hi", "U2", None)
+            (i.text.as_str(), i.mentioned, i.user.as_str(), i.thread_ts),
+            ("hi", true, "U2", None)
         );
         let i = inbound(
             json!({"type":"message","user":"U2","text":"vpc","ts":"1.3","thread_ts":"1.2",
@@ -228,6 +276,28 @@ mod tests {
         )
         .unwrap();
         assert_eq!(i.subtype.as_deref(), Some("some_future_subtype"));
+        // a reply also sent to the channel and a file share are people's new messages
+        for subtype in ["thread_broadcast", "file_share"] {
+            let i = inbound(json!({"type":"message","subtype":subtype,"user":"U","channel":"C","ts":"1.0","text":"x"}))
+                .unwrap();
+            assert_eq!((i.subtype, i.is_bot), (None, false), "{subtype}");
+        }
+        // our own posts are a bot's, whatever Slack marks them with
+        let i = inbound(json!({"type":"message","user":"UB","channel":"C","ts":"1.0","text":"x"})).unwrap();
+        assert!(i.is_bot);
+    }
+
+    #[test]
+    fn the_bots_mentions_are_read_and_taken_out_of_the_text() {
+        let i = inbound(
+            json!({"type":"message","user":"U2","text":"hey <@UB|netrunbook> dns <@U7> fails <@UB>",
+            "ts":"1.3","channel":"C1"}),
+        )
+        .unwrap();
+        assert_eq!((i.mentioned, i.text.as_str()), (true, "hey   dns <@U7> fails"));
+        let i = inbound(json!({"type":"message","user":"U2","text":"ask <@U7> about dns","ts":"1.3","channel":"C1"}))
+            .unwrap();
+        assert_eq!((i.mentioned, i.text.as_str()), (false, "ask <@U7> about dns"));
     }
 
     #[test]
@@ -237,10 +307,10 @@ mod tests {
             "ts":"1.2","channel":"C1","event_ts":"1.2"});
         let callback = push(event);
         assert!(matches!(callback.event, SlackEventCallbackBody::Unknown(_)));
-        let i = push_inbound(&callback).unwrap();
+        let i = push_inbound(&callback, &me()).unwrap();
         assert_eq!(
             (i.kind, i.channel.as_str(), i.text.as_str(), i.team.as_str(), i.is_bot),
-            (InboundKind::Mention, "C1", "<@UB> calico down", "T1", true)
+            (InboundKind::Mention, "C1", "calico down", "T1", true)
         );
     }
 

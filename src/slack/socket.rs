@@ -194,7 +194,7 @@ async fn on_push<S: Store + 'static>(
     state: SlackClientEventsUserState,
 ) -> UserCallbackResult<()> {
     let engine = engine_of::<S>(&state).await?;
-    match events::push_inbound(&event) {
+    match events::push_inbound(&event, engine.bot.identity()) {
         Some(inbound) => {
             let span = event_span(&inbound);
             span.in_scope(|| debug!("event queued"));

@@ -19,9 +19,10 @@ use tracing::{error, warn};
 
 use super::blocks::{self, Rendered};
 use super::SlackError;
-use crate::bot::{Identity, ThreadReader};
+use crate::bot::ThreadReader;
 use crate::kb::KnowledgeBase;
 use crate::metrics::Metrics;
+use crate::vocab::Identity;
 use crate::vocab::Message;
 
 type Connector = SlackClientHyperConnector<HttpsConnector<HttpConnector>>;

@@ -288,6 +288,7 @@ async fn an_event_acknowledged_just_before_a_crash_is_handled_after_the_restart(
             ts: ts.clone(),
             thread_ts: None,
             text,
+            mentioned: false,
             is_bot: false,
             edited: false,
             subtype: None,

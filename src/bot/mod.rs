@@ -4,21 +4,15 @@
 //! the event's "handled" marks and the replies (an outbox record) are committed to the store together;
 //! what to show comes out as [`Outbound`] values for `slack/` to render and deliver.
 //!
-//! The rules that decide whether the bot speaks at all live here:
-//! - messages from bots (our own included), edits, joins and other subtypes are ignored;
-//! - a thread the bot has no conversation in is ignored unless the bot is mentioned;
-//! - in a thread with a pending question, plain replies are offered to the engine as
-//!   `addressed: false` (it ignores chatter that answers nothing), mentions as `addressed: true`;
-//! - a bare mention in a thread ("@netrunbook", "@netrunbook what does the runbook say?") reads the
-//!   thread's root message (the alert) and answers that;
-//! - each event is handled once: by event id (Slack retries) and by channel + ts (the `app_mention`
-//!   and `message` twins of one post); a click by a key from its payload (who, when, which button),
-//!   so a re-sent envelope does not vote, share or escalate twice; a slash command by its trigger
-//!   (a re-sent copy gets the same private answer, without counting it or starting work again);
-//! - a question answered in words is marked answered in place, as a click marks it
-//!   ([`Outbound::MarkAnswered`]), before the replies that follow the answer;
-//! - outside the allowed channels (when a list is set) a mention or a click gets a short private note;
-//!   `/netrunbook reload` and `/netrunbook report` are for the admins listed, from any channel.
+//! - [`route`]: whether the bot speaks at all, and how (pure);
+//! - [`actions`]: clicks on its buttons; `command`: the slash command and the admin tasks.
+//!
+//! Each event is handled once: by event id (Slack retries) and by channel + ts (the `app_mention`
+//! and `message` twins of one post); a click by a key from its payload (who, when, which button),
+//! so a re-sent envelope does not vote, share or escalate twice; a slash command by its trigger (a
+//! re-sent copy gets the same private answer, without counting it or starting work again). A
+//! question answered in words is marked answered in place, as a click marks it
+//! ([`Outbound::MarkAnswered`]), before the replies that follow the answer.
 //!
 //! Along the way it keeps what `netrunbook report` shows: answers per intent, 👍/👎/wrong-topic votes,
 //! and the messages it abstained on or answered with a small margin (redacted, see [`feedback`]).
@@ -35,13 +29,18 @@ use tracing::{debug, error, info, warn};
 use crate::dialogue::{self, Conversation, Input, Pending, Reply, Step};
 use crate::error::error_chain;
 use crate::feedback::{self, Unanswered, Vote, VoteKind};
-use crate::kb::{KnowledgeBase, LiveKb, ReloadError, Reloaded};
+use crate::kb::{KnowledgeBase, LiveKb};
 use crate::matcher::Verdict;
 use crate::metrics::Metrics;
 use crate::outbox::Parcel;
-use crate::report::{self, Report};
 use crate::store::{Change, Commit, Store};
-use crate::vocab::{Action, AdminTask, CommandReply, Inbound, InboundKind, Message, Outbound, SlashCommand, ThreadKey};
+use crate::vocab::{Identity, Inbound, InboundKind, Message, Outbound, ThreadKey};
+
+use route::Route;
+
+mod actions;
+mod command;
+mod route;
 
 /// What handling one event produced: the replies to deliver, in order, and the outbox record they
 /// were saved under with the conversation (`None` when there are none, or saving failed).
@@ -84,13 +83,6 @@ pub trait ThreadReader: Send + Sync {
     fn root_text(&self, channel: &str, thread_ts: &str) -> impl Future<Output = Option<String>> + Send;
 }
 
-/// Who the bot is in the workspace, to recognise its own messages and mentions.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Identity {
-    pub user_id: String,
-    pub bot_id: Option<String>,
-}
-
 /// Who may use the bot where. The default answers everywhere and has no admins.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Access {
@@ -109,11 +101,6 @@ impl Access {
         self.admins.contains(user)
     }
 }
-
-/// Subtypes of human messages worth reading; every other subtype is ignored.
-const READABLE_SUBTYPES: &[&str] = &["thread_broadcast", "file_share"];
-/// Words that ask for the topic list.
-const HELP_WORDS: &[&str] = &["help", "topics", "?"];
 
 /// The bot: knowledge base, store, identity, who may use it, and what it counts.
 pub struct Bot<S> {
@@ -166,171 +153,6 @@ impl<S: Store> Bot<S> {
         &self.me
     }
 
-    /// The answer to `/netrunbook <text>`: the topic list or the answer, privately; the admin
-    /// commands `reload` and `report` (refused to others); a note outside the allowed channels.
-    ///
-    /// A copy Slack re-sends (the same `key`) gets the same answer without its side effects: the
-    /// answer is not counted or kept for the report again and an admin task is not started again.
-    /// Not an empty acknowledgement: the answer rides on the ack, and Slack re-sends a command
-    /// when it did not get the first ack (a dropped connection, a slow one), so the person may
-    /// not have seen the first answer at all; answering again is pure, starting work twice is not.
-    pub fn command(&self, cmd: &SlashCommand, now: u64) -> CommandReply {
-        let first = self.first_command(cmd, now);
-        let t = cmd.text.trim();
-        let word = t.to_lowercase();
-        let task = match word.as_str() {
-            "reload" => Some(AdminTask::Reload),
-            "report" => Some(AdminTask::Report),
-            _ => None,
-        };
-        if let Some(task) = task {
-            if !self.access.is_admin(&cmd.user) {
-                info!(user = %cmd.user, command = %word, "admin command refused");
-                let why = if self.access.admins.is_empty() {
-                    "no admins are configured (--admins or NETRUNBOOK_ADMINS)"
-                } else {
-                    "you are not one of the admins configured"
-                };
-                return CommandReply::Now(Message::Notice(format!(
-                    "Only netrunbook admins can use `/netrunbook {word}`: {why}."
-                )));
-            }
-            let ack = Message::Notice(
-                match task {
-                    AdminTask::Reload => "Reloading the knowledge base…",
-                    AdminTask::Report => "Putting the report together…",
-                }
-                .into(),
-            );
-            if !first {
-                // the first copy's task shows its result
-                return CommandReply::Now(ack);
-            }
-            return CommandReply::Later { ack, task };
-        }
-        if !self.access.answers_in(&cmd.channel) {
-            return CommandReply::Now(self.not_here());
-        }
-        CommandReply::Now(self.answer_privately(&self.kb(), t, now, first))
-    }
-
-    /// True unless the command is a copy of one already answered (by its `key`); the key is marked
-    /// at once. Commands are answered on the socket's callback, not in a thread's queue, so two
-    /// copies on two connections can be answered at the same moment: the mark is an atomic
-    /// insert-if-absent, and only one copy wins. Not flushed (the ack must not wait for the disk):
-    /// a crash right after may let a copy through, which answers the person twice at worst.
-    fn first_command(&self, cmd: &SlashCommand, now: u64) -> bool {
-        let Some(key) = &cmd.key else {
-            return true;
-        };
-        let key = format!("ev:{}:{key}", cmd.team);
-        match self.store.mark_event_seen(&key, now) {
-            Ok(true) => true,
-            Ok(false) => {
-                debug!(key = %key, "duplicate slash command: answered again without side effects");
-                self.metrics.duplicate_dropped();
-                false
-            }
-            // better a rare double count than no answer when the store fails
-            Err(e) => {
-                error!(error = %error_chain(&e), "cannot read or mark the handled commands");
-                true
-            }
-        }
-    }
-
-    /// The note for a channel the bot does not answer in.
-    fn not_here(&self) -> Message {
-        Message::NotHere {
-            channels: self.access.channels.iter().flatten().cloned().collect(),
-        }
-    }
-
-    /// The topic list, or the answer to `t`, for the asker only; counted and kept for the report
-    /// when `observe` (not for a re-sent copy).
-    fn answer_privately(&self, kb: &KnowledgeBase, t: &str, now: u64, observe: bool) -> Message {
-        if t.is_empty() || HELP_WORDS.contains(&t.to_lowercase().as_str()) {
-            return Message::Help;
-        }
-        let step = dialogue::step(
-            kb,
-            None,
-            &Input::Message {
-                text: t.to_string(),
-                addressed: true,
-            },
-            now,
-        );
-        record_intent(step.replies.first());
-        if observe {
-            self.observe(kb, Some(t), None, &step, now);
-        }
-        let mut replies = step.replies.into_iter();
-        let reply = replies.next().unwrap_or(Reply::NoMatch);
-        let more = replies.next().is_some() || matches!(&reply, Reply::Answer(a) if a.has_flow);
-        let share = match reply {
-            Reply::NoMatch => None,
-            _ => Some(t.to_string()),
-        };
-        Message::Private { reply, more, share }
-    }
-
-    /// Run an admin command (blocking: it reads the disk) and say how it went.
-    pub fn admin(&self, task: AdminTask, trigger: &str) -> Message {
-        match task {
-            AdminTask::Reload => match self.reload_kb(trigger) {
-                Ok(r) => Message::Notice(format!(
-                    "Knowledge base reloaded: version {} → {} ({} intents).",
-                    r.from, r.to, r.intents
-                )),
-                Err(e @ ReloadError::BuiltIn) => Message::Notice(e.to_string()),
-                Err(ReloadError::Invalid { dir, kept, source }) => Message::Block {
-                    title: format!(
-                        "The knowledge base in {} was rejected; still answering from version {kept}.",
-                        dir.display()
-                    ),
-                    body: source
-                        .problems()
-                        .iter()
-                        .map(ToString::to_string)
-                        .collect::<Vec<_>>()
-                        .join("\n"),
-                },
-            },
-            AdminTask::Report => match self.store.feedback() {
-                Ok(data) => Message::Block {
-                    title: "netrunbook report".into(),
-                    body: Report::build(&data, report::DEFAULT_TOP).to_text(),
-                },
-                Err(e) => {
-                    error!(error = %error_chain(&e), "cannot read the feedback for a report");
-                    Message::Notice("Cannot read the stored feedback; see the bot's log.".into())
-                }
-            },
-        }
-    }
-
-    /// Re-read the intents directory and swap it in when valid (blocking); logged and counted.
-    /// Conversations in flight carry on: a flow step that vanished restarts the flow.
-    pub fn reload_kb(&self, trigger: &str) -> Result<Reloaded, ReloadError> {
-        let result = self.kb.reload();
-        match &result {
-            Ok(r) => {
-                self.metrics.kb_reload("ok");
-                info!(trigger, from = %r.from, to = %r.to, intents = r.intents, "knowledge base reloaded");
-            }
-            Err(e @ ReloadError::BuiltIn) => {
-                self.metrics.kb_reload("unavailable");
-                warn!(trigger, "{e}");
-            }
-            Err(e) => {
-                self.metrics.kb_reload("rejected");
-                warn!(trigger, error = %error_chain(e), "knowledge base reload rejected");
-            }
-        }
-        result
-    }
-
     /// Handle one event, click or shared answer with the knowledge base in use now; returns what to
     /// show, in order (the outbox record is left to whoever delivers it: see [`Bot::handle_in`]).
     pub async fn handle(&self, inbound: &Inbound, reader: &impl ThreadReader, now: u64) -> Vec<Outbound> {
@@ -356,7 +178,7 @@ impl<S: Store> Bot<S> {
                 self.action(kb, inbound, action, response_url.as_deref(), now, &mut fx)
             }
             InboundKind::Action { .. } => vec![],
-            InboundKind::Shared { question } => self.shared(kb, inbound, question, now, &mut fx),
+            InboundKind::Shared { state, rest } => self.shared(inbound, state.as_deref(), rest, &mut fx),
         };
         let outbox = self.commit(inbound, &fx, &mut out, now);
         Handled { out, outbox }
@@ -408,27 +230,6 @@ impl<S: Store> Bot<S> {
         }
     }
 
-    fn mentions_me(&self, text: &str) -> bool {
-        text.contains(&format!("<@{}>", self.me.user_id)) || text.contains(&format!("<@{}|", self.me.user_id))
-    }
-
-    /// The text without mentions of the bot.
-    fn without_mention(&self, text: &str) -> String {
-        let mut out = text.replace(&format!("<@{}>", self.me.user_id), " ");
-        let prefix = format!("<@{}|", self.me.user_id);
-        while let Some(start) = out.find(&prefix) {
-            match out[start..].find('>') {
-                Some(end) => out.replace_range(start..start + end + 1, " "),
-                None => break,
-            }
-        }
-        out.trim().to_string()
-    }
-
-    fn is_mine_or_bot(&self, inbound: &Inbound) -> bool {
-        inbound.is_bot || inbound.user == self.me.user_id || inbound.subtype.as_deref() == Some("bot_message")
-    }
-
     /// Load a thread's conversation; an unreadable one is logged and treated as none.
     fn load(&self, key: &ThreadKey) -> Option<Conversation> {
         match self.store.get(key) {
@@ -477,93 +278,66 @@ impl<S: Store> Bot<S> {
         now: u64,
         fx: &mut Effects,
     ) -> Vec<Outbound> {
-        if self.is_mine_or_bot(inbound) {
-            debug!("ignoring a bot's message");
-            return vec![];
-        }
-        if inbound.edited
-            || inbound
-                .subtype
-                .as_deref()
-                .is_some_and(|s| !READABLE_SUBTYPES.contains(&s))
-        {
-            debug!(
-                subtype = inbound.subtype.as_deref(),
-                edited = inbound.edited,
-                "ignoring an edit or a non-message subtype"
-            );
-            return vec![];
-        }
-        let addressed = inbound.kind == InboundKind::Mention || self.mentions_me(&inbound.text);
-        let in_thread = inbound.thread_ts.as_deref().is_some_and(|t| t != inbound.ts);
         let key = inbound.thread();
-        let state = if addressed || in_thread { self.load(&key) } else { None };
-        if !addressed && (!in_thread || state.is_none()) {
-            // people talking to each other: only a thread with a conversation makes their replies ours
-            // (the engine still leaves chatter that answers nothing alone)
-            return vec![];
-        }
-        if !self.first_time(inbound, fx) {
-            return vec![];
-        }
-        let reply_in = Some(key.thread_ts.clone());
-        if !self.access.answers_in(&inbound.channel) {
-            return vec![Outbound::Ephemeral {
-                channel: inbound.channel.clone(),
-                user: inbound.user.clone(),
-                thread_ts: in_thread.then(|| key.thread_ts.clone()),
-                message: self.not_here(),
-            }];
-        }
-        let post = |message: Message| Outbound::Post {
-            channel: inbound.channel.clone(),
-            thread_ts: reply_in.clone(),
-            message,
-        };
-        let mut text = if addressed {
-            self.without_mention(&inbound.text)
+        let state = if route::reads_thread(inbound) {
+            self.load(&key)
         } else {
-            inbound.text.clone()
+            None
         };
+        let (addressed, root_if_silent) = match route::route(inbound, state.as_ref(), &self.access) {
+            Route::Ignore(why) => {
+                debug!(why, "not read");
+                return vec![];
+            }
+            _ if !self.first_time(inbound, fx) => return vec![],
+            Route::NotHere => {
+                let in_thread = inbound.thread_ts.as_deref().is_some_and(|t| t != inbound.ts);
+                return vec![Outbound::Ephemeral {
+                    channel: inbound.channel.clone(),
+                    user: inbound.user.clone(),
+                    thread_ts: in_thread.then(|| key.thread_ts.clone()),
+                    message: self.not_here(),
+                }];
+            }
+            Route::Help => return vec![reply_in(inbound, &key, Message::Help)],
+            Route::Step {
+                addressed,
+                root_if_silent,
+            } => (addressed, root_if_silent),
+        };
+        let mut text = inbound.text.trim().to_string();
         debug!(text = %crate::text::truncate(&text, 2000), addressed, "message");
-        if addressed {
-            let waiting = state
-                .as_ref()
-                .is_some_and(|c| matches!(c.pending, Pending::Question { .. } | Pending::Clarify { .. }));
-            let command = dialogue::command(&text).is_some();
-            let says_nothing = !command && (text.is_empty() || abstains(kb, &text));
-            if in_thread && !waiting && says_nothing {
-                match reader.root_text(&inbound.channel, &key.thread_ts).await {
-                    Some(root) if !root.trim().is_empty() => {
-                        debug!(root = %crate::text::truncate(&root, 2000), "answering from the thread's root message");
-                        text = format!("{root}\n{text}");
-                    }
-                    _ if text.is_empty() => {
-                        return vec![post(Message::Notice(
+        let said = |text: &str| Input::Message {
+            text: text.to_string(),
+            addressed,
+        };
+        // the text is matched once; only a mention the matcher cannot place is read with the root
+        let mut step = (!text.is_empty()).then(|| dialogue::step(kb, state.as_ref(), &said(&text), now));
+        let silent = step
+            .as_ref()
+            .is_none_or(|s| s.matched.as_ref().is_some_and(|m| m.verdict == Verdict::Abstain));
+        if root_if_silent && silent {
+            match reader.root_text(&inbound.channel, &key.thread_ts).await {
+                Some(root) if !root.trim().is_empty() => {
+                    debug!(root = %crate::text::truncate(&root, 2000), "answering from the thread's root message");
+                    text = format!("{root}\n{text}");
+                    step = Some(dialogue::step(kb, state.as_ref(), &said(&text), now));
+                }
+                _ if text.is_empty() => {
+                    return vec![reply_in(
+                        inbound,
+                        &key,
+                        Message::Notice(
                             "I could not read this thread's first message. Tell me the symptom or paste the error, and mention me."
                                 .into(),
-                        ))];
-                    }
-                    _ => {}
+                        ),
+                    )];
                 }
-            } else if (!in_thread || state.is_none())
-                && (text.is_empty() || HELP_WORDS.contains(&text.to_lowercase().as_str()))
-            {
-                return vec![post(Message::Help)];
+                _ => {}
             }
         }
-        let step = dialogue::step(
-            kb,
-            state.as_ref(),
-            &Input::Message {
-                text: text.clone(),
-                addressed,
-            },
-            now,
-        );
-        fx.save(state.as_ref(), step.state.as_ref());
-        record_intent_of(step.state.as_ref(), step.replies.first());
-        self.observe(kb, Some(&text), state.as_ref(), &step, now);
+        let step = step.unwrap_or_else(|| dialogue::step(kb, state.as_ref(), &said(&text), now));
+        self.settle(kb, state.as_ref(), &step, Some(&text), now, fx);
         // a question answered in words shows its answer in place, as a click does, before what
         // follows the answer
         let mut out: Vec<Outbound> = step
@@ -581,9 +355,26 @@ impl<S: Store> Bot<S> {
             })
             .collect();
         if !step.replies.is_empty() {
-            out.push(post(Message::Replies(step.replies)));
+            out.push(reply_in(inbound, &key, Message::Replies(step.replies)));
         }
         out
+    }
+
+    /// What every step shares once it is decided: the thread's new conversation to save, the
+    /// intent for the log, the counts and the doubtful question for the report. `text` is what was
+    /// matched, when the step read text a person wrote.
+    fn settle(
+        &self,
+        kb: &KnowledgeBase,
+        before: Option<&Conversation>,
+        step: &Step,
+        text: Option<&str>,
+        now: u64,
+        fx: &mut Effects,
+    ) {
+        fx.save(before, step.state.as_ref());
+        record_intent_of(step.state.as_ref(), step.replies.first());
+        self.observe(kb, text, before, step, now);
     }
 
     /// Count what a step did, keep its answers' tally and, when the match was doubtful, the message
@@ -647,214 +438,32 @@ impl<S: Store> Bot<S> {
         }
     }
 
-    fn action(
-        &self,
-        kb: &KnowledgeBase,
-        inbound: &Inbound,
-        action: &Action,
-        response_url: Option<&str>,
-        now: u64,
-        fx: &mut Effects,
-    ) -> Vec<Outbound> {
-        let key = inbound.thread();
-        let thread = Some(key.thread_ts.clone());
-        let ephemeral = |message: Message| Outbound::Ephemeral {
-            channel: inbound.channel.clone(),
-            user: inbound.user.clone(),
-            thread_ts: thread.clone(),
-            message,
-        };
-        let post = |replies: Vec<Reply>| Outbound::Post {
-            channel: inbound.channel.clone(),
-            thread_ts: thread.clone(),
-            message: Message::Replies(replies),
-        };
-        if !self.access.answers_in(&inbound.channel) {
-            return vec![ephemeral(self.not_here())];
-        }
-        match action {
-            Action::Feedback { intent, helpful } => {
-                let kind = if *helpful { VoteKind::Up } else { VoteKind::Down };
-                self.vote(&key, inbound, intent, kind, None, now);
-                vec![ephemeral(Message::Notice("Thanks, noted.".into()))]
-            }
-            Action::WrongTopic { from, to } => {
-                let state = self.load(&key);
-                let Some(picked) = kb.intent(to) else {
-                    return vec![ephemeral(Message::Notice(
-                        "That topic is no longer in the knowledge base.".into(),
-                    ))];
-                };
-                if state.as_ref().is_some_and(|c| c.intent.as_deref() == Some(to.as_str())) {
-                    return vec![ephemeral(Message::Notice(format!(
-                        "This thread is already about “{}”.",
-                        picked.title
-                    )))];
-                }
-                let asked = state.as_ref().map(|c| c.origin.as_str());
-                self.vote(
-                    &key,
-                    inbound,
-                    from,
-                    VoteKind::WrongTopic { picked: to.clone() },
-                    asked,
-                    now,
-                );
-                let step = dialogue::step(kb, state.as_ref(), &Input::Pick { intent: to.clone() }, now);
-                fx.save(state.as_ref(), step.state.as_ref());
-                record_intent_of(step.state.as_ref(), None);
-                self.observe(kb, None, state.as_ref(), &step, now);
-                let mut replies = vec![Reply::Notice {
-                    text: format!("Wrong topic: switching to “{}”.", picked.title),
-                }];
-                replies.extend(step.replies);
-                vec![post(replies)]
-            }
-            Action::Share { question } => {
-                let step = dialogue::step(
-                    kb,
-                    None,
-                    &Input::Message {
-                        text: question.clone(),
-                        addressed: true,
-                    },
-                    now,
-                );
-                self.observe(kb, None, None, &step, now);
-                let Some(first) = step.replies.into_iter().next() else {
-                    return vec![];
-                };
-                let mut out = vec![Outbound::PostRoot {
-                    channel: inbound.channel.clone(),
-                    message: Message::Shared {
-                        user: inbound.user.clone(),
-                        question: question.clone(),
-                        reply: first,
-                    },
-                    then: Box::new(Inbound {
-                        event_id: None,
-                        thread_ts: None,
-                        kind: InboundKind::Shared {
-                            question: question.clone(),
-                        },
-                        ..inbound.clone()
-                    }),
-                }];
-                if let Some(url) = response_url {
-                    out.push(Outbound::Respond {
-                        response_url: url.to_string(),
-                        message: None,
-                    });
-                }
-                out
-            }
-            Action::Escalate => {
-                let state = self.load(&key);
-                let step = dialogue::step(kb, state.as_ref(), &Input::Escalate, now);
-                fx.save(state.as_ref(), step.state.as_ref());
-                vec![post(step.replies)]
-            }
-            Action::Choose { node, option } => {
-                let state = self.load(&key);
-                let step = dialogue::step(
-                    kb,
-                    state.as_ref(),
-                    &Input::Choose {
-                        node: node.clone(),
-                        option: option.clone(),
-                    },
-                    now,
-                );
-                fx.save(state.as_ref(), step.state.as_ref());
-                record_intent_of(step.state.as_ref(), None);
-                self.observe(kb, None, state.as_ref(), &step, now);
-                match step.answered.first().map(|a| (a.question.clone(), a.choice.clone())) {
-                    Some((question, choice)) => {
-                        let mut out = vec![Outbound::Update {
-                            channel: inbound.channel.clone(),
-                            ts: inbound.ts.clone(),
-                            message: Message::Answered {
-                                question,
-                                choice,
-                                user: inbound.user.clone(),
-                            },
-                        }];
-                        if !step.replies.is_empty() {
-                            out.push(post(step.replies));
-                        }
-                        out
-                    }
-                    // a stale or repeated click: tell the clicker only
-                    None => vec![ephemeral(Message::Replies(step.replies))],
-                }
-            }
-            Action::Pick { intent } => {
-                let state = self.load(&key);
-                let waiting = state.as_ref().is_some_and(
-                    |c| matches!(&c.pending, Pending::Clarify { candidates } if candidates.contains(intent)),
-                );
-                let Some(picked) = kb.intent(intent).filter(|_| waiting) else {
-                    return vec![ephemeral(Message::Notice(
-                        "That choice was already made or has expired.".into(),
-                    ))];
-                };
-                let step = dialogue::step(kb, state.as_ref(), &Input::Pick { intent: intent.clone() }, now);
-                fx.save(state.as_ref(), step.state.as_ref());
-                record_intent_of(step.state.as_ref(), None);
-                self.observe(kb, None, state.as_ref(), &step, now);
-                vec![
-                    Outbound::Update {
-                        channel: inbound.channel.clone(),
-                        ts: inbound.ts.clone(),
-                        message: Message::Answered {
-                            question: "Which runbook section did you mean?".into(),
-                            choice: picked.title.clone(),
-                            user: inbound.user.clone(),
-                        },
-                    },
-                    post(step.replies),
-                ]
-            }
-        }
-    }
-
-    /// The shared answer's thread: step the question, keep the state, post everything after the first
-    /// reply (which the shared root message shows).
+    /// The shared answer's thread: keep the conversation the question started and post the replies
+    /// after the first (which the shared message shows).
     fn shared(
         &self,
-        kb: &KnowledgeBase,
         inbound: &Inbound,
-        question: &str,
-        now: u64,
+        state: Option<&Conversation>,
+        rest: &[Reply],
         fx: &mut Effects,
     ) -> Vec<Outbound> {
         let key = inbound.thread();
-        let state = self.load(&key);
-        let step = dialogue::step(
-            kb,
-            state.as_ref(),
-            &Input::Message {
-                text: question.to_string(),
-                addressed: true,
-            },
-            now,
-        );
-        fx.save(state.as_ref(), step.state.as_ref());
-        record_intent_of(step.state.as_ref(), step.replies.first());
-        let rest: Vec<Reply> = step.replies.into_iter().skip(1).collect();
+        fx.save(self.load(&key).as_ref(), state);
+        record_intent_of(state, None);
         if rest.is_empty() {
             return vec![];
         }
-        vec![Outbound::Post {
-            channel: inbound.channel.clone(),
-            thread_ts: Some(key.thread_ts),
-            message: Message::Replies(rest),
-        }]
+        vec![reply_in(inbound, &key, Message::Replies(rest.to_vec()))]
     }
 }
 
-fn abstains(kb: &KnowledgeBase, text: &str) -> bool {
-    kb.matcher.rank(&kb.prepare(text)).verdict == Verdict::Abstain
+/// A post in the inbound's thread.
+fn reply_in(inbound: &Inbound, key: &ThreadKey, message: Message) -> Outbound {
+    Outbound::Post {
+        channel: inbound.channel.clone(),
+        thread_ts: Some(key.thread_ts.clone()),
+        message,
+    }
 }
 
 /// Note the intent being worked in the current tracing span (the Slack event's).
@@ -881,6 +490,7 @@ fn record_intent(first: Option<&Reply>) {
 mod tests {
     use super::*;
     use crate::store::MemoryStore;
+    use crate::vocab::{Action, AdminTask, CommandReply, SlashCommand};
 
     struct Root(Option<&'static str>);
 
@@ -909,7 +519,9 @@ mod tests {
             user: "UHUMAN".into(),
             ts: ts.into(),
             thread_ts: thread_ts.map(str::to_string),
-            text: text.into(),
+            // as `slack/` hands it over: the bot's mention read and taken out of the text
+            mentioned: text.contains("<@UBOT>"),
+            text: text.replace("<@UBOT>", "").trim().into(),
             is_bot: false,
             edited: false,
             subtype: None,
