@@ -22,8 +22,10 @@ use crate::vocab::{Outbound, ThreadKey};
 /// would misread older records (a field or variant renamed, removed or changed in meaning). An added
 /// variant ([`Outbound::MarkAnswered`]) reads older records as they were and keeps the version:
 /// bumping it would drop the replies waiting at an upgrade. (A binary older than a variant drops a
-/// record that holds it as unreadable.)
-pub const OUTBOX_FORMAT: u32 = 1;
+/// record that holds it as unreadable.) Version 2 renders without the live knowledge base: the record
+/// names the version that decided it, the topic list and the escalation carry what they show; a
+/// version-1 record left at the upgrade is dropped with a warning.
+pub const OUTBOX_FORMAT: u32 = 2;
 
 /// The prefix of every [`marker`].
 pub const MARKER_PREFIX: &str = "nrb:";
@@ -35,17 +37,20 @@ pub struct Parcel {
     pub thread: ThreadKey,
     /// When the event was handled (seconds since the epoch).
     pub created_at: u64,
+    /// The version of the knowledge base that decided the replies; they are rendered with it.
+    pub kb_version: String,
     pub items: Vec<Outbound>,
     /// `items[..delivered]` are delivered.
     pub delivered: usize,
 }
 
 impl Parcel {
-    pub fn new(thread: ThreadKey, created_at: u64, items: Vec<Outbound>) -> Parcel {
+    pub fn new(thread: ThreadKey, created_at: u64, kb_version: &str, items: Vec<Outbound>) -> Parcel {
         Parcel {
             format: OUTBOX_FORMAT,
             thread,
             created_at,
+            kb_version: kb_version.to_string(),
             items,
             delivered: 0,
         }
@@ -106,6 +111,7 @@ mod tests {
         Parcel::new(
             ThreadKey::new("T1", "C1", "1.0"),
             7,
+            "kb-1",
             vec![
                 Outbound::Post {
                     channel: "C1".into(),
@@ -147,12 +153,13 @@ mod tests {
     }
 
     #[test]
-    fn records_written_before_mark_answered_still_read() {
+    fn records_of_format_1_are_dropped_not_misread() {
+        // format 1 rendered with the live knowledge base: its topic list and escalation carried
+        // nothing to show
         let old = br#"{"format":1,"thread":{"team":"T1","channel":"C1","thread_ts":"1.0"},"created_at":7,
-            "items":[{"Update":{"channel":"C1","ts":"1.1","message":{"Answered":{"question":"q","choice":"c","user":"U1"}}}}],
+            "items":[{"Post":{"channel":"C1","thread_ts":"1.0","message":"Help"}}],
             "delivered":0}"#;
-        let p = Parcel::decode(1, old).expect("an older record of the same format reads");
-        assert!(matches!(&p.items[..], [Outbound::Update { ts, .. }] if ts == "1.1"));
+        assert_eq!(Parcel::decode(1, old), None);
     }
 
     #[test]
@@ -161,7 +168,7 @@ mod tests {
         p.format = OUTBOX_FORMAT + 1;
         assert_eq!(Parcel::decode(1, &p.encode()), None);
         assert_eq!(Parcel::decode(1, b"\xff not json"), None);
-        assert_eq!(Parcel::decode(1, br#"{"format":1,"items":"nope"}"#), None);
+        assert_eq!(Parcel::decode(1, br#"{"format":2,"items":"nope"}"#), None);
         assert_eq!(marker(12, 3), "nrb:12:3");
     }
 }

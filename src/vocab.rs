@@ -106,8 +106,8 @@ pub enum Message {
         question: String,
         reply: Reply,
     },
-    /// The topic list.
-    Help,
+    /// The topic list: runbook section titles by group.
+    Help { topics: Vec<(String, Vec<String>)> },
     /// A question after a click: the question and the choice, without buttons.
     Answered {
         question: String,

@@ -14,7 +14,7 @@ use super::route::HELP_WORDS;
 use super::{record_intent, Bot};
 
 impl<S: Store> Bot<S> {
-    /// The answer to `/netrunbook <text>`: the topic list or the answer, privately; the admin
+    /// The answer to `/netrunbook <text>` with `kb`: the topic list or the answer, privately; the admin
     /// commands `reload` and `report` (refused to others); a note outside the allowed channels.
     ///
     /// A copy Slack re-sends (the same `key`) gets the same answer without its side effects: the
@@ -22,7 +22,7 @@ impl<S: Store> Bot<S> {
     /// Not an empty acknowledgement: the answer rides on the ack, and Slack re-sends a command
     /// when it did not get the first ack (a dropped connection, a slow one), so the person may
     /// not have seen the first answer at all; answering again is pure, starting work twice is not.
-    pub fn command(&self, cmd: &SlashCommand, now: u64) -> CommandReply {
+    pub fn command(&self, kb: &KnowledgeBase, cmd: &SlashCommand, now: u64) -> CommandReply {
         let first = self.first_command(cmd, now);
         let t = cmd.text.trim();
         let word = t.to_lowercase();
@@ -59,7 +59,7 @@ impl<S: Store> Bot<S> {
         if !self.access.answers_in(&cmd.channel) {
             return CommandReply::Now(self.not_here());
         }
-        CommandReply::Now(self.answer_privately(&self.kb(), t, now, first))
+        CommandReply::Now(self.answer_privately(kb, t, now, first))
     }
 
     /// True unless the command is a copy of one already answered (by its `key`); the key is marked
@@ -98,7 +98,9 @@ impl<S: Store> Bot<S> {
     /// when `observe` (not for a re-sent copy).
     fn answer_privately(&self, kb: &KnowledgeBase, t: &str, now: u64, observe: bool) -> Message {
         if t.is_empty() || HELP_WORDS.contains(&t.to_lowercase().as_str()) {
-            return Message::Help;
+            return Message::Help {
+                topics: kb.topic_groups(),
+            };
         }
         let step = dialogue::step(
             kb,

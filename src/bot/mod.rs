@@ -180,16 +180,16 @@ impl<S: Store> Bot<S> {
             InboundKind::Action { .. } => vec![],
             InboundKind::Shared { state, rest } => self.shared(inbound, state.as_deref(), rest, &mut fx),
         };
-        let outbox = self.commit(inbound, &fx, &mut out, now);
+        let outbox = self.commit(&kb.version, inbound, &fx, &mut out, now);
         Handled { out, outbox }
     }
 
     /// Save what handling `inbound` changed, with `out` as its outbox record; the record's id. When the
     /// store fails, the replies still go out (better than silence), with a warning when the
     /// conversation could not be kept.
-    fn commit(&self, inbound: &Inbound, fx: &Effects, out: &mut [Outbound], now: u64) -> Option<u64> {
+    fn commit(&self, version: &str, inbound: &Inbound, fx: &Effects, out: &mut [Outbound], now: u64) -> Option<u64> {
         let key = inbound.thread();
-        let record = (!out.is_empty()).then(|| Parcel::new(key.clone(), now, out.to_vec()).encode());
+        let record = (!out.is_empty()).then(|| Parcel::new(key.clone(), now, version, out.to_vec()).encode());
         let commit = Commit {
             thread: &key,
             conversation: fx.change(),
@@ -299,7 +299,10 @@ impl<S: Store> Bot<S> {
                     message: self.not_here(),
                 }];
             }
-            Route::Help => return vec![reply_in(inbound, &key, Message::Help)],
+            Route::Help => {
+                let topics = kb.topic_groups();
+                return vec![reply_in(inbound, &key, Message::Help { topics })];
+            }
             Route::Step {
                 addressed,
                 root_if_silent,
@@ -531,6 +534,7 @@ mod tests {
 
     fn slash(bot: &Bot<MemoryStore>, user: &str, text: &str) -> CommandReply {
         bot.command(
+            &bot.kb(),
             &SlashCommand {
                 team: "T1".into(),
                 channel: "C1".into(),
@@ -946,8 +950,8 @@ mod tests {
             key: Some(key.into()),
         };
         let question = cmd("UHUMAN", "coredns lookups fail", "cmd:trigger-1");
-        let first = bot.command(&question, 1);
-        let again = bot.command(&question, 2);
+        let first = bot.command(&bot.kb(), &question, 1);
+        let again = bot.command(&bot.kb(), &question, 2);
         assert!(
             matches!(&first, CommandReply::Now(Message::Private { .. })),
             "{first:?}"
@@ -959,14 +963,14 @@ mod tests {
             "counted once"
         );
         assert!(matches!(
-            bot.command(&cmd("UADMIN", "report", "cmd:trigger-2"), 3),
+            bot.command(&bot.kb(), &cmd("UADMIN", "report", "cmd:trigger-2"), 3),
             CommandReply::Later {
                 task: AdminTask::Report,
                 ..
             }
         ));
         assert!(
-            matches!(bot.command(&cmd("UADMIN", "report", "cmd:trigger-2"), 4), CommandReply::Now(Message::Notice(n)) if n.contains("report")),
+            matches!(bot.command(&bot.kb(), &cmd("UADMIN", "report", "cmd:trigger-2"), 4), CommandReply::Now(Message::Notice(n)) if n.contains("report")),
             "acknowledged again, not run again"
         );
     }
@@ -977,8 +981,11 @@ mod tests {
         let groups = bot.kb().topic_groups();
         let n: usize = groups.iter().map(|(_, t)| t.len()).sum();
         assert_eq!(n, bot.kb().intents.len());
-        assert_eq!(slash(&bot, "UHUMAN", "help"), CommandReply::Now(Message::Help));
-        assert_eq!(slash(&bot, "UHUMAN", "  "), CommandReply::Now(Message::Help));
+        let help = CommandReply::Now(Message::Help {
+            topics: bot.kb().topic_groups(),
+        });
+        assert_eq!(slash(&bot, "UHUMAN", "help"), help);
+        assert_eq!(slash(&bot, "UHUMAN", "  "), help);
         assert!(matches!(
             slash(&bot, "UHUMAN", "coredns lookups fail"),
             CommandReply::Now(Message::Private { share: Some(_), .. })

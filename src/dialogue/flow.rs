@@ -249,6 +249,8 @@ pub fn escalation(kb: &KnowledgeBase, state: Option<&Conversation>) -> Escalatio
         }
     }
     Escalation {
+        title: esc.title.clone(),
+        summary: esc.summary.trim().to_string(),
         topic: intent.map(|i| i.title.clone()),
         links: esc.links.clone(),
         facts: esc.facts.clone(),

@@ -70,6 +70,9 @@ pub struct Guidance {
 /// The escalation path with what was learned so far.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Escalation {
+    /// The escalation section's title and summary, as the reply shows them.
+    pub title: String,
+    pub summary: String,
     /// Title of the section being worked, if any.
     pub topic: Option<String>,
     pub links: Vec<Link>,

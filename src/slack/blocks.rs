@@ -1,5 +1,5 @@
-//! Block Kit rendering of the bot's [`Message`]s, and the encoding of our buttons (`action_id` +
-//! `value`) and its inverse. Pure.
+//! Block Kit rendering of the bot's [`Message`]s, from the message alone (and the knowledge base
+//! version that decided it). Pure. Buttons are encoded by `buttons`, text made safe by `mrkdwn`.
 //!
 //! Every message gets a plain `text` fallback (notifications, screen readers). Text from users and from
 //! the knowledge base is escaped (`&`, `<`, `>`), so `<!channel>` or `<@U..>` in a paste never become
@@ -8,19 +8,19 @@
 //! messages). A question or a clarification is a message of its own, so a click can replace it in
 //! place without touching the answer above it.
 
-use serde::{Deserialize, Serialize};
 use slack_morphism::prelude::*;
 
 use crate::dialogue::{Answer, Choice, Escalation, Guidance, Question, Reply};
-use crate::kb::{KnowledgeBase, Link};
+use crate::kb::Link;
 use crate::vocab::{Action, Message};
+
+use super::buttons::encode_action;
+use super::mrkdwn::{escape, first_chars, link, quote, split_text};
 
 /// Slack rejects a section whose text is longer (`invalid_blocks`).
 pub const SECTION_CHARS: usize = 3000;
 /// Slack rejects a message with more blocks.
 pub const MAX_BLOCKS: usize = 50;
-/// Button `value` limit.
-pub const VALUE_CHARS: usize = 2000;
 /// Button label limit (plain text).
 const BUTTON_CHARS: usize = 75;
 /// How long the notification fallback may get.
@@ -72,85 +72,6 @@ pub fn block_id(block: &SlackBlock) -> Option<String> {
     }
 }
 
-/// Escape text for mrkdwn: `&`, `<` and `>` become entities, so nothing in it is Slack markup.
-pub fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            // control characters (binary pastes) would only garble the message
-            c if c.is_control() && c != '\n' && c != '\t' => out.push('\u{fffd}'),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-/// A Slack link `<url|title>` with both parts made safe.
-fn link(url: &str, title: &str) -> String {
-    let url: String = url
-        .chars()
-        .map(|c| match c {
-            '|' => "%7C".to_string(),
-            '<' => "%3C".to_string(),
-            '>' => "%3E".to_string(),
-            '&' => "&amp;".to_string(),
-            c if c.is_whitespace() => "%20".to_string(),
-            c => c.to_string(),
-        })
-        .collect();
-    format!("<{url}|{}>", escape(title).replace('|', "¦"))
-}
-
-fn first_chars(s: &str, n: usize) -> String {
-    if s.chars().count() <= n {
-        s.to_string()
-    } else {
-        let mut t: String = s.chars().take(n.saturating_sub(1)).collect();
-        t.push('…');
-        t
-    }
-}
-
-/// Split mrkdwn into pieces of at most `max` characters: at line ends where possible, then at spaces,
-/// never inside an `&..;` entity or one of our `<..>` links.
-pub fn split_text(text: &str, max: usize) -> Vec<String> {
-    let mut pieces = Vec::new();
-    let mut rest: &str = text;
-    while rest.chars().count() > max {
-        // byte offset of the max-th char
-        let limit = rest.char_indices().nth(max).map_or(rest.len(), |(i, _)| i);
-        let window = &rest[..limit];
-        let mut cut = window
-            .rfind('\n')
-            .filter(|&i| i > limit / 2)
-            .or_else(|| window.rfind(' ').filter(|&i| i > limit / 2))
-            .unwrap_or(limit);
-        // do not cut an entity or a link in two
-        if let Some(amp) = window[..cut].rfind('&') {
-            if !window[amp..cut].contains(';') && cut - amp < 6 {
-                cut = amp;
-            }
-        }
-        if let Some(open) = window[..cut].rfind('<') {
-            if !window[open..cut].contains('>') && open > 0 {
-                cut = open;
-            }
-        }
-        if cut == 0 {
-            cut = limit;
-        }
-        pieces.push(rest[..cut].trim_end().to_string());
-        rest = rest[cut..].trim_start_matches('\n');
-    }
-    if !rest.is_empty() || pieces.is_empty() {
-        pieces.push(rest.to_string());
-    }
-    pieces
-}
-
 fn md(text: impl Into<String>) -> SlackBlockText {
     SlackBlockText::MarkDown(SlackBlockMarkDownText::new(text.into()))
 }
@@ -171,148 +92,10 @@ fn context(text: &str) -> SlackBlock {
     .into()
 }
 
-// ---- buttons ------------------------------------------------------------------------------------
-
-/// What a button carries in its `value`: short keys, JSON.
-#[derive(Debug, Default, Serialize, Deserialize)]
-struct Value {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    n: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    o: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    i: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    q: Option<String>,
-    /// The intent an answer was about (wrong topic).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    f: Option<String>,
-}
-
-const A_CHOOSE: &str = "nrb_choose";
-const A_PICK: &str = "nrb_pick";
-const A_ESCALATE: &str = "nrb_escalate";
-const A_UP: &str = "nrb_helpful";
-const A_DOWN: &str = "nrb_unhelpful";
-const A_SHARE: &str = "nrb_share";
-const A_WRONG_TOPIC: &str = "nrb_wrong_topic";
-
-/// The `action_id` (unique in its message thanks to `seq`) and `value` of an action's button.
-pub fn encode_action(action: &Action, seq: usize) -> (String, String) {
-    let (kind, v) = match action {
-        Action::Choose { node, option } => (
-            A_CHOOSE,
-            Value {
-                n: Some(node.clone()),
-                o: Some(option.clone()),
-                ..Value::default()
-            },
-        ),
-        Action::Pick { intent } => (
-            A_PICK,
-            Value {
-                i: Some(intent.clone()),
-                ..Value::default()
-            },
-        ),
-        Action::Escalate => (A_ESCALATE, Value::default()),
-        Action::WrongTopic { from, to } => (
-            A_WRONG_TOPIC,
-            Value {
-                i: Some(to.clone()),
-                f: Some(from.clone()),
-                ..Value::default()
-            },
-        ),
-        Action::Feedback { intent, helpful } => (
-            if *helpful { A_UP } else { A_DOWN },
-            Value {
-                i: Some(intent.clone()),
-                ..Value::default()
-            },
-        ),
-        Action::Share { question } => {
-            // shorten the question until the value fits the limit
-            let mut keep = question.chars().count().min(VALUE_CHARS);
-            loop {
-                let q: String = question.chars().take(keep).collect();
-                let value = serde_json::to_string(&Value {
-                    q: Some(q),
-                    ..Value::default()
-                })
-                .unwrap_or_default();
-                if value.chars().count() <= VALUE_CHARS || keep == 0 {
-                    return (format!("{A_SHARE}:{seq}"), value);
-                }
-                keep = keep * 9 / 10;
-            }
-        }
-    };
-    (format!("{kind}:{seq}"), serde_json::to_string(&v).unwrap_or_default())
-}
-
-/// The action behind one of our buttons; `None` for anything else.
-pub fn decode_action(action_id: &str, value: &str) -> Option<Action> {
-    let kind = action_id.split(':').next()?;
-    let v: Value = if value.is_empty() {
-        Value::default()
-    } else {
-        serde_json::from_str(value).ok()?
-    };
-    Some(match kind {
-        A_CHOOSE => Action::Choose {
-            node: v.n?,
-            option: v.o?,
-        },
-        A_PICK => Action::Pick { intent: v.i? },
-        A_ESCALATE => Action::Escalate,
-        A_UP => Action::Feedback {
-            intent: v.i.unwrap_or_default(),
-            helpful: true,
-        },
-        A_DOWN => Action::Feedback {
-            intent: v.i.unwrap_or_default(),
-            helpful: false,
-        },
-        A_SHARE => Action::Share { question: v.q? },
-        A_WRONG_TOPIC => Action::WrongTopic { from: v.f?, to: v.i? },
-        _ => return None,
-    })
-}
-
-/// The flow nodes whose options the buttons in `blocks` choose: the questions a message asks (read
-/// back from a thread, to find the message that asked a question answered in words).
-pub fn question_nodes(blocks: &[SlackBlock]) -> Vec<String> {
-    let buttons = blocks.iter().flat_map(|b| match b {
-        SlackBlock::Actions(a) => a
-            .elements
-            .iter()
-            .filter_map(|e| match e {
-                SlackActionBlockElement::Button(b) => Some(b),
-                _ => None,
-            })
-            .collect(),
-        SlackBlock::Section(s) => match &s.accessory {
-            Some(SlackSectionBlockElement::Button(b)) => vec![b],
-            _ => vec![],
-        },
-        _ => vec![],
-    });
-    let mut nodes: Vec<String> = buttons
-        .filter_map(
-            |b| match decode_action(&b.action_id.as_ref()?.0, b.value.as_deref().unwrap_or(""))? {
-                Action::Choose { node, .. } => Some(node),
-                _ => None,
-            },
-        )
-        .collect();
-    nodes.dedup();
-    nodes
-}
-
 /// Collects the blocks of one Slack message and numbers its buttons.
 struct Builder<'k> {
-    kb: &'k KnowledgeBase,
+    /// The knowledge base version the replies were decided with, shown under answers.
+    version: &'k str,
     messages: Vec<Rendered>,
     blocks: Vec<SlackBlock>,
     text: String,
@@ -322,9 +105,9 @@ struct Builder<'k> {
 }
 
 impl<'k> Builder<'k> {
-    fn new(kb: &'k KnowledgeBase, interactive: bool) -> Builder<'k> {
+    fn new(version: &'k str, interactive: bool) -> Builder<'k> {
         Builder {
-            kb,
+            version,
             messages: Vec::new(),
             blocks: Vec::new(),
             text: String::new(),
@@ -392,7 +175,7 @@ impl<'k> Builder<'k> {
         }
         self.blocks.push(context(&format!(
             "netrunbook · knowledge base `{}`",
-            escape(&self.kb.version)
+            escape(self.version)
         )));
         let text = if self.text.trim().is_empty() {
             "netrunbook".to_string()
@@ -573,13 +356,12 @@ impl<'k> Builder<'k> {
     }
 
     fn escalation(&mut self, e: &Escalation) {
-        let esc = self.kb.escalation_intent();
-        let mut text = format!("*Escalation: {}*\n{}", escape(&esc.title), escape(esc.summary.trim()));
+        let mut text = format!("*Escalation: {}*\n{}", escape(&e.title), escape(e.summary.trim()));
         if let Some(t) = &e.topic {
             text.push_str(&format!("\n*Topic:* {}", escape(t)));
         }
         self.blocks.extend(sections(&text));
-        self.fallback(&format!("Escalation: {}", esc.title));
+        self.fallback(&format!("Escalation: {}", e.title));
         self.links("Escalation path", &e.links);
         if !e.collected.is_empty() {
             let lines: Vec<String> = e
@@ -599,18 +381,10 @@ impl<'k> Builder<'k> {
     }
 }
 
-/// User text as a mrkdwn quote, escaped.
-fn quote(s: &str) -> String {
-    s.lines()
-        .map(|l| format!(">{}", escape(l)))
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
-/// The Slack messages for `message`, in order (usually one; a question adds one; very long content
-/// more).
-pub fn render(kb: &KnowledgeBase, message: &Message) -> Vec<Rendered> {
-    let mut b = Builder::new(kb, true);
+/// The Slack messages for `message`, decided with knowledge base `version`, in order (usually one; a
+/// question adds one; very long content more). Everything shown comes from the message itself.
+pub fn render(message: &Message, version: &str) -> Vec<Rendered> {
+    let mut b = Builder::new(version, true);
     match message {
         Message::Replies(replies) => {
             for r in replies {
@@ -639,7 +413,7 @@ pub fn render(kb: &KnowledgeBase, message: &Message) -> Vec<Rendered> {
             )));
             b.reply(reply);
         }
-        Message::Help => help(&mut b),
+        Message::Help { topics } => help(&mut b, topics),
         Message::Answered { question, choice, user } => {
             b.blocks.extend(sections(&format!("*{}*", escape(question))));
             b.blocks.push(context(&format!(
@@ -677,13 +451,13 @@ pub fn render(kb: &KnowledgeBase, message: &Message) -> Vec<Rendered> {
     b.messages
 }
 
-fn help(b: &mut Builder<'_>) {
+fn help(b: &mut Builder<'_>, topics: &[(String, Vec<String>)]) {
     let mut text = String::from(
         "*netrunbook* points you at the right section of the armada-network troubleshooting runbook and walks through its follow-up questions.\nAsk with `/netrunbook <symptom or error>`, or mention me in an incident thread.\n",
     );
-    for (group, titles) in b.kb.topic_groups() {
+    for (group, titles) in topics {
         let titles: Vec<String> = titles.iter().map(|t| escape(t)).collect();
-        text.push_str(&format!("\n*{}:* {}", escape(&group), titles.join(" · ")));
+        text.push_str(&format!("\n*{}:* {}", escape(group), titles.join(" · ")));
     }
     b.blocks.extend(sections(&text));
     b.fallback("netrunbook topics");
@@ -691,7 +465,9 @@ fn help(b: &mut Builder<'_>) {
 
 #[cfg(test)]
 mod tests {
+    use super::super::buttons::*;
     use super::*;
+    use crate::kb::KnowledgeBase;
 
     fn kb() -> KnowledgeBase {
         KnowledgeBase::builtin().expect("built-in knowledge base")
@@ -709,7 +485,7 @@ mod tests {
             question: "<!channel> <@U999> help & <https://evil|x>".into(),
             reply: Reply::NoMatch,
         };
-        let out = json(&render(&kb, &m));
+        let out = json(&render(&m, &kb.version));
         assert!(!out.contains("<!channel>"), "{out}");
         assert!(!out.contains("<@U999>"), "{out}");
         assert!(out.contains("&lt;!channel&gt;"), "{out}");
@@ -723,6 +499,8 @@ mod tests {
         let m = Message::Replies(vec![
             Reply::Notice { text: long.clone() },
             Reply::Escalation(Escalation {
+                title: "Escalation Policy".into(),
+                summary: long.clone(),
                 topic: Some("t".into()),
                 links: vec![],
                 facts: Default::default(),
@@ -730,7 +508,7 @@ mod tests {
                 origin: long,
             }),
         ]);
-        let rendered = render(&kb, &m);
+        let rendered = render(&m, &kb.version);
         for msg in &rendered {
             assert!(msg.blocks.len() <= MAX_BLOCKS);
             assert!(!msg.text.is_empty() && msg.text.chars().count() <= 3000);
@@ -750,7 +528,7 @@ mod tests {
     fn many_blocks_become_several_messages() {
         let kb = kb();
         let replies: Vec<Reply> = (0..120).map(|i| Reply::Notice { text: format!("n{i}") }).collect();
-        let rendered = render(&kb, &Message::Replies(replies));
+        let rendered = render(&Message::Replies(replies), &kb.version);
         assert!(rendered.len() >= 3);
         assert!(rendered.iter().all(|m| m.blocks.len() <= MAX_BLOCKS));
     }
@@ -810,7 +588,7 @@ mod tests {
             panic!("{:?}", step.replies)
         };
         let node = asked.node.clone();
-        let rendered = render(&kb, &Message::Replies(step.replies));
+        let rendered = render(&Message::Replies(step.replies), &kb.version);
         assert_eq!(rendered.len(), 2, "answer, then the question");
         let q = json(&rendered[1..]);
         assert!(q.contains(A_CHOOSE), "{q}");
@@ -826,12 +604,12 @@ mod tests {
         assert_eq!(question_nodes(&read_back(&rendered[1])), [node]);
         assert!(question_nodes(&read_back(&rendered[0])).is_empty());
         let answered = render(
-            &kb,
             &Message::Answered {
                 question: asked.text.clone(),
                 choice: "Classic".into(),
                 user: "U1".into(),
             },
+            &kb.version,
         );
         assert!(
             question_nodes(&answered[0].blocks).is_empty(),

@@ -18,7 +18,8 @@
 use serde_json::Value;
 use slack_morphism::prelude::*;
 
-use super::blocks::{decode_action, Rendered};
+use super::blocks::Rendered;
+use super::buttons::decode_action;
 use crate::vocab::{Identity, Inbound, InboundKind};
 
 /// Subtypes of people's messages worth reading; every other subtype is not a new message.
@@ -315,7 +316,7 @@ mod tests {
     }
 
     fn click(message: Value, thread_ts: Option<&str>, action: &Action) -> Option<Inbound> {
-        let (id, value) = super::super::blocks::encode_action(action, 1);
+        let (id, value) = super::super::buttons::encode_action(action, 1);
         let mut container = json!({"type":"message","message_ts":"5.0","channel_id":"C","is_ephemeral":false});
         if let Some(t) = thread_ts {
             container["thread_ts"] = json!(t);
@@ -352,7 +353,7 @@ mod tests {
 
     #[test]
     fn a_click_is_known_by_who_when_and_which_button() {
-        let (id, value) = super::super::blocks::encode_action(&Action::Escalate, 1);
+        let (id, value) = super::super::buttons::encode_action(&Action::Escalate, 1);
         let key = |user: &str, action_ts: Option<&str>, trigger: &str| {
             let mut action = json!({"type":"button","action_id":id,"value":value,"block_id":"b"});
             if let Some(ts) = action_ts {

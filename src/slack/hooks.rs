@@ -84,10 +84,11 @@ impl<S: Store + 'static> Engine<S> {
     pub fn command(self: &Arc<Self>, cmd: SlashCommand) -> Option<Rendered> {
         self.bot.metrics().event_received("command");
         let kb = self.bot.kb();
-        match self.bot.command(&cmd, unix_now()) {
-            CommandReply::Now(message) => blocks::render(&kb, &message).into_iter().next(),
+        match self.bot.command(&kb, &cmd, unix_now()) {
+            CommandReply::Now(message) => blocks::render(&message, &kb.version).into_iter().next(),
             CommandReply::Later { ack, task } => {
                 let engine = self.clone();
+                let version = kb.version.clone();
                 let span = Span::current();
                 self.tasks.spawn(
                     async move {
@@ -106,13 +107,13 @@ impl<S: Store + 'static> Engine<S> {
                             thread_ts: None,
                             message,
                         };
-                        if let Err(e) = engine.deliver(&engine.bot.kb(), &out, None, None).await {
+                        if let Err(e) = engine.deliver(&version, &out, None, None).await {
                             error!(error = %crate::error::error_chain(&e), "could not deliver an admin command's result");
                         }
                     }
                     .instrument(span),
                 );
-                blocks::render(&kb, &ack).into_iter().next()
+                blocks::render(&ack, &kb.version).into_iter().next()
             }
         }
     }

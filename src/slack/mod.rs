@@ -59,8 +59,10 @@
 //! but a lost one is not seen.
 
 pub mod blocks;
+pub mod buttons;
 pub mod events;
 mod hooks;
+pub mod mrkdwn;
 pub mod nodelay;
 pub mod socket;
 pub mod watch;
@@ -80,10 +82,9 @@ use tracing::{debug, error, info, warn, Instrument, Span};
 use crate::bot::Bot;
 use crate::error::error_chain;
 use crate::inbox::{Inbox, Ticket};
-use crate::kb::KnowledgeBase;
 use crate::outbox::{self, Parcel};
 use crate::store::Store;
-use crate::vocab::{Inbound, InboundKind, Outbound, ThreadKey};
+use crate::vocab::{Inbound, InboundKind, Message, Outbound, ThreadKey};
 
 pub use watch::SocketModeWatch;
 
@@ -459,8 +460,8 @@ impl<S: Store + 'static> Engine<S> {
             self.redeliver(&key).await;
             return true;
         }
-        let parcel = Parcel::new(key.clone(), now, handled.out);
-        if let Err(wait) = self.deliver_parcel(&kb, handled.outbox, parcel, false).await {
+        let parcel = Parcel::new(key.clone(), now, &kb.version, handled.out);
+        if let Err(wait) = self.deliver_parcel(handled.outbox, parcel, false).await {
             self.lock(&self.stuck).insert(
                 key,
                 Stuck {
@@ -482,7 +483,6 @@ impl<S: Store + 'static> Engine<S> {
         {
             return;
         }
-        let kb = self.bot.kb();
         let records = match self.bot.store().outbox(key) {
             Ok(r) => r,
             Err(e) => {
@@ -505,7 +505,7 @@ impl<S: Store + 'static> Engine<S> {
                 self.clear_record(key, id);
                 continue;
             }
-            if let Err(wait) = self.deliver_parcel(&kb, Some(id), parcel, true).await {
+            if let Err(wait) = self.deliver_parcel(Some(id), parcel, true).await {
                 self.stuck_again(key, wait);
                 return;
             }
@@ -547,7 +547,6 @@ impl<S: Store + 'static> Engine<S> {
     /// the record then keeps the rest. Items Slack refuses for good are logged, counted and skipped.
     async fn deliver_parcel(
         self: &Arc<Self>,
-        kb: &KnowledgeBase,
         id: Option<u64>,
         mut parcel: Parcel,
         check: bool,
@@ -591,7 +590,7 @@ impl<S: Store + 'static> Engine<S> {
                 }
                 None => None,
             };
-            match self.deliver(kb, item, marker.as_deref(), seen).await {
+            match self.deliver(&parcel.kb_version, item, marker.as_deref(), seen).await {
                 Ok(()) => {}
                 Err(e) if e.is_transient() => {
                     error!(error = %error_chain(&e), "could not deliver a reply to Slack; kept, trying again later");
@@ -635,13 +634,14 @@ impl<S: Store + 'static> Engine<S> {
     /// none, or the thread was not read).
     async fn deliver(
         self: &Arc<Self>,
-        kb: &KnowledgeBase,
+        version: &str,
         o: &Outbound,
         marker: Option<&str>,
         thread: Option<&ThreadSeen>,
     ) -> Result<(), SlackError> {
         let none = HashSet::new();
         let posted = thread.map_or(&none, |t| &t.marks);
+        let render = |m: &Message| blocks::render(m, version);
         match o {
             Outbound::Post {
                 channel,
@@ -649,7 +649,7 @@ impl<S: Store + 'static> Engine<S> {
                 message,
             } => self
                 .web
-                .post(kb, channel, thread_ts.as_deref(), message, marker, posted)
+                .post(channel, thread_ts.as_deref(), render(message), marker, posted)
                 .await
                 .map(drop),
             Outbound::Ephemeral {
@@ -659,24 +659,28 @@ impl<S: Store + 'static> Engine<S> {
                 message,
             } => {
                 self.web
-                    .post_ephemeral(kb, channel, user, thread_ts.as_deref(), message)
+                    .post_ephemeral(channel, user, thread_ts.as_deref(), render(message))
                     .await
             }
-            Outbound::Update { channel, ts, message } => self.web.update(kb, channel, ts, message).await,
+            Outbound::Update { channel, ts, message } => self.web.update(channel, ts, render(message)).await,
             Outbound::MarkAnswered {
                 channel, node, message, ..
             } => match thread.and_then(|t| t.questions.get(node)) {
                 // an update is idempotent: delivered again after a crash, it changes nothing
-                Some(ts) => self.web.update(kb, channel, ts, message).await,
+                Some(ts) => self.web.update(channel, ts, render(message)).await,
                 // already marked (a redelivery), deleted, or never posted with buttons
                 None => {
                     debug!(node = %node, "no message of ours in the thread asks this question with buttons; nothing to mark answered");
                     Ok(())
                 }
             },
-            Outbound::Respond { response_url, message } => self.web.respond(kb, response_url, message.as_ref()).await,
+            Outbound::Respond { response_url, message } => {
+                self.web
+                    .respond(response_url, message.as_ref().map(render).unwrap_or_default())
+                    .await
+            }
             Outbound::PostRoot { channel, message, then } => {
-                if let Some(ts) = self.web.post(kb, channel, None, message, marker, posted).await? {
+                if let Some(ts) = self.web.post(channel, None, render(message), marker, posted).await? {
                     let mut then = (**then).clone();
                     then.ts = ts.clone();
                     then.thread_ts = Some(ts);

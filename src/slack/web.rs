@@ -20,10 +20,8 @@ use tracing::{error, warn};
 use super::blocks::{self, Rendered};
 use super::SlackError;
 use crate::bot::ThreadReader;
-use crate::kb::KnowledgeBase;
 use crate::metrics::Metrics;
 use crate::vocab::Identity;
-use crate::vocab::Message;
 
 type Connector = SlackClientHyperConnector<HttpsConnector<HttpConnector>>;
 
@@ -84,7 +82,7 @@ impl ThreadSeen {
             return;
         }
         let ts = &m.origin.ts.0;
-        for node in blocks::question_nodes(shown) {
+        for node in super::buttons::question_nodes(shown) {
             match self.questions.get_mut(&node) {
                 Some(newest) if ts_order(newest) >= ts_order(ts) => {}
                 Some(newest) => newest.clone_from(ts),
@@ -291,15 +289,14 @@ impl Web {
     /// posted again.
     pub async fn post(
         &self,
-        kb: &KnowledgeBase,
         channel: &str,
         thread_ts: Option<&str>,
-        message: &Message,
+        parts: Vec<Rendered>,
         marker: Option<&str>,
         posted: &HashSet<String>,
     ) -> Result<Option<String>, SlackError> {
         let mut first = None;
-        for (part, mut r) in blocks::render(kb, message).into_iter().enumerate() {
+        for (part, mut r) in parts.into_iter().enumerate() {
             if let Some(m) = marker {
                 let mark = format!("{m}:{part}");
                 if posted.contains(&mark) {
@@ -324,15 +321,15 @@ impl Web {
         Ok(first)
     }
 
+    /// Post each rendered message, visible to `user` only.
     pub async fn post_ephemeral(
         &self,
-        kb: &KnowledgeBase,
         channel: &str,
         user: &str,
         thread_ts: Option<&str>,
-        message: &Message,
+        parts: Vec<Rendered>,
     ) -> Result<(), SlackError> {
-        for r in blocks::render(kb, message) {
+        for r in parts {
             let mut req = SlackApiChatPostEphemeralRequest::new(
                 SlackChannelId(channel.to_string()),
                 SlackUserId(user.to_string()),
@@ -352,14 +349,8 @@ impl Web {
     }
 
     /// Replace message `ts` with the first rendered message (updates are short by construction).
-    pub async fn update(
-        &self,
-        kb: &KnowledgeBase,
-        channel: &str,
-        ts: &str,
-        message: &Message,
-    ) -> Result<(), SlackError> {
-        let Some(r) = blocks::render(kb, message).into_iter().next() else {
+    pub async fn update(&self, channel: &str, ts: &str, parts: Vec<Rendered>) -> Result<(), SlackError> {
+        let Some(r) = parts.into_iter().next() else {
             return Ok(());
         };
         let req = SlackApiChatUpdateRequest::new(
@@ -376,15 +367,11 @@ impl Web {
         Ok(())
     }
 
-    /// Replace (or, with `None`, delete) the message an interaction came from.
-    pub async fn respond(
-        &self,
-        kb: &KnowledgeBase,
-        response_url: &str,
-        message: Option<&Message>,
-    ) -> Result<(), SlackError> {
+    /// Replace the message an interaction came from with the first rendered message, or delete it
+    /// when there is none.
+    pub async fn respond(&self, response_url: &str, parts: Vec<Rendered>) -> Result<(), SlackError> {
         let url: url::Url = response_url.parse().map_err(|_| SlackError::BadResponseUrl)?;
-        let req = match message.and_then(|m| blocks::render(kb, m).into_iter().next()) {
+        let req = match parts.into_iter().next() {
             Some(Rendered { text, blocks }) => {
                 SlackApiPostWebhookMessageRequest::new(SlackMessageContent::new().with_text(text).with_blocks(blocks))
                     .with_replace_original(true)
@@ -520,7 +507,7 @@ mod tests {
             let mut blocks = vec![serde_json::json!({"type":"section","block_id":format!("nrb:1:0:{ts}"),
                 "text":{"type":"mrkdwn","text":"q"}})];
             if let Some(node) = node {
-                let (id, value) = blocks::encode_action(
+                let (id, value) = crate::slack::buttons::encode_action(
                     &Action::Choose {
                         node: node.into(),
                         option: "vpc".into(),

@@ -101,7 +101,7 @@ fn notice(thread_ts: &str, text: &str) -> Outbound {
 fn crashed_store_with(dir: &TempDir, thread_ts: &str, events: &[String], items: Vec<Outbound>, at: u64) -> u64 {
     let store = SledStore::open(dir.path().join("netrunbook.sled")).expect("the store opens");
     let thread = ThreadKey::new(TEAM_ID, CHANNEL, thread_ts);
-    let parcel = Parcel::new(thread.clone(), at, items);
+    let parcel = Parcel::new(thread.clone(), at, "test", items);
     let record = parcel.encode();
     let commit = Commit {
         thread: &thread,
@@ -183,7 +183,7 @@ async fn a_reply_posted_just_before_a_crash_is_not_posted_again() {
 async fn a_question_answered_in_words_before_a_crash_is_marked_answered_once_at_start() {
     let emu = SlackEmulator::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let (id, value) = netrunbook::slack::blocks::encode_action(
+    let (id, value) = netrunbook::slack::buttons::encode_action(
         &Action::Choose {
             node: "infra".into(),
             option: "vpc".into(),
