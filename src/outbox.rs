@@ -13,9 +13,19 @@
 //!
 //! Plain data, versioned by [`OUTBOX_FORMAT`]; a record of another format or unreadable is dropped
 //! with a warning (its replies are lost, never misread).
+//!
+//! [`Outbox`] is the one owner of the records' life in a store once they are committed (a
+//! [`Parcel`] is made by `bot` and written by the commit that saves its step): it reads a thread's
+//! waiting records (dropping the unreadable and the too old), advances one as its
+//! replies go out, clears it after the last, and lists the threads with records for the sweep.
+//! Delivery itself (`slack/`) goes through it, never through the store.
 
 use serde::{Deserialize, Serialize};
+use tracing::{error, warn};
 
+use crate::error::error_chain;
+use crate::metrics::Metrics;
+use crate::store::{Store, StoreError};
 use crate::vocab::{Outbound, ThreadKey};
 
 /// Version of the serialised [`Parcel`]; bump it when a change of its shape (or [`Outbound`]'s)
@@ -92,6 +102,70 @@ impl Parcel {
 
     pub fn is_done(&self) -> bool {
         self.delivered >= self.items.len()
+    }
+}
+
+/// The outbox of a store: the records' whole life (see the module's documentation).
+pub struct Outbox<'s, S> {
+    store: &'s S,
+    metrics: &'s Metrics,
+}
+
+impl<'s, S: Store> Outbox<'s, S> {
+    pub fn new(store: &'s S, metrics: &'s Metrics) -> Outbox<'s, S> {
+        Outbox { store, metrics }
+    }
+
+    /// The records waiting for `thread`, oldest first. Unreadable records, and records created more
+    /// than `max_age_secs` before `now` (their replies counted as dropped), are cleared on the way.
+    pub fn waiting(&self, thread: &ThreadKey, now: u64, max_age_secs: u64) -> Result<Vec<(u64, Parcel)>, StoreError> {
+        let mut out = Vec::new();
+        for (id, bytes) in self.store.outbox(thread)? {
+            let Some(parcel) = Parcel::decode(id, &bytes) else {
+                self.clear(thread, id);
+                continue;
+            };
+            if parcel.created_at.saturating_add(max_age_secs) < now {
+                let left = parcel.items.len() - parcel.delivered.min(parcel.items.len());
+                error!(thread = %thread, outbox = id, replies = left, max_age_s = max_age_secs, "giving up on replies older than the outbox's maximum age");
+                for _ in 0..left {
+                    self.metrics.reply_dropped();
+                }
+                self.clear(thread, id);
+                continue;
+            }
+            out.push((id, parcel));
+        }
+        Ok(out)
+    }
+
+    /// Record that `parcel`'s first `delivered` items went out (record `id`), removing it after the
+    /// last; `durable`: flushed at once (for what cannot be checked in the thread later).
+    pub fn advance(&self, id: u64, parcel: &Parcel, durable: bool) {
+        let record = (!parcel.is_done()).then(|| parcel.encode());
+        let saved = self
+            .store
+            .set_outbox(&parcel.thread, id, record.as_deref())
+            .and_then(|()| if durable { self.store.flush() } else { Ok(()) });
+        if let Err(e) = saved {
+            error!(outbox = id, error = %error_chain(&e), "cannot record a delivered reply");
+        }
+    }
+
+    /// Remove record `id` of `thread`.
+    pub fn clear(&self, thread: &ThreadKey, id: u64) {
+        if let Err(e) = self.store.set_outbox(thread, id, None) {
+            error!(outbox = id, error = %error_chain(&e), "cannot clear an outbox record");
+        }
+    }
+
+    /// The threads with records waiting, for the sweep; sets the `outbox_pending` gauge.
+    pub fn threads(&self) -> Result<Vec<ThreadKey>, StoreError> {
+        let threads = self.store.outbox_threads().inspect_err(|e| {
+            warn!(error = %error_chain(e), "cannot read the outbox");
+        })?;
+        self.metrics.set_outbox_pending(threads.iter().map(|(_, n)| n).sum());
+        Ok(threads.into_iter().map(|(t, _)| t).collect())
     }
 }
 

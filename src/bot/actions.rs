@@ -6,22 +6,25 @@ use crate::dialogue::{self, Input, Pending, Reply};
 use crate::feedback::VoteKind;
 use crate::kb::KnowledgeBase;
 use crate::store::Store;
-use crate::vocab::{Action, Inbound, InboundKind, Message, Outbound};
+use crate::vocab::{Action, Inbound, InboundKind, Message, Outbound, ThreadKey};
 
 use super::{Bot, Effects};
 
 impl<S: Store> Bot<S> {
-    /// Handle a click (already known to be the first copy).
+    /// Handle a click on `action` (already known to be the first copy).
     pub(super) fn action(
         &self,
         kb: &KnowledgeBase,
+        key: &ThreadKey,
         inbound: &Inbound,
         action: &Action,
-        response_url: Option<&str>,
         now: u64,
         fx: &mut Effects,
     ) -> Vec<Outbound> {
-        let key = inbound.thread();
+        let response_url = match &inbound.kind {
+            InboundKind::Action { response_url, .. } => response_url.as_deref(),
+            _ => None,
+        };
         let thread = Some(key.thread_ts.clone());
         let ephemeral = |message: Message| Outbound::Ephemeral {
             channel: inbound.channel.clone(),
@@ -40,11 +43,11 @@ impl<S: Store> Bot<S> {
         match action {
             Action::Feedback { intent, helpful } => {
                 let kind = if *helpful { VoteKind::Up } else { VoteKind::Down };
-                self.vote(&key, inbound, intent, kind, None, now);
+                self.vote(key, inbound, intent, kind, None, now);
                 vec![ephemeral(Message::Notice("Thanks, noted.".into()))]
             }
             Action::WrongTopic { from, to } => {
-                let state = self.load(&key);
+                let state = self.load(key);
                 let Some(picked) = kb.intent(to) else {
                     return vec![ephemeral(Message::Notice(
                         "That topic is no longer in the knowledge base.".into(),
@@ -58,7 +61,7 @@ impl<S: Store> Bot<S> {
                 }
                 let asked = state.as_ref().map(|c| c.origin.as_str());
                 self.vote(
-                    &key,
+                    key,
                     inbound,
                     from,
                     VoteKind::WrongTopic { picked: to.clone() },
@@ -114,13 +117,13 @@ impl<S: Store> Bot<S> {
                 out
             }
             Action::Escalate => {
-                let state = self.load(&key);
+                let state = self.load(key);
                 let step = dialogue::step(kb, state.as_ref(), &Input::Escalate, now);
                 self.settle(kb, state.as_ref(), &step, None, now, fx);
                 vec![post(step.replies)]
             }
             Action::Choose { node, option } => {
-                let state = self.load(&key);
+                let state = self.load(key);
                 let step = dialogue::step(
                     kb,
                     state.as_ref(),
@@ -152,7 +155,7 @@ impl<S: Store> Bot<S> {
                 }
             }
             Action::Pick { intent } => {
-                let state = self.load(&key);
+                let state = self.load(key);
                 let waiting = state.as_ref().is_some_and(
                     |c| matches!(&c.pending, Pending::Clarify { candidates } if candidates.contains(intent)),
                 );

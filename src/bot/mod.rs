@@ -32,7 +32,7 @@ use crate::feedback::{self, Unanswered, Vote, VoteKind};
 use crate::kb::{KnowledgeBase, LiveKb};
 use crate::matcher::Verdict;
 use crate::metrics::Metrics;
-use crate::outbox::Parcel;
+use crate::outbox::{Outbox, Parcel};
 use crate::store::{Change, Commit, Store};
 use crate::vocab::{Identity, Inbound, InboundKind, Message, Outbound, ThreadKey};
 
@@ -42,11 +42,13 @@ mod actions;
 mod command;
 mod route;
 
-/// What handling one event produced: the replies to deliver, in order, and the outbox record they
-/// were saved under with the conversation (`None` when there are none, or saving failed).
+/// What handling one event produced: the replies to deliver, in order, as the outbox record they were
+/// saved as with the conversation, and that record's id (`None` when there are none, or saving
+/// failed).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Handled {
-    pub out: Vec<Outbound>,
+    /// The replies, in the record they were saved as (its items are empty when there are none).
+    pub parcel: Parcel,
     pub outbox: Option<u64>,
 }
 
@@ -149,6 +151,11 @@ impl<S: Store> Bot<S> {
         &self.store
     }
 
+    /// The outbox of the bot's store: the replies committed with each step until they are delivered.
+    pub fn outbox(&self) -> Outbox<'_, S> {
+        Outbox::new(&self.store, &self.metrics)
+    }
+
     pub fn identity(&self) -> &Identity {
         &self.me
     }
@@ -156,7 +163,7 @@ impl<S: Store> Bot<S> {
     /// Handle one event, click or shared answer with the knowledge base in use now; returns what to
     /// show, in order (the outbox record is left to whoever delivers it: see [`Bot::handle_in`]).
     pub async fn handle(&self, inbound: &Inbound, reader: &impl ThreadReader, now: u64) -> Vec<Outbound> {
-        self.handle_in(&self.kb(), inbound, reader, now).await.out
+        self.handle_in(&self.kb(), inbound, reader, now).await.parcel.items
     }
 
     /// Handle one event, click or shared answer with `kb`. The thread's new conversation, the event's
@@ -170,26 +177,28 @@ impl<S: Store> Bot<S> {
         now: u64,
     ) -> Handled {
         let mut fx = Effects::default();
-        let mut out = match &inbound.kind {
-            InboundKind::Mention | InboundKind::Message => self.message(kb, inbound, reader, now, &mut fx).await,
+        let key = inbound.thread();
+        let out = match &inbound.kind {
+            InboundKind::Mention | InboundKind::Message => self.message(kb, &key, inbound, reader, now, &mut fx).await,
             InboundKind::Command => vec![],
             // a click Slack re-sends must not vote, share or escalate twice
-            InboundKind::Action { action, response_url } if self.first_time(inbound, &mut fx) => {
-                self.action(kb, inbound, action, response_url.as_deref(), now, &mut fx)
+            InboundKind::Action { action, .. } if self.first_time(inbound, &mut fx) => {
+                self.action(kb, &key, inbound, action, now, &mut fx)
             }
             InboundKind::Action { .. } => vec![],
-            InboundKind::Shared { state, rest } => self.shared(inbound, state.as_deref(), rest, &mut fx),
+            InboundKind::Shared { state, rest } => self.shared(&key, inbound, state.as_deref(), rest, &mut fx),
         };
-        let outbox = self.commit(&kb.version, inbound, &fx, &mut out, now);
-        Handled { out, outbox }
+        let mut parcel = Parcel::new(key, now, &kb.version, out);
+        let outbox = self.commit(&fx, &mut parcel, now);
+        Handled { parcel, outbox }
     }
 
-    /// Save what handling `inbound` changed, with `out` as its outbox record; the record's id. When the
-    /// store fails, the replies still go out (better than silence), with a warning when the
+    /// Save what handling an event changed, with `parcel` as its outbox record; the record's id. When
+    /// the store fails, the replies still go out (better than silence), with a warning when the
     /// conversation could not be kept.
-    fn commit(&self, version: &str, inbound: &Inbound, fx: &Effects, out: &mut [Outbound], now: u64) -> Option<u64> {
-        let key = inbound.thread();
-        let record = (!out.is_empty()).then(|| Parcel::new(key.clone(), now, version, out.to_vec()).encode());
+    fn commit(&self, fx: &Effects, parcel: &mut Parcel, now: u64) -> Option<u64> {
+        let key = parcel.thread.clone();
+        let record = (!parcel.items.is_empty()).then(|| parcel.encode());
         let commit = Commit {
             thread: &key,
             conversation: fx.change(),
@@ -209,7 +218,7 @@ impl<S: Store> Bot<S> {
                 self.metrics.store_write(false);
                 error!(thread = %key, error = %error_chain(&e), "cannot save the conversation and its replies");
                 if fx.conversation.is_some() {
-                    let replies = out.iter_mut().find_map(|o| match o {
+                    let replies = parcel.items.iter_mut().find_map(|o| match o {
                         Outbound::Post {
                             message: Message::Replies(r),
                             ..
@@ -273,14 +282,14 @@ impl<S: Store> Bot<S> {
     async fn message(
         &self,
         kb: &KnowledgeBase,
+        key: &ThreadKey,
         inbound: &Inbound,
         reader: &impl ThreadReader,
         now: u64,
         fx: &mut Effects,
     ) -> Vec<Outbound> {
-        let key = inbound.thread();
         let state = if route::reads_thread(inbound) {
-            self.load(&key)
+            self.load(key)
         } else {
             None
         };
@@ -301,7 +310,7 @@ impl<S: Store> Bot<S> {
             }
             Route::Help => {
                 let topics = kb.topic_groups();
-                return vec![reply_in(inbound, &key, Message::Help { topics })];
+                return vec![reply_in(inbound, key, Message::Help { topics })];
             }
             Route::Step {
                 addressed,
@@ -329,7 +338,7 @@ impl<S: Store> Bot<S> {
                 _ if text.is_empty() => {
                     return vec![reply_in(
                         inbound,
-                        &key,
+                        key,
                         Message::Notice(
                             "I could not read this thread's first message. Tell me the symptom or paste the error, and mention me."
                                 .into(),
@@ -358,7 +367,7 @@ impl<S: Store> Bot<S> {
             })
             .collect();
         if !step.replies.is_empty() {
-            out.push(reply_in(inbound, &key, Message::Replies(step.replies)));
+            out.push(reply_in(inbound, key, Message::Replies(step.replies)));
         }
         out
     }
@@ -445,18 +454,18 @@ impl<S: Store> Bot<S> {
     /// after the first (which the shared message shows).
     fn shared(
         &self,
+        key: &ThreadKey,
         inbound: &Inbound,
         state: Option<&Conversation>,
         rest: &[Reply],
         fx: &mut Effects,
     ) -> Vec<Outbound> {
-        let key = inbound.thread();
-        fx.save(self.load(&key).as_ref(), state);
+        fx.save(self.load(key).as_ref(), state);
         record_intent_of(state, None);
         if rest.is_empty() {
             return vec![];
         }
-        vec![reply_in(inbound, &key, Message::Replies(rest.to_vec()))]
+        vec![reply_in(inbound, key, Message::Replies(rest.to_vec()))]
     }
 }
 

@@ -451,17 +451,16 @@ impl<S: Store + 'static> Engine<S> {
         let kb = self.bot.kb();
         let now = unix_now();
         let handled = self.bot.handle_in(&kb, &inbound, &self.web, now).await;
-        if handled.out.is_empty() {
+        if handled.parcel.items.is_empty() {
             return false;
         }
-        let key = inbound.thread();
+        let key = handled.parcel.thread.clone();
         if handled.outbox.is_some() && self.lock(&self.stuck).contains_key(&key) {
             // the thread's earlier replies are still waiting: keep the order
             self.redeliver(&key).await;
             return true;
         }
-        let parcel = Parcel::new(key.clone(), now, &kb.version, handled.out);
-        if let Err(wait) = self.deliver_parcel(handled.outbox, parcel, false).await {
+        if let Err(wait) = self.deliver_parcel(handled.outbox, handled.parcel, false).await {
             self.lock(&self.stuck).insert(
                 key,
                 Stuck {
@@ -483,28 +482,15 @@ impl<S: Store + 'static> Engine<S> {
         {
             return;
         }
-        let records = match self.bot.store().outbox(key) {
+        let max_age = self.tuning.reply_max_age.as_secs();
+        let records = match self.bot.outbox().waiting(key, unix_now(), max_age) {
             Ok(r) => r,
             Err(e) => {
                 error!(error = %error_chain(&e), "cannot read the outbox");
                 return;
             }
         };
-        let max_age = self.tuning.reply_max_age.as_secs();
-        for (id, bytes) in records {
-            let Some(parcel) = Parcel::decode(id, &bytes) else {
-                self.clear_record(key, id);
-                continue;
-            };
-            if parcel.created_at.saturating_add(max_age) < unix_now() {
-                let left = parcel.items.len() - parcel.delivered.min(parcel.items.len());
-                error!(thread = %key, outbox = id, replies = left, max_age_s = max_age, "giving up on replies older than the outbox's maximum age");
-                for _ in 0..left {
-                    self.bot.metrics().reply_dropped();
-                }
-                self.clear_record(key, id);
-                continue;
-            }
+        for (id, parcel) in records {
             if let Err(wait) = self.deliver_parcel(Some(id), parcel, true).await {
                 self.stuck_again(key, wait);
                 return;
@@ -533,12 +519,6 @@ impl<S: Store + 'static> Engine<S> {
                 failures,
             },
         );
-    }
-
-    fn clear_record(&self, key: &ThreadKey, id: u64) {
-        if let Err(e) = self.bot.store().set_outbox(key, id, None) {
-            error!(outbox = id, error = %error_chain(&e), "cannot clear an outbox record");
-        }
     }
 
     /// Deliver the items of `parcel` not delivered yet, recording progress in outbox record `id`
@@ -614,15 +594,7 @@ impl<S: Store + 'static> Engine<S> {
             );
             parcel.delivered = i + 1;
             if let Some(id) = id {
-                let record = (!parcel.is_done()).then(|| parcel.encode());
-                let saved = self
-                    .bot
-                    .store()
-                    .set_outbox(&parcel.thread, id, record.as_deref())
-                    .and_then(|()| if uncheckable { self.bot.store().flush() } else { Ok(()) });
-                if let Err(e) = saved {
-                    error!(outbox = id, error = %error_chain(&e), "cannot record a delivered reply");
-                }
+                self.bot.outbox().advance(id, &parcel, uncheckable);
             }
         }
         Ok(())
@@ -695,17 +667,9 @@ impl<S: Store + 'static> Engine<S> {
     /// it runs), and update the `outbox_pending` gauge. Run at start and every
     /// [`Tuning::redeliver_every`].
     pub fn sweep_outbox(self: &Arc<Self>) {
-        let threads = match self.bot.store().outbox_threads() {
-            Ok(t) => t,
-            Err(e) => {
-                error!(error = %error_chain(&e), "cannot read the outbox");
-                return;
-            }
+        let Ok(threads) = self.bot.outbox().threads() else {
+            return;
         };
-        self.bot
-            .metrics()
-            .set_outbox_pending(threads.iter().map(|(_, n)| n).sum());
-        let threads = threads.into_iter().map(|(t, _)| t);
         for key in threads {
             if self.lock(&self.redeliver_queued).insert(key.clone()) {
                 let span = tracing::info_span!("redeliver", thread = %key);
