@@ -29,6 +29,36 @@ use tracing::{error, warn};
 
 use crate::vocab::Inbound;
 
+/// Version of a journal line ([`Entry`]); bump it when the line or [`Inbound`] changes in a way an
+/// older line would be misread. Lines of another version are skipped with a warning.
+pub const INBOX_FORMAT: u32 = 1;
+
+/// One journal line: an event with the line's format version.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Entry {
+    pub format: u32,
+    pub inbound: Inbound,
+}
+
+impl Entry {
+    pub fn encode(inbound: &Inbound) -> serde_json::Result<Vec<u8>> {
+        serde_json::to_vec(&Entry {
+            format: INBOX_FORMAT,
+            inbound: inbound.clone(),
+        })
+    }
+
+    /// The event of a line: of this format, or a bare event as journals before versioned lines wrote
+    /// them; `Err` for anything else.
+    pub fn decode(line: &[u8]) -> Result<Inbound, String> {
+        match serde_json::from_slice::<Entry>(line) {
+            Ok(e) if e.format == INBOX_FORMAT => Ok(e.inbound),
+            Ok(e) => Err(format!("a line of format {}", e.format)),
+            Err(e) => serde_json::from_slice::<Inbound>(line).map_err(|_| e.to_string()),
+        }
+    }
+}
+
 /// A segment older than this gets a successor at the next append.
 pub const ROTATE_EVERY: Duration = Duration::from_secs(10);
 
@@ -158,7 +188,7 @@ impl Inbox {
     /// Append `inbound` (before it is acknowledged). A write that fails is logged and the event goes
     /// on unjournaled: it is still handled, only not protected against a crash.
     pub fn append(&self, inbound: &Inbound) -> Ticket {
-        let mut line = match serde_json::to_vec(inbound) {
+        let mut line = match Entry::encode(inbound) {
             Ok(l) => l,
             Err(e) => {
                 error!(error = %e, "cannot journal an event");
@@ -225,7 +255,7 @@ fn read_segment(path: &Path) -> Vec<Inbound> {
         if line.is_empty() {
             continue;
         }
-        match serde_json::from_slice(&line) {
+        match Entry::decode(&line) {
             Ok(inbound) => out.push(inbound),
             Err(e) => warn!(path = %path.display(), line = n + 1, error = %e, "skipping an unreadable inbox entry"),
         }

@@ -31,6 +31,8 @@ pub mod dialogue;
 pub mod error;
 pub mod eval;
 pub mod feedback;
+#[cfg(test)]
+mod golden;
 pub mod http;
 pub mod inbox;
 pub mod kb;
@@ -38,6 +40,7 @@ pub mod learned;
 pub mod matcher;
 pub mod metrics;
 pub mod outbox;
+pub mod redact;
 pub mod render;
 pub mod report;
 pub mod slack;

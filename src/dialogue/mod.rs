@@ -639,7 +639,8 @@ fn start(kb: &KnowledgeBase, text: &str, now: u64, out: &mut Step) {
 }
 
 fn start_with(kb: &KnowledgeBase, text: &str, outcome: MatchOutcome, now: u64, out: &mut Step) {
-    let origin = crate::text::truncate(text, ORIGIN_CHARS * 4)
+    // kept with the conversation: secrets redacted first, so a cut never leaves part of one
+    let origin = crate::redact::redact(crate::text::truncate(text, ORIGIN_CHARS * 4))
         .chars()
         .take(ORIGIN_CHARS)
         .collect::<String>();
@@ -755,6 +756,17 @@ mod tests {
 
     fn kb() -> KnowledgeBase {
         KnowledgeBase::builtin().expect("the shipped knowledge base loads")
+    }
+
+    #[test]
+    fn the_first_message_is_kept_redacted_and_bounded() {
+        let kb = kb();
+        let secret = "xoxb-1234-5678-abcdEFGH";
+        let text = format!("calico-node CrashLoopBackOff, token={secret} {}", "noise ".repeat(2000));
+        let step = step(&kb, None, &Input::Message { text, addressed: true }, 1);
+        let origin = &step.state.expect("a conversation starts").origin;
+        assert!(!origin.contains(secret) && origin.contains("[REDACTED]"), "{origin}");
+        assert!(origin.chars().count() <= ORIGIN_CHARS);
     }
 
     #[test]
