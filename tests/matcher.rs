@@ -59,6 +59,7 @@ fn accuracy_on_our_own_sets_stays_high() {
         ("tests/data/holdout2.jsonl", 0.95),
         ("tests/data/tuning.jsonl", 0.95),
         ("tests/data/nearmiss_tuning.jsonl", 0.95),
+        ("tests/data/tuning3.jsonl", 0.95),
     ] {
         let acc = accuracy_on(file);
         assert!(acc >= bar, "{file}: accuracy {:.1}% < {:.0}%", acc * 100.0, bar * 100.0);
