@@ -87,7 +87,10 @@ fn a_component_ruled_out_counts_against_its_section() {
         "calico-kube-controllers",
     );
     check("not a DNS issue, the LB never gets an external IP", "loadbalancer");
-    check("I don't think it's DNS, the LB never gets an external IP", "loadbalancer");
+    check(
+        "I don't think it's DNS, the LB never gets an external IP",
+        "loadbalancer",
+    );
     check(
         "we already ruled out calico-node; kcc is the one crashlooping",
         "calico-kube-controllers",
