@@ -19,6 +19,7 @@ pub const TRAINING: &[(&str, &str)] = &[
         "nearmiss_tuning.jsonl",
         include_str!("../tests/data/nearmiss_tuning.jsonl"),
     ),
+    ("tuning3.jsonl", include_str!("../tests/data/tuning3.jsonl")),
 ];
 
 /// Additive smoothing of the word counts.

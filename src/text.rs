@@ -478,13 +478,13 @@ static CLAUSE: LazyLock<Regex> = LazyLock::new(|| {
 });
 /// Cheap pre-check: a message with none of these words rules nothing out.
 static RULE_OUT_HINT: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)\b(?:not?|isn|aren|never|nothing|fine|healthy|ok|okay|good|green|normal|unaffected|clean|works?|working|ruled|unrelated)\b").unwrap()
+    Regex::new(r"(?i)\b(?:not?|isn|aren|never|nothing|fine|healthy|ok|okay|good|green|normal|unaffected|clean|works?|working|ruled|excluded|unrelated|think|believe|doubt)\b").unwrap()
 });
 static HEALTHY: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?i)\b(?:fine|healthy|ok|okay|good|green|normal|unaffected|clean|works?(?:\s+fine)?|working(?:\s+fine)?|running\s+fine|all\s+running|ruled\s+out|not\s+the\s+(?:problem|issue|cause|culprit)|isn'?t\s+the\s+(?:problem|issue|cause|culprit)|no\s+(?:issues?|problems?|errors?))\b").unwrap()
 });
 static NEGATED_START: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)^\s*(?:and\s+|so\s+|also\s+)?(?:it'?s\s+|its\s+|this\s+is\s+|this\s+isn'?t\s+|that'?s\s+)?(not|no|never|isn'?t|nothing\s+(?:wrong\s+)?(?:with|to\s+do\s+with)|unrelated\s+to)\b").unwrap()
+    Regex::new(r"(?i)^\s*(?:and\s+|so\s+|also\s+)?(?:(?:i'?m\s+)?(?:pretty\s+|quite\s+|fairly\s+)?sure\s+|definitely\s+|clearly\s+)?(?:it'?s\s+|its\s+|this\s+is\s+|this\s+isn'?t\s+|that'?s\s+)?(not|no|never|isn'?t|nothing\s+(?:wrong\s+)?(?:with|to\s+do\s+with)|unrelated\s+to|i\s+(?:don'?t|do\s+not)\s+(?:think|believe)\s+(?:it'?s|its|this\s+is|that'?s|the\s+issue\s+is|the\s+problem\s+is)|i\s+doubt\s+(?:it'?s|its|this\s+is|that'?s)|(?:we\s+|we'?ve\s+|i\s+|i'?ve\s+)?(?:already\s+)?(?:ruled\s+out|excluded))\b").unwrap()
 });
 /// Words that say something is wrong: a clause with one rules nothing out ("calico-node is not ready").
 static PROBLEM: LazyLock<Regex> = LazyLock::new(|| {

@@ -59,6 +59,7 @@ fn accuracy_on_our_own_sets_stays_high() {
         ("tests/data/holdout2.jsonl", 0.95),
         ("tests/data/tuning.jsonl", 0.95),
         ("tests/data/nearmiss_tuning.jsonl", 0.95),
+        ("tests/data/tuning3.jsonl", 0.95),
     ] {
         let acc = accuracy_on(file);
         assert!(acc >= bar, "{file}: accuracy {:.1}% < {:.0}%", acc * 100.0, bar * 100.0);
@@ -86,6 +87,14 @@ fn a_component_ruled_out_counts_against_its_section() {
         "calico-kube-controllers",
     );
     check("not a DNS issue, the LB never gets an external IP", "loadbalancer");
+    check(
+        "I don't think it's DNS, the LB never gets an external IP",
+        "loadbalancer",
+    );
+    check(
+        "we already ruled out calico-node; kcc is the one crashlooping",
+        "calico-kube-controllers",
+    );
     let kb = kb();
     let outcome = kb.match_text("calico-node is fine, kcc is the one crashlooping");
     let ruled_out = outcome
@@ -131,6 +140,9 @@ fn characteristic_messages() {
         ("the LB never gets an external IP", "loadbalancer"),
         ("pods can't resolve hostnames", "dns"),
         ("who do I page for armada-network?", "escalation-policy"),
+        // alert names typed as one word, and components named by their role
+        ("KubernetesEndpointScrapeFailure firing for our network squad", "scrape-failure"),
+        ("the tunnel that replaced openvpn is down on the customer master", "konnectivity-server-down"),
         // typos
         ("calcio-node keeps crashing on one worker", "calico-node"),
         ("loadbalancr stuck pending", "loadbalancer"),
