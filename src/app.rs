@@ -110,10 +110,6 @@ impl Application {
         self.http.local_addr().expect("a bound listener has an address")
     }
 
-    pub fn engine(&self) -> &Arc<Engine<SledStore>> {
-        &self.engine
-    }
-
     /// Serve until `shutdown` resolves or Slack makes us stop; returns why it stopped.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<StopReason> {
         let engine = self.engine.clone();

@@ -30,14 +30,14 @@ pub struct KbArgs {
 
 impl KbArgs {
     /// The knowledge base's files: those of `--intents`, or the copies compiled into the binary.
-    pub fn sources(&self) -> Result<Vec<Source>, KbError> {
+    pub(crate) fn sources(&self) -> Result<Vec<Source>, KbError> {
         match &self.intents {
             Some(dir) => crate::kb::read_dir_sources(dir),
             None => Ok(crate::kb::builtin_sources()),
         }
     }
 
-    pub fn options(&self) -> LoadOptions {
+    pub(crate) fn options(&self) -> LoadOptions {
         LoadOptions {
             base_url: self.runbook_base_url.clone(),
         }
@@ -52,7 +52,7 @@ impl KbArgs {
     }
 
     /// The knowledge base for a long-running process: reloadable when it comes from a directory.
-    pub fn load_live(&self) -> Result<crate::kb::LiveKb, KbError> {
+    pub(crate) fn load_live(&self) -> Result<crate::kb::LiveKb, KbError> {
         let kb = self.load()?;
         Ok(match &self.intents {
             Some(dir) => crate::kb::LiveKb::from_dir(kb, dir.clone(), self.options()),
@@ -60,7 +60,7 @@ impl KbArgs {
         })
     }
 
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         match &self.intents {
             Some(d) => d.display().to_string(),
             None => "built-in intents".to_string(),
@@ -238,17 +238,17 @@ fn slack_id(s: &str, prefixes: &[char], what: &str, example: &str) -> Result<Str
 }
 
 /// A channel id (`C…`, `G…` for older private channels, `D…` for direct messages).
-pub fn parse_channel_id(s: &str) -> Result<String, String> {
+pub(crate) fn parse_channel_id(s: &str) -> Result<String, String> {
     slack_id(s, &['C', 'G', 'D'], "channel", "C0123ABCD")
 }
 
 /// A user id (`U…`, `W…` in Enterprise Grid).
-pub fn parse_user_id(s: &str) -> Result<String, String> {
+pub(crate) fn parse_user_id(s: &str) -> Result<String, String> {
     slack_id(s, &['U', 'W'], "user", "U0123ABCD")
 }
 
 /// `7d`, `12h`, `90m`, `30s`, `250ms`, or a number of seconds.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
+pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (num, unit) = s.split_at(split);

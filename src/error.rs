@@ -1,7 +1,7 @@
 //! Error helpers shared by every layer that logs or reports an error.
 
 /// An error with its causes, `a: b: c`, for logs.
-pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+pub(crate) fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut s = e.to_string();
     let mut cur = e.source();
     while let Some(c) = cur {

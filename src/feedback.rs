@@ -13,14 +13,14 @@ use crate::text::clean_slack;
 use crate::vocab::ThreadKey;
 
 /// How much of a message is kept.
-pub const EXCERPT_CHARS: usize = 300;
+pub(crate) const EXCERPT_CHARS: usize = 300;
 /// An answer whose runner-up scored at least this share of the best is kept as a doubtful one.
-pub const LOW_MARGIN_RATIO: f64 = 0.6;
+pub(crate) const LOW_MARGIN_RATIO: f64 = 0.6;
 /// Longest signature kept, in characters.
 const SIGNATURE_CHARS: usize = 160;
 
 /// Version of the stored [`Vote`] and [`Unanswered`] records; bump it when they change shape.
-pub const FEEDBACK_FORMAT: u32 = 1;
+pub(crate) const FEEDBACK_FORMAT: u32 = 1;
 
 /// What someone said about an answer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -36,7 +36,7 @@ pub enum VoteKind {
 
 impl VoteKind {
     /// The label used in metrics and reports: `up`, `down`, `wrong_topic`.
-    pub fn label(&self) -> &'static str {
+    pub(crate) fn label(&self) -> &'static str {
         match self {
             VoteKind::Up => "up",
             VoteKind::Down => "down",
@@ -74,7 +74,7 @@ pub enum Doubt {
 }
 
 impl Doubt {
-    pub fn label(self) -> &'static str {
+    pub(crate) fn label(self) -> &'static str {
         match self {
             Doubt::Abstained => "abstained",
             Doubt::Ambiguous => "ambiguous",
@@ -84,7 +84,7 @@ impl Doubt {
 }
 
 /// Whether a match outcome is worth keeping for the report, and why.
-pub fn doubt(outcome: &MatchOutcome) -> Option<Doubt> {
+pub(crate) fn doubt(outcome: &MatchOutcome) -> Option<Doubt> {
     match outcome.verdict {
         Verdict::Abstain => Some(Doubt::Abstained),
         Verdict::Ambiguous => Some(Doubt::Ambiguous),
@@ -127,7 +127,7 @@ impl Unanswered {
     }
 
     /// This record after `newer`, a sighting of the same signature.
-    pub fn merge(self, newer: Unanswered) -> Unanswered {
+    pub(crate) fn merge(self, newer: Unanswered) -> Unanswered {
         Unanswered {
             count: self.count.saturating_add(newer.count),
             first_at: self.first_at.min(newer.first_at),
@@ -138,7 +138,7 @@ impl Unanswered {
 
 /// What may be kept of a message: redacted, whitespace collapsed, at most [`EXCERPT_CHARS`]
 /// characters (redaction first, so a cut never leaves part of a secret).
-pub fn excerpt(text: &str) -> String {
+pub(crate) fn excerpt(text: &str) -> String {
     let redacted = redact(crate::text::truncate(text, crate::text::MAX_INPUT_BYTES));
     let collapsed = redacted.split_whitespace().collect::<Vec<_>>().join(" ");
     if collapsed.chars().count() <= EXCERPT_CHARS {
@@ -152,7 +152,7 @@ pub fn excerpt(text: &str) -> String {
 /// The key alike messages share: Slack markup dropped, secrets redacted, lower case, every word that
 /// holds a digit (numbers, ids, hashes, IPs, timestamps) and every long hex word dropped, punctuation
 /// and spacing collapsed to single spaces.
-pub fn signature(text: &str) -> String {
+pub(crate) fn signature(text: &str) -> String {
     let cleaned = clean_slack(&redact(text)).to_lowercase();
     let mut out = String::new();
     for word in cleaned.split(|c: char| !c.is_alphanumeric()) {

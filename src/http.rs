@@ -23,7 +23,7 @@ use tracing::{debug, info};
 use crate::metrics::{self, Metrics};
 
 /// The answer to one request. Pure, so the routes are tested without a socket.
-pub fn route(method: &Method, path: &str, metrics: &Metrics) -> Response<Full<Bytes>> {
+pub(crate) fn route(method: &Method, path: &str, metrics: &Metrics) -> Response<Full<Bytes>> {
     if method != Method::GET && method != Method::HEAD {
         return text(StatusCode::METHOD_NOT_ALLOWED, "only GET and HEAD\n");
     }
@@ -52,7 +52,7 @@ fn text(status: StatusCode, body: &str) -> Response<Full<Bytes>> {
 }
 
 /// Serve `listener` until `shutdown` resolves (connections in progress finish on their own).
-pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>, shutdown: impl Future<Output = ()>) {
+pub(crate) async fn serve(listener: TcpListener, metrics: Arc<Metrics>, shutdown: impl Future<Output = ()>) {
     let addr = listener.local_addr().ok();
     info!(addr = ?addr, "health and metrics endpoint listening");
     tokio::pin!(shutdown);

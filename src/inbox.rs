@@ -31,17 +31,17 @@ use crate::vocab::Inbound;
 
 /// Version of a journal line ([`Entry`]); bump it when the line or [`Inbound`] changes in a way an
 /// older line would be misread. Lines of another version are skipped with a warning.
-pub const INBOX_FORMAT: u32 = 1;
+pub(crate) const INBOX_FORMAT: u32 = 1;
 
 /// One journal line: an event with the line's format version.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct Entry {
+pub(crate) struct Entry {
     pub format: u32,
     pub inbound: Inbound,
 }
 
 impl Entry {
-    pub fn encode(inbound: &Inbound) -> serde_json::Result<Vec<u8>> {
+    pub(crate) fn encode(inbound: &Inbound) -> serde_json::Result<Vec<u8>> {
         serde_json::to_vec(&Entry {
             format: INBOX_FORMAT,
             inbound: inbound.clone(),
@@ -50,7 +50,7 @@ impl Entry {
 
     /// The event of a line: of this format, or a bare event as journals before versioned lines wrote
     /// them; `Err` for anything else.
-    pub fn decode(line: &[u8]) -> Result<Inbound, String> {
+    pub(crate) fn decode(line: &[u8]) -> Result<Inbound, String> {
         match serde_json::from_slice::<Entry>(line) {
             Ok(e) if e.format == INBOX_FORMAT => Ok(e.inbound),
             Ok(e) => Err(format!("a line of format {}", e.format)),
@@ -60,7 +60,7 @@ impl Entry {
 }
 
 /// A segment older than this gets a successor at the next append.
-pub const ROTATE_EVERY: Duration = Duration::from_secs(10);
+pub(crate) const ROTATE_EVERY: Duration = Duration::from_secs(10);
 
 /// Errors opening the journal.
 #[derive(Debug, thiserror::Error)]
@@ -100,11 +100,11 @@ pub struct Ticket {
 
 impl Ticket {
     /// A ticket for an event that was not journaled.
-    pub fn none() -> Ticket {
+    pub(crate) fn none() -> Ticket {
         Ticket { segment: None }
     }
 
-    pub fn done(mut self) {
+    pub(crate) fn done(mut self) {
         if let Some(s) = self.segment.take() {
             s.pending.fetch_sub(1, Ordering::AcqRel);
         }

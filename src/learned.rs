@@ -10,7 +10,7 @@ use rustc_hash::FxHashMap;
 
 /// Labelled messages (`{"q": ..., "section": heading | "NONE"}` per line) the model is fit on,
 /// compiled in at build time.
-pub const TRAINING: &[(&str, &str)] = &[
+pub(crate) const TRAINING: &[(&str, &str)] = &[
     ("labelled.jsonl", include_str!("../tests/data/labelled.jsonl")),
     ("holdout.jsonl", include_str!("../tests/data/holdout.jsonl")),
     ("holdout2.jsonl", include_str!("../tests/data/holdout2.jsonl")),
@@ -27,14 +27,14 @@ const ALPHA: f64 = 0.2;
 
 /// A fitted model: for each feature, its log-likelihood under each class.
 #[derive(Debug, Clone, Default)]
-pub struct Model {
+pub(crate) struct Model {
     classes: usize,
     /// Feature -> log P(feature | class), per class.
     likelihood: FxHashMap<String, Vec<f32>>,
 }
 
 /// The words and adjacent word pairs of a canonical token stream, each once.
-pub fn features(tokens: &[String]) -> Vec<String> {
+pub(crate) fn features(tokens: &[String]) -> Vec<String> {
     let mut out: Vec<String> = tokens.to_vec();
     out.extend(tokens.windows(2).map(|w| format!("{} {}", w[0], w[1])));
     out.sort();
@@ -44,7 +44,7 @@ pub fn features(tokens: &[String]) -> Vec<String> {
 
 impl Model {
     /// Fit on `(features, class)` documents over `classes` classes.
-    pub fn fit(docs: &[(Vec<String>, usize)], classes: usize) -> Model {
+    pub(crate) fn fit(docs: &[(Vec<String>, usize)], classes: usize) -> Model {
         let mut counts: FxHashMap<&str, Vec<u32>> = FxHashMap::default();
         let mut totals = vec![0u64; classes];
         for (features, class) in docs {
@@ -71,7 +71,7 @@ impl Model {
 
     /// The posterior over the classes for a message's canonical tokens (its [`features`], uniform
     /// prior); `None` when no feature was seen in training. Builds no feature strings but one buffer.
-    pub fn posterior(&self, tokens: &[String]) -> Option<Vec<f64>> {
+    pub(crate) fn posterior(&self, tokens: &[String]) -> Option<Vec<f64>> {
         if self.classes == 0 {
             return None;
         }
@@ -112,7 +112,8 @@ impl Model {
     }
 
     /// How many distinct features the model knows.
-    pub fn size(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn size(&self) -> usize {
         self.likelihood.len()
     }
 }

@@ -34,17 +34,17 @@ fn matching<'a>(sets: &'a [RegexSet], text: &'a str) -> impl Iterator<Item = usi
         .flat_map(move |(start, set)| set.matches(text).into_iter().map(move |k| start + k))
 }
 /// Below this score the matcher abstains.
-pub const ABSTAIN_BELOW: f64 = 3.0;
+pub(crate) const ABSTAIN_BELOW: f64 = 3.0;
 /// When `second / best` reaches this, the answer is ambiguous.
 pub const AMBIGUOUS_RATIO: f64 = 0.8;
 /// Abstain when the off-topic words score at least this share of the best section.
-pub const OFF_TOPIC_RATIO: f64 = 1.0;
+pub(crate) const OFF_TOPIC_RATIO: f64 = 1.0;
 /// How many ranked sections an outcome keeps.
 const KEEP: usize = 5;
 
 /// A term of an intent (or of the off-topic list), already in canonical tokens.
 #[derive(Debug, Clone)]
-pub struct TermSpec {
+pub(crate) struct TermSpec {
     /// As written in the YAML, for evidence.
     pub label: String,
     pub tokens: Vec<String>,
@@ -53,7 +53,7 @@ pub struct TermSpec {
 
 /// An error signature: a regex over the message as the user saw it.
 #[derive(Debug, Clone)]
-pub struct SignatureSpec {
+pub(crate) struct SignatureSpec {
     pub pattern: String,
     pub weight: f64,
     /// Compiled on first use, to quote the matched text as evidence.
@@ -62,7 +62,7 @@ pub struct SignatureSpec {
 
 impl SignatureSpec {
     /// `pattern` must already be known to parse (the loader checks).
-    pub fn new(pattern: String, weight: f64) -> SignatureSpec {
+    pub(crate) fn new(pattern: String, weight: f64) -> SignatureSpec {
         SignatureSpec {
             pattern,
             weight,
@@ -81,7 +81,7 @@ impl SignatureSpec {
 
 /// What identifies one intent.
 #[derive(Debug, Clone, Default)]
-pub struct IntentFeatures {
+pub(crate) struct IntentFeatures {
     pub terms: Vec<TermSpec>,
     pub signatures: Vec<SignatureSpec>,
 }
@@ -175,7 +175,7 @@ impl MatchOutcome {
 
 /// A message after normalisation, shared by the matcher and slot extraction.
 #[derive(Debug, Clone)]
-pub struct Prepared {
+pub(crate) struct Prepared {
     /// Slack markup removed, entities unescaped; original case.
     pub cleaned: String,
     /// Canonical tokens.
@@ -186,7 +186,7 @@ pub struct Prepared {
 }
 
 impl Prepared {
-    pub fn new(lexicon: &Lexicon, raw: &str) -> Prepared {
+    pub(crate) fn new(lexicon: &Lexicon, raw: &str) -> Prepared {
         let cleaned = clean_slack(raw);
         let (tokens, ruled_out) = lexicon.ruled_out(&cleaned);
         Prepared {
@@ -195,19 +195,12 @@ impl Prepared {
             ruled_out,
         }
     }
-
-    /// Every (start, len) where `phrase` occurs in the tokens.
-    pub fn find<'a>(&'a self, phrase: &'a [String]) -> impl Iterator<Item = usize> + 'a {
-        let n = phrase.len();
-        (0..self.tokens.len().saturating_sub(n.saturating_sub(1)))
-            .filter(move |&i| n > 0 && self.tokens[i..i + n] == *phrase)
-    }
 }
 
 impl Matcher {
     /// Compile the matcher. Fails, naming the intent index of each culprit, when the signatures together
     /// are too large to compile or one of them matches empty text.
-    pub fn new(intents: Vec<IntentFeatures>, off_topic: Vec<TermSpec>) -> Result<Matcher, Vec<(usize, String)>> {
+    pub(crate) fn new(intents: Vec<IntentFeatures>, off_topic: Vec<TermSpec>) -> Result<Matcher, Vec<(usize, String)>> {
         let mut by_token: FxHashMap<String, Vec<(Owner, usize)>> = FxHashMap::default();
         let mut sharing: HashMap<&[String], usize> = HashMap::new();
         for f in &intents {
@@ -298,12 +291,12 @@ impl Matcher {
 
     /// Blend the learned model `model` will hold into the evidence (see [`LEARNED_POINTS`]); matches
     /// wait until it does.
-    pub fn set_learned(&mut self, model: Arc<OnceLock<crate::learned::Model>>) {
+    pub(crate) fn set_learned(&mut self, model: Arc<OnceLock<crate::learned::Model>>) {
         self.learned = model;
     }
 
     /// Rank the sections for a prepared message.
-    pub fn rank(&self, msg: &Prepared) -> MatchOutcome {
+    pub(crate) fn rank(&self, msg: &Prepared) -> MatchOutcome {
         let counts = self.term_hits(&msg.tokens);
         let mut scores: Vec<(f64, Vec<Evidence>)> = vec![(0.0, Vec::new()); self.intents.len()];
         let mut off_topic = 0.0;
@@ -485,13 +478,13 @@ struct Hit {
 }
 
 /// The learned layer votes when its most likely class has at least this posterior...
-pub const LEARNED_SURE: f64 = 0.5;
+pub(crate) const LEARNED_SURE: f64 = 0.5;
 /// ...with this many points times the posterior (a strong term is 5, a signature 8-12)...
-pub const LEARNED_POINTS: f64 = 4.0;
+pub(crate) const LEARNED_POINTS: f64 = 4.0;
 /// A vote for "no section" counts this many times more, against the off-topic ratio.
-pub const LEARNED_NONE_FACTOR: f64 = 2.0;
+pub(crate) const LEARNED_NONE_FACTOR: f64 = 2.0;
 /// ...and when the evidence alone would abstain, only with at least this posterior.
-pub const LEARNED_ALONE: f64 = 0.8;
+pub(crate) const LEARNED_ALONE: f64 = 0.8;
 
 /// A term in a clause that rules its component out counts this much of its weight against its section.
 const RULED_OUT: f64 = 0.75;

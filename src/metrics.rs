@@ -15,7 +15,7 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
 /// `Content-Type` of [`Metrics::encode`]'s output (Prometheus text format 0.0.4).
-pub const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
+pub(crate) const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
 
 /// Upper bounds (seconds) of the event → reply histogram: a reply normally takes well under a
 /// second; a 429 with `Retry-After` pushes it to seconds.
@@ -48,7 +48,7 @@ struct ResultLabel {
 
 /// The registry and its series.
 #[derive(Debug)]
-pub struct Metrics {
+pub(crate) struct Metrics {
     registry: Registry,
     events: Family<KindLabel, Counter>,
     answers: Family<IntentLabel, Counter>,
@@ -79,7 +79,7 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    pub fn new() -> Metrics {
+    pub(crate) fn new() -> Metrics {
         let mut m = Metrics {
             registry: Registry::with_prefix("netrunbook"),
             events: Family::default(),
@@ -199,7 +199,7 @@ impl Metrics {
     }
 
     /// Everything in Prometheus text format.
-    pub fn encode(&self) -> String {
+    pub(crate) fn encode(&self) -> String {
         let mut out = String::new();
         // writing into a String cannot fail
         let _ = prometheus_client::encoding::prometheus_text::encode(&mut out, &self.registry);
@@ -207,96 +207,96 @@ impl Metrics {
     }
 
     /// An event of `kind` (`mention`, `message`, `click`, `command`) arrived.
-    pub fn event_received(&self, kind: &str) {
+    pub(crate) fn event_received(&self, kind: &str) {
         self.events.get_or_create(&KindLabel { kind: kind.into() }).inc();
     }
 
-    pub fn answered(&self, intent: &str) {
+    pub(crate) fn answered(&self, intent: &str) {
         self.answers.get_or_create(&IntentLabel { intent: intent.into() }).inc();
     }
 
-    pub fn abstained(&self) {
+    pub(crate) fn abstained(&self) {
         self.abstentions.inc();
     }
 
-    pub fn clarified(&self) {
+    pub(crate) fn clarified(&self) {
         self.clarifications.inc();
     }
 
-    pub fn follow_up_step(&self, intent: &str) {
+    pub(crate) fn follow_up_step(&self, intent: &str) {
         self.follow_up_steps
             .get_or_create(&IntentLabel { intent: intent.into() })
             .inc();
     }
 
     /// `vote` is `up`, `down` or `wrong_topic`.
-    pub fn feedback(&self, vote: &str) {
+    pub(crate) fn feedback(&self, vote: &str) {
         self.feedback.get_or_create(&VoteLabel { vote: vote.into() }).inc();
     }
 
-    pub fn duplicate_dropped(&self) {
+    pub(crate) fn duplicate_dropped(&self) {
         self.duplicates.inc();
     }
 
-    pub fn slack_api_error(&self, method: &str) {
+    pub(crate) fn slack_api_error(&self, method: &str) {
         self.slack_errors
             .get_or_create(&MethodLabel { method: method.into() })
             .inc();
     }
 
-    pub fn slack_rate_limited(&self, method: &str) {
+    pub(crate) fn slack_rate_limited(&self, method: &str) {
         self.rate_limited
             .get_or_create(&MethodLabel { method: method.into() })
             .inc();
     }
 
-    pub fn reconnected(&self) {
+    pub(crate) fn reconnected(&self) {
         self.reconnects.inc();
     }
 
-    pub fn replied_after(&self, elapsed: Duration) {
+    pub(crate) fn replied_after(&self, elapsed: Duration) {
         self.reply_seconds.observe(elapsed.as_secs_f64());
     }
 
     /// `result` is `ok`, `rejected` or `unavailable`.
-    pub fn kb_reload(&self, result: &str) {
+    pub(crate) fn kb_reload(&self, result: &str) {
         self.kb_reloads
             .get_or_create(&ResultLabel { result: result.into() })
             .inc();
     }
 
-    pub fn set_socket_connections(&self, n: usize) {
+    pub(crate) fn set_socket_connections(&self, n: usize) {
         self.socket_connections.set(n as i64);
     }
 
-    pub fn set_store_open(&self, open: bool) {
+    pub(crate) fn set_store_open(&self, open: bool) {
         self.store_open.set(i64::from(open));
     }
 
     /// A write to the store succeeded or failed; failures are counted and make `/readyz` fail until a
     /// write succeeds again.
-    pub fn store_write(&self, ok: bool) {
+    pub(crate) fn store_write(&self, ok: bool) {
         if !ok {
             self.store_write_failures.inc();
         }
         self.store_writable.set(i64::from(ok));
     }
 
-    pub fn set_outbox_pending(&self, n: usize) {
+    pub(crate) fn set_outbox_pending(&self, n: usize) {
         self.outbox_pending.set(n as i64);
     }
 
-    pub fn reply_redelivered(&self) {
+    pub(crate) fn reply_redelivered(&self) {
         self.replies_redelivered.inc();
     }
 
-    pub fn reply_dropped(&self) {
+    pub(crate) fn reply_dropped(&self) {
         self.replies_dropped.inc();
     }
 
     /// Why the bot is not ready to serve, or `None` when it is: Socket Mode connected, the store
     /// open and its last write successful.
-    pub fn not_ready(&self) -> Option<String> {
+    pub(crate) fn not_ready(&self) -> Option<String> {
         let mut missing = Vec::new();
         if self.socket_connections.get() < 1 {
             missing.push("Socket Mode is not connected");

@@ -35,10 +35,10 @@ use crate::vocab::{Outbound, ThreadKey};
 /// record that holds it as unreadable.) Version 2 renders without the live knowledge base: the record
 /// names the version that decided it, the topic list and the escalation carry what they show; a
 /// version-1 record left at the upgrade is dropped with a warning.
-pub const OUTBOX_FORMAT: u32 = 2;
+pub(crate) const OUTBOX_FORMAT: u32 = 2;
 
 /// The prefix of every [`marker`].
-pub const MARKER_PREFIX: &str = "nrb:";
+pub(crate) const MARKER_PREFIX: &str = "nrb:";
 
 /// The replies of one handled event and how far their delivery got.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -71,7 +71,7 @@ impl Parcel {
     }
 
     /// The record in `bytes`; `None` (with a warning) when it is unreadable or of another format.
-    pub fn decode(id: u64, bytes: &[u8]) -> Option<Parcel> {
+    pub(crate) fn decode(id: u64, bytes: &[u8]) -> Option<Parcel> {
         #[derive(Deserialize)]
         struct Probe {
             format: u32,
@@ -100,25 +100,30 @@ impl Parcel {
         }
     }
 
-    pub fn is_done(&self) -> bool {
+    pub(crate) fn is_done(&self) -> bool {
         self.delivered >= self.items.len()
     }
 }
 
 /// The outbox of a store: the records' whole life (see the module's documentation).
-pub struct Outbox<'s, S> {
+pub(crate) struct Outbox<'s, S> {
     store: &'s S,
     metrics: &'s Metrics,
 }
 
 impl<'s, S: Store> Outbox<'s, S> {
-    pub fn new(store: &'s S, metrics: &'s Metrics) -> Outbox<'s, S> {
+    pub(crate) fn new(store: &'s S, metrics: &'s Metrics) -> Outbox<'s, S> {
         Outbox { store, metrics }
     }
 
     /// The records waiting for `thread`, oldest first. Unreadable records, and records created more
     /// than `max_age_secs` before `now` (their replies counted as dropped), are cleared on the way.
-    pub fn waiting(&self, thread: &ThreadKey, now: u64, max_age_secs: u64) -> Result<Vec<(u64, Parcel)>, StoreError> {
+    pub(crate) fn waiting(
+        &self,
+        thread: &ThreadKey,
+        now: u64,
+        max_age_secs: u64,
+    ) -> Result<Vec<(u64, Parcel)>, StoreError> {
         let mut out = Vec::new();
         for (id, bytes) in self.store.outbox(thread)? {
             let Some(parcel) = Parcel::decode(id, &bytes) else {
@@ -141,7 +146,7 @@ impl<'s, S: Store> Outbox<'s, S> {
 
     /// Record that `parcel`'s first `delivered` items went out (record `id`), removing it after the
     /// last; `durable`: flushed at once (for what cannot be checked in the thread later).
-    pub fn advance(&self, id: u64, parcel: &Parcel, durable: bool) {
+    pub(crate) fn advance(&self, id: u64, parcel: &Parcel, durable: bool) {
         let record = (!parcel.is_done()).then(|| parcel.encode());
         let saved = self
             .store
@@ -153,14 +158,14 @@ impl<'s, S: Store> Outbox<'s, S> {
     }
 
     /// Remove record `id` of `thread`.
-    pub fn clear(&self, thread: &ThreadKey, id: u64) {
+    pub(crate) fn clear(&self, thread: &ThreadKey, id: u64) {
         if let Err(e) = self.store.set_outbox(thread, id, None) {
             error!(outbox = id, error = %error_chain(&e), "cannot clear an outbox record");
         }
     }
 
     /// The threads with records waiting, for the sweep; sets the `outbox_pending` gauge.
-    pub fn threads(&self) -> Result<Vec<ThreadKey>, StoreError> {
+    pub(crate) fn threads(&self) -> Result<Vec<ThreadKey>, StoreError> {
         let threads = self.store.outbox_threads().inspect_err(|e| {
             warn!(error = %error_chain(e), "cannot read the outbox");
         })?;

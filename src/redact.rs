@@ -52,7 +52,7 @@ static RULES: LazyLock<Vec<Rule>> = LazyLock::new(|| {
 /// `text` with the secrets people paste replaced by `[REDACTED]`: Slack tokens (`xox?-`, `xapp-`),
 /// `Bearer` tokens, `Authorization:` headers, `password=`/`passwd:`/`token=`/`secret=`/`apikey`
 /// values, JWTs, private keys and credentials in URLs.
-pub fn redact(text: &str) -> String {
+pub(crate) fn redact(text: &str) -> String {
     let mut out = text.to_string();
     for r in RULES.iter() {
         if let std::borrow::Cow::Owned(s) = r.re.replace_all(&out, r.with) {

@@ -51,7 +51,7 @@ pub struct Report {
 
 impl Report {
     /// Aggregate `data`, keeping the `top` most frequent unanswered signatures.
-    pub fn build(data: &FeedbackData, top: usize) -> Report {
+    pub(crate) fn build(data: &FeedbackData, top: usize) -> Report {
         let mut rows: BTreeMap<&str, IntentRow> = BTreeMap::new();
         for (intent, n) in &data.answers {
             rows.entry(intent).or_default().answers += n;
@@ -103,7 +103,7 @@ impl Report {
     }
 
     /// The report as a plain-text table.
-    pub fn to_text(&self) -> String {
+    pub(crate) fn to_text(&self) -> String {
         let mut out = String::new();
         // writing into a String cannot fail
         let _ = self.write_text(&mut out);
@@ -167,7 +167,7 @@ impl Report {
 /// One line of `report --export`, in the `eval` format: `section` is the heading a person picked
 /// ("wrong topic"), or empty for a line still to label; `guess` is the section the matcher leaned to.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct ExportLine {
+pub(crate) struct ExportLine {
     pub q: String,
     pub section: String,
     pub kind: String,
@@ -177,7 +177,7 @@ pub struct ExportLine {
 
 /// The messages the bot abstained on, answered with a small margin, or was told were the wrong topic,
 /// most frequent first; `heading` maps an intent id to its section heading.
-pub fn export(data: &FeedbackData, heading: impl Fn(&str) -> Option<String>) -> Vec<ExportLine> {
+pub(crate) fn export(data: &FeedbackData, heading: impl Fn(&str) -> Option<String>) -> Vec<ExportLine> {
     let mut unanswered: Vec<_> = data.unanswered.iter().collect();
     unanswered.sort_by(|a, b| b.count.cmp(&a.count).then(b.last_at.cmp(&a.last_at)));
     let mut out: Vec<ExportLine> = unanswered

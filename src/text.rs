@@ -17,7 +17,7 @@ use regex::Regex;
 pub const MAX_INPUT_BYTES: usize = 64 * 1024;
 
 /// Cut `s` to at most `max` bytes without splitting a character.
-pub fn truncate(s: &str, max: usize) -> &str {
+pub(crate) fn truncate(s: &str, max: usize) -> &str {
     if s.len() <= max {
         return s;
     }
@@ -113,7 +113,7 @@ pub struct Lexicon {
 
 impl Lexicon {
     /// Build from `(canonical, variants)` pairs and every phrase the knowledge base will match.
-    pub fn new<'a>(
+    pub(crate) fn new<'a>(
         synonyms: impl IntoIterator<Item = (&'a str, &'a [String])>,
         phrases: impl IntoIterator<Item = &'a str>,
     ) -> Lexicon {
@@ -181,7 +181,7 @@ impl Lexicon {
     }
 
     /// Canonical tokens of already-clean text (terms and slot words from the knowledge base).
-    pub fn canonical(&self, text: &str) -> Vec<String> {
+    pub(crate) fn canonical(&self, text: &str) -> Vec<String> {
         drop_stopwords(self.apply_synonyms(raw_tokens(text)))
     }
 
@@ -192,7 +192,7 @@ impl Lexicon {
 
     /// [`Lexicon::tokens`], keeping the typo corrections made in `cache` for the next text (fitting the
     /// learned layer reads thousands of messages that share their unknown words).
-    pub fn tokens_with(&self, cleaned: &str, cache: &mut HashMap<String, Option<String>>) -> Vec<String> {
+    pub(crate) fn tokens_with(&self, cleaned: &str, cache: &mut HashMap<String, Option<String>>) -> Vec<String> {
         let denoised = strip_noise(cleaned);
         let mut out = Vec::new();
         for tok in raw_tokens(&denoised) {
@@ -215,7 +215,7 @@ impl Lexicon {
 
     /// Canonical tokens with the stop words kept: slot readers need "our account" and "their account",
     /// "just now" and "now", "not them" and "them" to stay apart.
-    pub fn words(&self, cleaned: &str) -> Vec<String> {
+    pub(crate) fn words(&self, cleaned: &str) -> Vec<String> {
         let denoised = strip_noise(cleaned);
         let mut out = Vec::new();
         for tok in raw_tokens(&denoised) {
@@ -230,7 +230,7 @@ impl Lexicon {
 
     /// The components that clauses like "calico-node is fine" (`healthy`) or "not DNS" (both lists)
     /// rule out.
-    pub fn set_components(&mut self, healthy: &[String], negated: &[String]) {
+    pub(crate) fn set_components(&mut self, healthy: &[String], negated: &[String]) {
         let canon = |l: &[String]| -> Vec<Vec<String>> {
             l.iter().map(|c| self.canonical(c)).filter(|c| !c.is_empty()).collect()
         };
@@ -243,7 +243,7 @@ impl Lexicon {
     /// ("calico-node is fine, it's the controllers pod", "not a DNS issue, the LB never gets an IP"):
     /// in a clause that says nothing is wrong, a component called healthy, or negated at the clause's
     /// start. Only the component's name moves; the rest of the clause still counts.
-    pub fn ruled_out(&self, cleaned: &str) -> (Vec<String>, Vec<String>) {
+    pub(crate) fn ruled_out(&self, cleaned: &str) -> (Vec<String>, Vec<String>) {
         if (self.healthy_components.is_empty() && self.negated_components.is_empty())
             || !RULE_OUT_HINT.is_match(cleaned)
         {
@@ -278,11 +278,6 @@ impl Lexicon {
             kept.extend(toks);
         }
         (kept, out)
-    }
-
-    /// Whether the knowledge base knows this (stemmed) word.
-    pub fn knows(&self, token: &str) -> bool {
-        self.known.contains(token)
     }
 
     fn correct(&self, tok: &str) -> Option<String> {
@@ -449,7 +444,7 @@ fn deletions(word: &str, n: usize) -> Vec<String> {
 }
 
 /// Optimal-string-alignment distance (Levenshtein plus adjacent transpositions).
-pub fn osa_distance(a: &str, b: &str) -> usize {
+pub(crate) fn osa_distance(a: &str, b: &str) -> usize {
     let a: Vec<char> = a.chars().collect();
     let b: Vec<char> = b.chars().collect();
     let (n, m) = (a.len(), b.len());
@@ -510,7 +505,7 @@ fn strip_noise(text: &str) -> String {
 }
 
 /// Lower-case word tokens, `-`/`_`/punctuation as separators, numbers with dots kept (`4.14`), stemmed.
-pub fn raw_tokens(text: &str) -> Vec<String> {
+pub(crate) fn raw_tokens(text: &str) -> Vec<String> {
     let lower = text.to_lowercase();
     let mut out = Vec::new();
     let mut cur = String::new();
@@ -540,7 +535,7 @@ pub fn raw_tokens(text: &str) -> Vec<String> {
 
 /// A deliberately small stemmer: folds plurals and -ing/-ed/-e so that `resolve`, `resolving`,
 /// `resolved` and `resolves` meet. It only has to be consistent, not linguistically right.
-pub fn stem(word: &str) -> String {
+pub(crate) fn stem(word: &str) -> String {
     let n = word.chars().count();
     if n <= 3 || word.chars().any(|c| c.is_ascii_digit()) || !word.is_ascii() {
         return word.to_string();

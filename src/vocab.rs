@@ -42,7 +42,7 @@ pub struct Inbound {
 
 impl Inbound {
     /// The thread this belongs to: its thread, or the thread its own `ts` starts.
-    pub fn thread(&self) -> ThreadKey {
+    pub(crate) fn thread(&self) -> ThreadKey {
         ThreadKey::new(&self.team, &self.channel, self.thread_ts.as_deref().unwrap_or(&self.ts))
     }
 }
@@ -54,8 +54,6 @@ pub enum InboundKind {
     Mention,
     /// A `message` event (a mention of the bot inside it still counts as a mention).
     Message,
-    /// `/netrunbook <text>`; answered at once, in the command's acknowledgement.
-    Command,
     /// A button of one of our messages.
     Action {
         action: Action,
@@ -171,7 +169,7 @@ pub enum Outbound {
 
 /// `/netrunbook <text>` as typed.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SlashCommand {
+pub(crate) struct SlashCommand {
     pub team: String,
     pub channel: String,
     pub user: String,
@@ -183,7 +181,7 @@ pub struct SlashCommand {
 
 /// How to answer a slash command.
 #[derive(Debug, Clone, PartialEq)]
-pub enum CommandReply {
+pub(crate) enum CommandReply {
     /// In the acknowledgement.
     Now(Message),
     /// Acknowledge with `ack`, then run `task` off the socket (it reads the disk) and show its
@@ -193,7 +191,7 @@ pub enum CommandReply {
 
 /// The admin commands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AdminTask {
+pub(crate) enum AdminTask {
     /// Re-read the intents directory.
     Reload,
     /// Answers, feedback and unanswered questions.
@@ -219,7 +217,7 @@ impl ThreadKey {
     }
 
     /// The key's bytes in a backend: the three parts joined by NUL, which Slack ids never contain.
-    pub fn encode(&self) -> Vec<u8> {
+    pub(crate) fn encode(&self) -> Vec<u8> {
         format!("{}\0{}\0{}", self.team, self.channel, self.thread_ts).into_bytes()
     }
 }
@@ -232,7 +230,7 @@ impl fmt::Display for ThreadKey {
 
 /// Who the bot is in the workspace, to recognise its own messages and mentions.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Identity {
+pub(crate) struct Identity {
     pub user_id: String,
     pub bot_id: Option<String>,
 }

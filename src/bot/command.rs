@@ -126,7 +126,7 @@ impl<S: Store> Bot<S> {
     }
 
     /// Run an admin command (blocking: it reads the disk) and say how it went.
-    pub fn admin(&self, task: AdminTask, trigger: &str) -> Message {
+    pub(crate) fn admin(&self, task: AdminTask, trigger: &str) -> Message {
         match task {
             AdminTask::Reload => match self.reload_kb(trigger) {
                 Ok(r) => Message::Notice(format!(
@@ -162,7 +162,7 @@ impl<S: Store> Bot<S> {
 
     /// Re-read the intents directory and swap it in when valid (blocking); logged and counted.
     /// Conversations in flight carry on: a flow step that vanished restarts the flow.
-    pub fn reload_kb(&self, trigger: &str) -> Result<Reloaded, ReloadError> {
+    pub(crate) fn reload_kb(&self, trigger: &str) -> Result<Reloaded, ReloadError> {
         let result = self.kb.reload();
         match &result {
             Ok(r) => {

@@ -46,7 +46,7 @@ mod route;
 /// saved as with the conversation, and that record's id (`None` when there are none, or saving
 /// failed).
 #[derive(Debug, Clone, PartialEq)]
-pub struct Handled {
+pub(crate) struct Handled {
     /// The replies, in the record they were saved as (its items are empty when there are none).
     pub parcel: Parcel,
     pub outbox: Option<u64>,
@@ -80,7 +80,7 @@ impl Effects {
 }
 
 /// Reads a thread's root message, for bare mentions in incident threads.
-pub trait ThreadReader: Send + Sync {
+pub(crate) trait ThreadReader: Send + Sync {
     /// The root message's text (with the text of its attachments), or `None` when it cannot be read.
     fn root_text(&self, channel: &str, thread_ts: &str) -> impl Future<Output = Option<String>> + Send;
 }
@@ -95,17 +95,17 @@ pub struct Access {
 }
 
 impl Access {
-    pub fn answers_in(&self, channel: &str) -> bool {
+    pub(crate) fn answers_in(&self, channel: &str) -> bool {
         self.channels.as_ref().is_none_or(|c| c.contains(channel))
     }
 
-    pub fn is_admin(&self, user: &str) -> bool {
+    pub(crate) fn is_admin(&self, user: &str) -> bool {
         self.admins.contains(user)
     }
 }
 
 /// The bot: knowledge base, store, identity, who may use it, and what it counts.
-pub struct Bot<S> {
+pub(crate) struct Bot<S> {
     kb: LiveKb,
     store: S,
     me: Identity,
@@ -115,7 +115,7 @@ pub struct Bot<S> {
 
 impl<S: Store> Bot<S> {
     /// A bot that answers everywhere, has no admins and counts into metrics of its own.
-    pub fn new(kb: impl Into<LiveKb>, store: S, me: Identity) -> Bot<S> {
+    pub(crate) fn new(kb: impl Into<LiveKb>, store: S, me: Identity) -> Bot<S> {
         Bot {
             kb: kb.into(),
             store,
@@ -125,51 +125,49 @@ impl<S: Store> Bot<S> {
         }
     }
 
-    pub fn with_access(self, access: Access) -> Bot<S> {
+    pub(crate) fn with_access(self, access: Access) -> Bot<S> {
         Bot { access, ..self }
     }
 
-    pub fn with_metrics(self, metrics: Arc<Metrics>) -> Bot<S> {
+    pub(crate) fn with_metrics(self, metrics: Arc<Metrics>) -> Bot<S> {
         Bot { metrics, ..self }
     }
 
     /// The knowledge base in use now (a reload may replace it at any time; keep the `Arc` for the
     /// whole of one piece of work).
-    pub fn kb(&self) -> Arc<KnowledgeBase> {
+    pub(crate) fn kb(&self) -> Arc<KnowledgeBase> {
         self.kb.get()
     }
 
-    pub fn metrics(&self) -> &Arc<Metrics> {
+    pub(crate) fn metrics(&self) -> &Arc<Metrics> {
         &self.metrics
     }
 
-    pub fn access(&self) -> &Access {
-        &self.access
-    }
-
-    pub fn store(&self) -> &S {
+    #[cfg(test)]
+    pub(crate) fn store(&self) -> &S {
         &self.store
     }
 
     /// The outbox of the bot's store: the replies committed with each step until they are delivered.
-    pub fn outbox(&self) -> Outbox<'_, S> {
+    pub(crate) fn outbox(&self) -> Outbox<'_, S> {
         Outbox::new(&self.store, &self.metrics)
     }
 
-    pub fn identity(&self) -> &Identity {
+    pub(crate) fn identity(&self) -> &Identity {
         &self.me
     }
 
     /// Handle one event, click or shared answer with the knowledge base in use now; returns what to
     /// show, in order (the outbox record is left to whoever delivers it: see [`Bot::handle_in`]).
-    pub async fn handle(&self, inbound: &Inbound, reader: &impl ThreadReader, now: u64) -> Vec<Outbound> {
+    #[cfg(test)]
+    pub(crate) async fn handle(&self, inbound: &Inbound, reader: &impl ThreadReader, now: u64) -> Vec<Outbound> {
         self.handle_in(&self.kb(), inbound, reader, now).await.parcel.items
     }
 
     /// Handle one event, click or shared answer with `kb`. The thread's new conversation, the event's
     /// "handled" marks and the replies (an outbox record, see [`crate::outbox`]) are saved together
     /// and flushed before this returns; the caller delivers the replies and clears the record.
-    pub async fn handle_in(
+    pub(crate) async fn handle_in(
         &self,
         kb: &KnowledgeBase,
         inbound: &Inbound,
@@ -180,7 +178,6 @@ impl<S: Store> Bot<S> {
         let key = inbound.thread();
         let out = match &inbound.kind {
             InboundKind::Mention | InboundKind::Message => self.message(kb, &key, inbound, reader, now, &mut fx).await,
-            InboundKind::Command => vec![],
             // a click Slack re-sends must not vote, share or escalate twice
             InboundKind::Action { action, .. } if self.first_time(inbound, &mut fx) => {
                 self.action(kb, &key, inbound, action, now, &mut fx)

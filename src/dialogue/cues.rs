@@ -234,7 +234,7 @@ const ACT: &[&str] = &[
 ];
 
 /// A request to act on the advice, or to see it again.
-pub fn act(text: &str) -> bool {
+pub(crate) fn act(text: &str) -> bool {
     let t = normal(text);
     ACT.iter().any(|p| has_phrase(&t, p))
 }
@@ -289,19 +289,19 @@ static STILL_ANY: LazyLock<Regex> = LazyLock::new(|| {
 });
 
 /// "Still stuck", "didn't help", "they tried that", "still firing".
-pub fn still(text: &str) -> bool {
+pub(crate) fn still(text: &str) -> bool {
     let t = normal(text);
     STILL.iter().any(|p| has_phrase(&t, p)) || (has_phrase(&t, "still") && !STILL_ANY.is_match(&t))
 }
 
 /// The runbook's answer is not accepted ("they want us to at least tell them how to configure it").
-pub fn pushback(text: &str) -> bool {
+pub(crate) fn pushback(text: &str) -> bool {
     let t = normal(text);
     PUSHBACK.iter().any(|p| has_phrase(&t, p))
 }
 
 /// An earlier answer is being corrected ("no wait, it's IKS", "actually VPC").
-pub fn correction(text: &str) -> bool {
+pub(crate) fn correction(text: &str) -> bool {
     let t = normal(text);
     CORRECTION.iter().any(|p| has_phrase(&t, p))
 }

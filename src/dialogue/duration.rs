@@ -13,7 +13,7 @@ use regex::Regex;
 
 /// What the text says about a duration.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Duration {
+pub(crate) enum Duration {
     /// About this many minutes ("25 min", "about 2h").
     Exact(f64),
     /// At least this many minutes ("over an hour", "for hours", "since yesterday").
@@ -27,7 +27,7 @@ pub enum Duration {
 impl Duration {
     /// The minutes to compare with a threshold: a lower bound counts as a hair above itself, so
     /// "over 20 minutes" is more than 20.
-    pub fn minutes(self) -> Option<f64> {
+    pub(crate) fn minutes(self) -> Option<f64> {
         match self {
             Duration::Exact(m) | Duration::AtMost(m) => Some(m),
             Duration::AtLeast(m) => Some(m + 0.5),
@@ -36,7 +36,7 @@ impl Duration {
     }
 
     /// How the value reads in a summary ("25 min", "over 120 min").
-    pub fn describe(self) -> String {
+    pub(crate) fn describe(self) -> String {
         let fmt = |m: f64| {
             if m.fract() == 0.0 {
                 format!("{m:.0} min")
@@ -236,7 +236,7 @@ fn since_clock(lower: &str) -> Option<Duration> {
 
 /// The duration the text names, if any. `answering` is true when the text replies to "for how many
 /// minutes?", where a bare number means minutes.
-pub fn read(text: &str, answering: bool) -> Option<Duration> {
+pub(crate) fn read(text: &str, answering: bool) -> Option<Duration> {
     let lower = text.to_lowercase();
     if let Some(d) = since_clock(&lower) {
         return Some(d);

@@ -8,7 +8,7 @@ use super::{step, Conversation, Input, Pending};
 use crate::kb::KnowledgeBase;
 
 /// How many example answers and near misses each option carries at least.
-pub const MIN_EXAMPLES_PER_OPTION: usize = 8;
+pub(crate) const MIN_EXAMPLES_PER_OPTION: usize = 8;
 
 /// One example that landed wrong: the file, a snippet to find its line by, and what happened.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -10,7 +10,7 @@ use crate::kb::{Flow, Intent, KnowledgeBase, Link, Node};
 /// How many links a first reply shows at most.
 pub const FIRST_REPLY_LINKS: usize = 4;
 
-pub fn choice_of(i: &Intent) -> Choice {
+pub(crate) fn choice_of(i: &Intent) -> Choice {
     Choice {
         id: i.id.clone(),
         label: i.title.clone(),
@@ -38,7 +38,7 @@ pub fn first_links(intent: &Intent) -> Vec<Link> {
 
 /// Answer with an intent and start its flow, with every slot `text` already answers filled.
 #[allow(clippy::too_many_arguments)]
-pub fn begin(
+pub(crate) fn begin(
     kb: &KnowledgeBase,
     intent: &Intent,
     origin: &str,
@@ -69,7 +69,7 @@ pub fn begin(
 }
 
 /// The slots of the intent's flow, each once, in the order the flow asks them.
-pub fn flow_slots(flow: &Flow) -> Vec<&str> {
+pub(crate) fn flow_slots(flow: &Flow) -> Vec<&str> {
     let mut seen: Vec<&str> = Vec::new();
     for node in flow_order(flow) {
         if let Node::Ask { slot, .. } = node {
@@ -83,7 +83,7 @@ pub fn flow_slots(flow: &Flow) -> Vec<&str> {
 
 /// Every slot of `flow` that `text` answers for sure, in the order the flow asks them: (slot, option,
 /// the value as given).
-pub fn sure_answers<'f>(
+pub(crate) fn sure_answers<'f>(
     kb: &KnowledgeBase,
     flow: &'f Flow,
     text: &str,
@@ -106,7 +106,7 @@ pub fn sure_answers<'f>(
 }
 
 /// Fill every slot of the intent's flow that `text` answers and that is not known yet.
-pub fn prefill(kb: &KnowledgeBase, intent: &Intent, text: &str, c: &mut Conversation) {
+pub(crate) fn prefill(kb: &KnowledgeBase, intent: &Intent, text: &str, c: &mut Conversation) {
     let Some(flow) = &intent.flow else { return };
     for (slot, option, detail) in sure_answers(kb, flow, text, false, true) {
         if c.slots.contains_key(slot) {
@@ -121,7 +121,7 @@ pub fn prefill(kb: &KnowledgeBase, intent: &Intent, text: &str, c: &mut Conversa
 
 /// Walk the flow from `from`, skipping questions already answered, until a question is pending or the
 /// flow ends. `out.state` must hold the conversation.
-pub fn advance(kb: &KnowledgeBase, intent: &Intent, from: &str, out: &mut Step) {
+pub(crate) fn advance(kb: &KnowledgeBase, intent: &Intent, from: &str, out: &mut Step) {
     let Some(flow) = &intent.flow else { return };
     let Some(conv) = out.state.as_mut() else { return };
     let mut at = from.to_string();
@@ -186,7 +186,7 @@ pub fn advance(kb: &KnowledgeBase, intent: &Intent, from: &str, out: &mut Step) 
     }
 }
 
-pub fn question(kb: &KnowledgeBase, intent: &Intent, node: &str, reask: bool) -> Question {
+pub(crate) fn question(kb: &KnowledgeBase, intent: &Intent, node: &str, reask: bool) -> Question {
     let (slot, text) = match intent.flow.as_ref().and_then(|f| f.nodes.get(node)) {
         Some(Node::Ask { slot, question, .. }) => (kb.slots.get(slot), question.clone()),
         _ => (None, None),
@@ -212,7 +212,7 @@ pub fn question(kb: &KnowledgeBase, intent: &Intent, node: &str, reask: bool) ->
 }
 
 /// The label of `option` of `slot`, or the id when the slot or option is gone.
-pub fn label(kb: &KnowledgeBase, slot: &str, option: &str) -> String {
+pub(crate) fn label(kb: &KnowledgeBase, slot: &str, option: &str) -> String {
     kb.slots
         .get(slot)
         .and_then(|s| s.options.iter().find(|o| o.id == option))
@@ -260,7 +260,7 @@ pub fn escalation(kb: &KnowledgeBase, state: Option<&Conversation>) -> Escalatio
 }
 
 /// The flow's nodes breadth-first from the start: the order in which questions are asked.
-pub fn flow_order(flow: &Flow) -> Vec<&Node> {
+pub(crate) fn flow_order(flow: &Flow) -> Vec<&Node> {
     let mut order: Vec<&String> = vec![&flow.start];
     let mut i = 0;
     while i < order.len() {

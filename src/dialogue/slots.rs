@@ -22,7 +22,7 @@ use crate::text::clean_slack;
 
 /// What a message says about one slot.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Reading {
+pub(crate) enum Reading {
     /// It selects `option`. `detail` is the value as given when it says more ("25 min"); `sure` is false
     /// when the evidence is thin for a message not addressed to the bot (chatter must not answer).
     Pick {
@@ -305,26 +305,26 @@ const CHATTER: &[&str] = &[
 static CLOCK_TIME: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"(?i)\b\d{1,2}(?::\d\d)?\s?(?:am|pm)\b").unwrap());
 
 /// Whether the text reads as small talk ("lunch? the classic burger place?", "joining the bridge").
-pub fn is_chatter(text: &str) -> bool {
+pub(crate) fn is_chatter(text: &str) -> bool {
     let lower = text.to_lowercase();
     CHATTER.iter().any(|p| has_phrase(&lower, p)) || CLOCK_TIME.is_match(&lower)
 }
 
 /// Whether the person says they do not know (yet).
-pub fn is_unsure(text: &str) -> bool {
+pub(crate) fn is_unsure(text: &str) -> bool {
     let lower = clean_slack(text).to_lowercase().replace('’', "'");
     let lower = lower.trim();
     lower == "?" || lower == "??" || UNSURE.iter().any(|p| has_phrase(lower, p))
 }
 
 /// Whole-word phrase search on lower-case text.
-pub fn has_phrase(text: &str, phrase: &str) -> bool {
+pub(crate) fn has_phrase(text: &str, phrase: &str) -> bool {
     replace_words(text, phrase, "\u{0}").contains('\u{0}')
 }
 
 /// What `text` says about `slot`. `asked`: the text replies to this very question; `addressed`: it was
 /// meant for the bot (a mention, the CLI), so thin evidence still counts.
-pub fn read(kb: &KnowledgeBase, slot: &Slot, text: &str, asked: bool, addressed: bool) -> Reading {
+pub(crate) fn read(kb: &KnowledgeBase, slot: &Slot, text: &str, asked: bool, addressed: bool) -> Reading {
     if slot.only_when_asked && !asked {
         return Reading::Nothing;
     }

@@ -50,7 +50,7 @@ impl From<Arc<KnowledgeBase>> for LiveKb {
 
 impl LiveKb {
     /// `kb`, loaded from `dir` with `opts`, and reloaded from there on request.
-    pub fn from_dir(kb: KnowledgeBase, dir: PathBuf, opts: LoadOptions) -> LiveKb {
+    pub(crate) fn from_dir(kb: KnowledgeBase, dir: PathBuf, opts: LoadOptions) -> LiveKb {
         LiveKb {
             current: RwLock::new(Arc::new(kb)),
             dir: Some((dir, opts)),
@@ -58,18 +58,18 @@ impl LiveKb {
     }
 
     /// The knowledge base in use now.
-    pub fn get(&self) -> Arc<KnowledgeBase> {
+    pub(crate) fn get(&self) -> Arc<KnowledgeBase> {
         self.current.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// The directory reloads read, if any.
-    pub fn dir(&self) -> Option<&Path> {
+    pub(crate) fn dir(&self) -> Option<&Path> {
         self.dir.as_ref().map(|(d, _)| d.as_path())
     }
 
     /// Re-read and validate the directory; swap the result in when it is valid. Blocking (reads
     /// files, compiles the matcher).
-    pub fn reload(&self) -> Result<Reloaded, ReloadError> {
+    pub(crate) fn reload(&self) -> Result<Reloaded, ReloadError> {
         let Some((dir, opts)) = &self.dir else {
             return Err(ReloadError::BuiltIn);
         };

@@ -29,13 +29,13 @@ pub struct RunbookSite {
 }
 
 impl RunbookSite {
-    pub fn page_url(&self) -> String {
+    pub(crate) fn page_url(&self) -> String {
         format!("{}{}", self.base_url, self.page)
     }
 
     /// Resolve a link as written in the runbook: absolute URLs stay, `./x` is relative to the page's
     /// directory, `/x` to the site root.
-    pub fn resolve(&self, url: &str) -> String {
+    pub(crate) fn resolve(&self, url: &str) -> String {
         if let Some(rest) = url.strip_prefix("./") {
             let dir = self.page.rsplit_once('/').map(|(d, _)| d).unwrap_or("");
             format!("{}{}/{}", self.base_url, dir, rest)
@@ -159,7 +159,7 @@ pub enum CountRule {
 }
 
 impl CountRule {
-    pub fn accepts(self, n: u32) -> bool {
+    pub(crate) fn accepts(self, n: u32) -> bool {
         match self {
             CountRule::Is(k) => n == k,
             CountRule::IsNot(k) => n != k,
@@ -194,7 +194,7 @@ pub struct SlotOption {
 
 impl SlotOption {
     /// Whether a duration of `m` minutes falls in this option's bounds.
-    pub fn fits(&self, m: f64) -> bool {
+    pub(crate) fn fits(&self, m: f64) -> bool {
         self.at_least.is_none_or(|a| m >= a)
             && self.below.is_none_or(|b| m < b)
             && self.above.is_none_or(|a| m > a)
@@ -224,13 +224,13 @@ impl KnowledgeBase {
         self.intents.iter().find(|i| i.id == id)
     }
 
-    pub fn escalation_intent(&self) -> &Intent {
+    pub(crate) fn escalation_intent(&self) -> &Intent {
         &self.intents[self.escalation]
     }
 
     /// The knowledge base compiled into the binary from `intents/`.
     /// Normalise a message once, for matching and slot extraction.
-    pub fn prepare(&self, text: &str) -> Prepared {
+    pub(crate) fn prepare(&self, text: &str) -> Prepared {
         Prepared::new(&self.lexicon, text)
     }
 
@@ -241,7 +241,7 @@ impl KnowledgeBase {
 
     /// The topic list: intent titles grouped as the knowledge base groups them, in order of first
     /// appearance.
-    pub fn topic_groups(&self) -> Vec<(String, Vec<String>)> {
+    pub(crate) fn topic_groups(&self) -> Vec<(String, Vec<String>)> {
         let mut groups: Vec<(String, Vec<String>)> = Vec::new();
         for i in &self.intents {
             match groups.iter_mut().find(|(g, _)| *g == i.group) {
@@ -259,7 +259,7 @@ impl KnowledgeBase {
 
 /// A heading as labelled sets may write it: without backticks and quotes, trimmed, lower case, so
 /// `calico-node` and `` `calico-node` `` meet.
-pub fn heading_key(heading: &str) -> String {
+pub(crate) fn heading_key(heading: &str) -> String {
     heading
         .chars()
         .filter(|c| !matches!(c, '`' | '"'))
@@ -270,7 +270,7 @@ pub fn heading_key(heading: &str) -> String {
 
 /// The anchor GitHub-flavoured kramdown (Jekyll's default) generates for a heading: lower case, every
 /// character that is not a letter, digit, `_`, `-` or space removed, spaces turned into `-`.
-pub fn gfm_anchor(heading: &str) -> String {
+pub(crate) fn gfm_anchor(heading: &str) -> String {
     heading
         .to_lowercase()
         .chars()

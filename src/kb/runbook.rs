@@ -12,7 +12,7 @@ use super::{KnowledgeBase, Node, Problem, Source};
 
 /// One `##`/`###` section of the runbook.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Section {
+pub(crate) struct Section {
     pub heading: String,
     pub line: usize,
     /// Every URL the section's text names (Markdown links and bare URLs).
@@ -24,7 +24,7 @@ pub struct Section {
 
 /// The parts of the runbook `check` needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Runbook {
+pub(crate) struct Runbook {
     /// The front matter's `link:` value.
     pub link: Option<String>,
     pub sections: Vec<Section>,
@@ -44,7 +44,7 @@ static MD_LINK: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\]\(([^)\s]+)\)"
 static BARE_URL: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"https?://[^\s)\]<>]+").unwrap());
 
 /// Parse the runbook text.
-pub fn parse(text: &str) -> Runbook {
+pub(crate) fn parse(text: &str) -> Runbook {
     let mut link = None;
     let mut body_start = 0;
     let lines: Vec<&str> = text.lines().collect();
@@ -98,7 +98,7 @@ pub fn parse(text: &str) -> Runbook {
 /// Compare the knowledge base with the runbook: every section covered by exactly one intent (structural
 /// headings excepted), every intent's heading present, every link of a section kept by its intent, and
 /// the page link in `_runbook.yaml` equal to the front matter's.
-pub fn compare(kb: &KnowledgeBase, runbook: &Runbook, runbook_name: &str) -> Vec<Problem> {
+pub(crate) fn compare(kb: &KnowledgeBase, runbook: &Runbook, runbook_name: &str) -> Vec<Problem> {
     let mut problems = Vec::new();
     let at = |line: Option<usize>, message: String| Problem {
         file: runbook_name.to_string(),
@@ -162,7 +162,7 @@ pub fn compare(kb: &KnowledgeBase, runbook: &Runbook, runbook_name: &str) -> Vec
 
 /// The kinds of checkable fact an intent's text can state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ClaimKind {
+pub(crate) enum ClaimKind {
     /// A backticked span: a command, pod, alert or error text.
     Code,
     Url,
@@ -191,7 +191,7 @@ impl ClaimKind {
 
 /// A fact an intent's text states that the runbook section must state too.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Claim {
+pub(crate) struct Claim {
     pub kind: ClaimKind,
     /// As written, without backticks, mrkdwn emphasis or trailing punctuation.
     pub text: String,
@@ -202,7 +202,7 @@ pub struct Claim {
 /// The proper names the runbook uses (teams, the customer with an exception, vendors, tools). Naming one
 /// is a claim wherever it appears, and each counts as a team name before "team" or "squad" even in lower
 /// case (`armada-network squad`).
-pub const KNOWN_NAMES: &[&str] = &[
+pub(crate) const KNOWN_NAMES: &[&str] = &[
     "armada-network",
     "Netint",
     "IPOps",
@@ -226,7 +226,7 @@ static LIST_MARKER: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^\d+[.)]$").
 /// Every checkable fact of an intent text, line by line. Each rule blanks what it took, so a number
 /// inside a backticked span or a URL is checked as part of that span or URL, and a channel is not
 /// also a number. Ordinal list markers at the start of a line (`1.`) are not facts.
-pub fn claims(text: &str) -> Vec<Claim> {
+pub(crate) fn claims(text: &str) -> Vec<Claim> {
     let mut out = Vec::new();
     for (n, line) in text.lines().enumerate() {
         let mut rest = line.to_string();
@@ -278,7 +278,7 @@ fn bare(word: &str) -> &str {
 /// The names before "team(s)" and "squad(s)": the words right before it that are known names or
 /// capitalised (a capitalised word that starts a sentence does not count, so "The Netint team" names
 /// `Netint`). A word followed by punctuation ends the name.
-pub fn teams(line: &str) -> Vec<String> {
+pub(crate) fn teams(line: &str) -> Vec<String> {
     let words: Vec<&str> = line.split_whitespace().collect();
     let mut out = Vec::new();
     for (i, w) in words.iter().enumerate() {
@@ -310,7 +310,7 @@ pub fn teams(line: &str) -> Vec<String> {
 }
 
 /// The [`KNOWN_NAMES`] a line names, as written, each as a whole word (`sysdig-admission` is not `Sysdig`).
-pub fn names(line: &str) -> Vec<String> {
+pub(crate) fn names(line: &str) -> Vec<String> {
     let lower = line.to_lowercase();
     let word = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '-' || c == '_');
     let mut found = Vec::new();
@@ -330,7 +330,7 @@ pub fn names(line: &str) -> Vec<String> {
 /// Every token with a digit, without surrounding punctuation (`20+` is `20`, `(2s` is `2s`); a hyphen
 /// separates tokens (`20-minute` says `20`). A number opening the line followed by `.` or `)` is a list
 /// marker, not a fact.
-pub fn numbers(line: &str) -> Vec<String> {
+pub(crate) fn numbers(line: &str) -> Vec<String> {
     let mut out = Vec::new();
     for (k, token) in line.split_whitespace().enumerate() {
         if k == 0 && LIST_MARKER.is_match(token) {
@@ -424,7 +424,7 @@ impl Backing {
 /// channel, squad and PagerDuty policy may be named anywhere). Tips and slot hints are our own advice
 /// and are not checked. `sources` are the intent files, to find each claim's line; an intent whose
 /// heading is missing from the runbook is left to [`compare`].
-pub fn verify_claims(kb: &KnowledgeBase, runbook: &Runbook, sources: &[Source]) -> Vec<Problem> {
+pub(crate) fn verify_claims(kb: &KnowledgeBase, runbook: &Runbook, sources: &[Source]) -> Vec<Problem> {
     let escalation = runbook.text_of(&kb.escalation_intent().heading).unwrap_or_default();
     let mut problems = Vec::new();
     for intent in &kb.intents {

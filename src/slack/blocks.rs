@@ -18,9 +18,9 @@ use super::buttons::encode_action;
 use super::mrkdwn::{escape, first_chars, link, quote, split_text};
 
 /// Slack rejects a section whose text is longer (`invalid_blocks`).
-pub const SECTION_CHARS: usize = 3000;
+pub(crate) const SECTION_CHARS: usize = 3000;
 /// Slack rejects a message with more blocks.
-pub const MAX_BLOCKS: usize = 50;
+pub(crate) const MAX_BLOCKS: usize = 50;
 /// Button label limit (plain text).
 const BUTTON_CHARS: usize = 75;
 /// How long the notification fallback may get.
@@ -34,13 +34,13 @@ const NO_MATCH: &str = "No runbook section fits that. I cover in-cluster network
 
 /// One Slack message: the fallback text and the blocks.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Rendered {
+pub(crate) struct Rendered {
     pub text: String,
     pub blocks: Vec<SlackBlock>,
 }
 
 impl Rendered {
-    pub fn content(&self) -> SlackMessageContent {
+    pub(crate) fn content(&self) -> SlackMessageContent {
         SlackMessageContent::new()
             .with_text(self.text.clone())
             .with_blocks(self.blocks.clone())
@@ -48,7 +48,7 @@ impl Rendered {
 }
 
 /// Set the first block's `block_id` to `id` (at most 255 characters, Slack's limit; ours are short).
-pub fn mark(blocks: &mut [SlackBlock], id: &str) {
+pub(crate) fn mark(blocks: &mut [SlackBlock], id: &str) {
     let Some(first) = blocks.first_mut() else {
         return;
     };
@@ -65,7 +65,7 @@ pub fn mark(blocks: &mut [SlackBlock], id: &str) {
 }
 
 /// A block's `block_id`, if it has one.
-pub fn block_id(block: &SlackBlock) -> Option<String> {
+pub(crate) fn block_id(block: &SlackBlock) -> Option<String> {
     match serde_json::to_value(block).ok()?.get("block_id")? {
         serde_json::Value::String(s) => Some(s.clone()),
         _ => None,
@@ -383,7 +383,7 @@ impl<'k> Builder<'k> {
 
 /// The Slack messages for `message`, decided with knowledge base `version`, in order (usually one; a
 /// question adds one; very long content more). Everything shown comes from the message itself.
-pub fn render(message: &Message, version: &str) -> Vec<Rendered> {
+pub(crate) fn render(message: &Message, version: &str) -> Vec<Rendered> {
     let mut b = Builder::new(version, true);
     match message {
         Message::Replies(replies) => {

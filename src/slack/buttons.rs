@@ -7,7 +7,7 @@ use slack_morphism::prelude::*;
 use crate::vocab::Action;
 
 /// Most characters of a button's `value`.
-pub const VALUE_CHARS: usize = 2000;
+pub(crate) const VALUE_CHARS: usize = 2000;
 
 /// What a button carries in its `value`: short keys, JSON.
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -88,7 +88,7 @@ pub fn encode_action(action: &Action, seq: usize) -> (String, String) {
 }
 
 /// The action behind one of our buttons; `None` for anything else.
-pub fn decode_action(action_id: &str, value: &str) -> Option<Action> {
+pub(crate) fn decode_action(action_id: &str, value: &str) -> Option<Action> {
     let kind = action_id.split(':').next()?;
     let v: Value = if value.is_empty() {
         Value::default()
@@ -118,7 +118,7 @@ pub fn decode_action(action_id: &str, value: &str) -> Option<Action> {
 
 /// The flow nodes whose options the buttons in `blocks` choose: the questions a message asks (read
 /// back from a thread, to find the message that asked a question answered in words).
-pub fn question_nodes(blocks: &[SlackBlock]) -> Vec<String> {
+pub(crate) fn question_nodes(blocks: &[SlackBlock]) -> Vec<String> {
     let buttons = blocks.iter().flat_map(|b| match b {
         SlackBlock::Actions(a) => a
             .elements

@@ -214,7 +214,7 @@ impl<S: Store + 'static> Engine<S> {
     /// Queue a [`Work::Redeliver`] for every thread whose outbox holds replies (once per thread until
     /// it runs), and update the `outbox_pending` gauge. Run at start and every
     /// [`Tuning::redeliver_every`].
-    pub fn sweep_outbox(self: &Arc<Self>) {
+    pub(crate) fn sweep_outbox(self: &Arc<Self>) {
         let Ok(threads) = self.bot.outbox().threads() else {
             return;
         };
@@ -227,7 +227,7 @@ impl<S: Store + 'static> Engine<S> {
     }
 
     /// [`Engine::sweep_outbox`] every [`Tuning::redeliver_every`], from one period from now.
-    pub async fn redeliver_loop(self: Arc<Self>) {
+    pub(crate) async fn redeliver_loop(self: Arc<Self>) {
         let every = self.tuning.redeliver_every.max(Duration::from_millis(10));
         let mut ticks = tokio::time::interval_at(Instant::now() + every, every);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

@@ -28,7 +28,7 @@ const READABLE_SUBTYPES: &[&str] = &["thread_broadcast", "file_share"];
 /// The event of an Events API envelope as an [`Inbound`], with the bot's mentions read and taken out of
 /// its text (`me`: the bot), a readable subtype cleared and our own posts marked as a bot's; `None`
 /// for events the bot does not read.
-pub fn push_inbound(callback: &SlackPushEventCallback, me: &Identity) -> Option<Inbound> {
+pub(crate) fn push_inbound(callback: &SlackPushEventCallback, me: &Identity) -> Option<Inbound> {
     posted(raw_inbound(callback)?, me)
 }
 
@@ -139,7 +139,7 @@ fn unmodelled_inbound(raw: &Value, event_id: Option<String>, team: String) -> Op
 }
 
 /// A click as an [`Inbound`]; `None` when it is not a click on one of our buttons.
-pub fn interaction_inbound(event: &SlackInteractionEvent) -> Option<Inbound> {
+pub(crate) fn interaction_inbound(event: &SlackInteractionEvent) -> Option<Inbound> {
     let SlackInteractionEvent::BlockActions(click) = event else {
         return None;
     };
@@ -190,13 +190,13 @@ fn click_key(user: &str, action: &SlackInteractionActionInfo, trigger: &SlackTri
 
 /// What every copy of one slash command shares and no other command does (the team is added by
 /// `bot`): its `trigger_id`, which Slack issues per invocation.
-pub fn command_key(command: &SlackCommandEvent) -> String {
+pub(crate) fn command_key(command: &SlackCommandEvent) -> String {
     format!("cmd:{}", command.trigger_id)
 }
 
 /// The acknowledgement payload of a slash command: the first rendered message, shown only to the
 /// person who typed the command.
-pub fn command_answer(rendered: Option<Rendered>) -> SlackCommandEventResponse {
+pub(crate) fn command_answer(rendered: Option<Rendered>) -> SlackCommandEventResponse {
     let content = rendered.map_or_else(SlackMessageContent::new, |r| r.content());
     SlackCommandEventResponse::new(content).with_response_type(SlackMessageResponseType::Ephemeral)
 }

@@ -39,7 +39,7 @@ impl<S: Store + 'static> Engine<S> {
     /// A Socket Mode connection was greeted (`hello`): the bot can take events. `connection` is the
     /// one the frame came on, when the watch knows it. Returns the connections opened so far and the
     /// number open now.
-    pub fn socket_up(&self, connection: Option<&SlackSocketModeWssClientId>) -> (u64, usize) {
+    pub(crate) fn socket_up(&self, connection: Option<&SlackSocketModeWssClientId>) -> (u64, usize) {
         let connects = self.connects.fetch_add(1, Ordering::Relaxed) + 1;
         let mut s = self.sockets.lock().unwrap_or_else(|e| e.into_inner());
         let (key, slot) = match connection {
@@ -64,7 +64,7 @@ impl<S: Store + 'static> Engine<S> {
 
     /// slack-morphism dropped `connection` (it opens another in its place). A connection that was
     /// never greeted, or already dropped, changes nothing. Returns the number open now.
-    pub fn socket_down(&self, connection: &SlackSocketModeWssClientId) -> usize {
+    pub(crate) fn socket_down(&self, connection: &SlackSocketModeWssClientId) -> usize {
         let mut s = self.sockets.lock().unwrap_or_else(|e| e.into_inner());
         s.live
             .remove(&(connection.initial_index, connection.token_index, connection.reconnected));
@@ -73,7 +73,7 @@ impl<S: Store + 'static> Engine<S> {
     }
 
     /// The listener was shut down: no connection is open any more.
-    pub fn sockets_closed(&self) {
+    pub(crate) fn sockets_closed(&self) {
         let mut s = self.sockets.lock().unwrap_or_else(|e| e.into_inner());
         s.live.clear();
         self.bot.metrics().set_socket_connections(0);
@@ -119,7 +119,7 @@ impl<S: Store + 'static> Engine<S> {
     }
 
     /// Reload the knowledge base (SIGHUP); the outcome is logged and counted.
-    pub async fn reload_kb(self: &Arc<Self>, trigger: &'static str) {
+    pub(crate) async fn reload_kb(self: &Arc<Self>, trigger: &'static str) {
         let engine = self.clone();
         if let Err(e) = tokio::task::spawn_blocking(move || engine.bot.reload_kb(trigger)).await {
             error!(error = %e, "reloading the knowledge base panicked");

@@ -89,7 +89,7 @@ pub use watch::SocketModeWatch;
 
 /// Slack events the bot handles (`events.rs`), with the bot scope each needs. `manifest.yaml` must
 /// subscribe to exactly these (`tests/manifest.rs`).
-pub const EVENT_SCOPES: &[(&str, &str)] = &[
+pub(crate) const EVENT_SCOPES: &[(&str, &str)] = &[
     ("app_mention", "app_mentions:read"),
     ("message.channels", "channels:history"),
     ("message.groups", "groups:history"),
@@ -127,7 +127,7 @@ pub use web::{RetryPolicy, ThreadSeen, Web};
 
 /// Errors of the Slack boundary.
 #[derive(Debug, thiserror::Error)]
-pub enum SlackError {
+pub(crate) enum SlackError {
     #[error("Slack Web API call {method} failed")]
     Api {
         method: &'static str,
@@ -145,22 +145,11 @@ pub enum SlackError {
 impl SlackError {
     /// True when the call may succeed later (see [`web::is_transient`]): the reply is kept and
     /// delivered again.
-    pub fn is_transient(&self) -> bool {
+    pub(crate) fn is_transient(&self) -> bool {
         match self {
             SlackError::Api { source, .. } => web::is_transient(source),
             SlackError::Timeout(_) => true,
             SlackError::Tls(_) | SlackError::BadResponseUrl => false,
-        }
-    }
-
-    /// The Slack error code of a failed API call (`invalid_auth`, ...), if it was one.
-    pub fn api_code(&self) -> Option<&str> {
-        match self {
-            SlackError::Api { source, .. } => match source.as_ref() {
-                slack_morphism::errors::SlackClientError::ApiError(a) => Some(a.code.as_str()),
-                _ => None,
-            },
-            _ => None,
         }
     }
 }
@@ -264,7 +253,7 @@ struct Queue {
 }
 
 /// The running Slack side: bot, Web API, per-thread queues and the stop signal.
-pub struct Engine<S> {
+pub(crate) struct Engine<S> {
     pub(crate) bot: Bot<S>,
     pub(crate) web: Web,
     pub(crate) tuning: Tuning,
@@ -291,7 +280,7 @@ pub struct Engine<S> {
 impl<S: Store + 'static> Engine<S> {
     /// The engine; with an `inbox`, mentions and messages are journaled there before they are
     /// acknowledged (see [`crate::inbox`]).
-    pub fn new(bot: Bot<S>, web: Web, tuning: Tuning, inbox: Option<Inbox>) -> Arc<Engine<S>> {
+    pub(crate) fn new(bot: Bot<S>, web: Web, tuning: Tuning, inbox: Option<Inbox>) -> Arc<Engine<S>> {
         Arc::new(Engine {
             bot,
             web,
@@ -310,12 +299,8 @@ impl<S: Store + 'static> Engine<S> {
         })
     }
 
-    pub fn bot(&self) -> &Bot<S> {
-        &self.bot
-    }
-
     /// Stop taking events, for `reason` (the first reason given wins).
-    pub fn request_stop(&self, reason: StopReason) {
+    pub(crate) fn request_stop(&self, reason: StopReason) {
         self.reason
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -323,18 +308,13 @@ impl<S: Store + 'static> Engine<S> {
         self.stop.cancel();
     }
 
-    pub fn stop_reason(&self) -> Option<StopReason> {
+    pub(crate) fn stop_reason(&self) -> Option<StopReason> {
         *self.reason.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Resolves once a stop was requested.
-    pub async fn stopped(&self) {
+    pub(crate) async fn stopped(&self) {
         self.stop.cancelled().await
-    }
-
-    /// Socket Mode connections opened since start (reconnects included).
-    pub fn socket_connects(&self) -> u64 {
-        self.connects.load(Ordering::Relaxed)
     }
 
     /// Queue an event for its thread's worker (starting one when the thread has none).
@@ -345,7 +325,7 @@ impl<S: Store + 'static> Engine<S> {
             InboundKind::Action { .. } => Some("click"),
             // slash commands are answered in the ack and counted there; a shared answer's
             // follow-up is ours, not something Slack sent
-            InboundKind::Command | InboundKind::Shared { .. } => None,
+            InboundKind::Shared { .. } => None,
         };
         if let Some(kind) = kind {
             self.bot.metrics().event_received(kind);
@@ -362,7 +342,7 @@ impl<S: Store + 'static> Engine<S> {
 
     /// Hand the events an earlier process journaled and did not finish (see [`Inbox::open`]) to
     /// their threads' workers; those it had handled are dropped there as duplicates.
-    pub fn replay(self: &Arc<Self>, left: Vec<(Inbound, Ticket)>) {
+    pub(crate) fn replay(self: &Arc<Self>, left: Vec<(Inbound, Ticket)>) {
         if !left.is_empty() {
             info!(
                 events = left.len(),
@@ -476,7 +456,7 @@ impl<S: Store + 'static> Engine<S> {
     }
 
     /// Stop the queues and wait up to `grace` for the work in hand to finish. True when it did.
-    pub async fn drain(&self, grace: Duration) -> bool {
+    pub(crate) async fn drain(&self, grace: Duration) -> bool {
         self.closing.store(true, Ordering::SeqCst);
         // dropping the senders ends each worker once its queue is empty
         self.queues.lock().unwrap_or_else(|e| e.into_inner()).clear();
@@ -491,11 +471,6 @@ impl<S: Store + 'static> Engine<S> {
             info!("in-flight work finished");
         }
         done
-    }
-
-    /// Threads with a live worker (for tests and metrics).
-    pub fn active_threads(&self) -> usize {
-        self.queues.lock().unwrap_or_else(|e| e.into_inner()).len()
     }
 }
 

@@ -3,7 +3,7 @@
 //! without cutting an entity or a link in two. Pure.
 
 /// Escape text for mrkdwn: `&`, `<` and `>` become entities, so nothing in it is Slack markup.
-pub fn escape(s: &str) -> String {
+pub(crate) fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
@@ -46,7 +46,7 @@ pub(crate) fn first_chars(s: &str, n: usize) -> String {
 
 /// Split mrkdwn into pieces of at most `max` characters: at line ends where possible, then at spaces,
 /// never inside an `&..;` entity or one of our `<..>` links.
-pub fn split_text(text: &str, max: usize) -> Vec<String> {
+pub(crate) fn split_text(text: &str, max: usize) -> Vec<String> {
     let mut pieces = Vec::new();
     let mut rest: &str = text;
     while rest.chars().count() > max {

@@ -13,7 +13,7 @@
 /// Set `TCP_NODELAY` on every connected TCP socket of this process that does not have it; returns how
 /// many were changed.
 #[cfg(target_os = "linux")]
-pub fn disable_nagle() -> usize {
+pub(crate) fn disable_nagle() -> usize {
     use std::os::fd::BorrowedFd;
     let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
         return 0;
@@ -42,7 +42,7 @@ pub fn disable_nagle() -> usize {
 }
 
 #[cfg(not(target_os = "linux"))]
-pub fn disable_nagle() -> usize {
+pub(crate) fn disable_nagle() -> usize {
     0
 }
 

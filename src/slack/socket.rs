@@ -53,14 +53,14 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 type Listener = SlackClientSocketModeListener<Connector>;
 
 /// The running Socket Mode listener of an [`Engine`].
-pub struct SocketMode {
+pub(crate) struct SocketMode {
     listener: Listener,
     watch: SocketModeWatch,
 }
 
 impl SocketMode {
     /// Build the listener for `engine` and open its connections.
-    pub async fn start<S: Store + 'static>(engine: &Arc<Engine<S>>) -> Result<SocketMode, SlackError> {
+    pub(crate) async fn start<S: Store + 'static>(engine: &Arc<Engine<S>>) -> Result<SocketMode, SlackError> {
         let tuning = &engine.tuning;
         if STATIC_MAX_LEVEL < LevelFilter::TRACE {
             warn!("TRACE events are compiled out (a max_level feature of tracing): link_disabled cannot be detected and will be reconnected like any other disconnect");
@@ -105,7 +105,7 @@ impl SocketMode {
 
     /// Keep the connections open until the engine stops, or Slack disables Socket Mode or rejects the
     /// app-level token (which stops the engine); then close them.
-    pub async fn run<S: Store + 'static>(self, engine: Arc<Engine<S>>) {
+    pub(crate) async fn run<S: Store + 'static>(self, engine: Arc<Engine<S>>) {
         loop {
             let seen = tokio::select! {
                 _ = engine.stopped() => break,
@@ -272,7 +272,6 @@ fn event_span(inbound: &Inbound) -> Span {
         InboundKind::Mention => "mention",
         InboundKind::Message => "message",
         InboundKind::Action { .. } => "click",
-        InboundKind::Command => "command",
         InboundKind::Shared { .. } => "shared",
     };
     info_span!(
@@ -288,7 +287,7 @@ fn event_span(inbound: &Inbound) -> Span {
 /// The listener's HTTP transport (`apps.connections.open`): hyper-rustls, except that once the watch
 /// saw `link_disabled` it opens no connection and writes nothing on a pooled one.
 #[derive(Clone)]
-pub struct Gate {
+pub(crate) struct Gate {
     inner: HttpsConnector<HttpConnector>,
     watch: SocketModeWatch,
 }
@@ -322,7 +321,7 @@ impl Service<Uri> for Gate {
 }
 
 /// A connection of the [`Gate`].
-pub struct Gated<T> {
+pub(crate) struct Gated<T> {
     io: T,
     watch: SocketModeWatch,
 }

@@ -45,25 +45,25 @@ use tracing_subscriber::layer::{Context, Layer};
 use tracing_subscriber::registry::LookupSpan;
 
 /// Where slack-morphism logs a `disconnect` frame (at TRACE), just before it reconnects.
-pub const DISCONNECT_TARGET: &str = "slack_morphism::socket_mode::clients_manager_listener";
+pub(crate) const DISCONNECT_TARGET: &str = "slack_morphism::socket_mode::clients_manager_listener";
 /// Where slack-morphism logs a failed `apps.connections.open` (at ERROR), before it retries, and every
 /// frame it reads (at TRACE, with [`CLIENT_ID_FIELD`]).
-pub const CONNECT_TARGET: &str = "slack_morphism::hyper_tokio::socket_mode::tungstenite_wss_client";
+pub(crate) const CONNECT_TARGET: &str = "slack_morphism::hyper_tokio::socket_mode::tungstenite_wss_client";
 /// Where slack-morphism logs (at DEBUG) that it drops a connection to replace it, whatever ended it: a
 /// `disconnect` frame, a close, a socket error or missed pongs.
-pub const CLIENTS_TARGET: &str = "slack_morphism::hyper_tokio::socket_mode::tokio_clients_manager";
+pub(crate) const CLIENTS_TARGET: &str = "slack_morphism::hyper_tokio::socket_mode::tokio_clients_manager";
 /// The structured field naming the connection (`initial/token/reconnects`) in slack-morphism's events.
-pub const CLIENT_ID_FIELD: &str = "slack_wss_client_id";
+pub(crate) const CLIENT_ID_FIELD: &str = "slack_wss_client_id";
 
 /// The `disconnect` reason that means "Socket Mode is off for this app: do not reconnect".
-pub const LINK_DISABLED: &str = "link_disabled";
+pub(crate) const LINK_DISABLED: &str = "link_disabled";
 
 /// Observations not read yet, at most; the oldest go first.
 const BACKLOG: usize = 64;
 
 /// Something slack-morphism logged that the bot acts on.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Seen {
+pub(crate) enum Seen {
     /// Slack sent `disconnect` with this reason (`refresh_requested`, `warning`, `link_disabled`, ...);
     /// slack-morphism is reconnecting.
     Disconnect { reason: String },
@@ -84,12 +84,12 @@ thread_local! {
 
 /// The connection whose frame this thread is handling, for slack-morphism's `hello` callback; call it
 /// before the callback awaits anything. `None` without the layer (or with TRACE compiled out).
-pub fn connection_on_this_thread() -> Option<SlackSocketModeWssClientId> {
+pub(crate) fn connection_on_this_thread() -> Option<SlackSocketModeWssClientId> {
     LAST_CONNECTION.with(|c| c.borrow_mut().take())
 }
 
 /// slack-morphism's connection id from its log form, `initial/token/reconnects`.
-pub fn parse_connection(id: &str) -> Option<SlackSocketModeWssClientId> {
+pub(crate) fn parse_connection(id: &str) -> Option<SlackSocketModeWssClientId> {
     let mut parts = id.split('/');
     let initial = parts.next()?.parse().ok()?;
     let token = parts.next()?.parse().ok()?;
@@ -121,7 +121,7 @@ impl SocketModeWatch {
     }
 
     /// The watch of this process's listener, the one `telemetry::init` installs the layer of.
-    pub fn global() -> &'static SocketModeWatch {
+    pub(crate) fn global() -> &'static SocketModeWatch {
         static GLOBAL: OnceLock<SocketModeWatch> = OnceLock::new();
         GLOBAL.get_or_init(SocketModeWatch::new)
     }
@@ -141,12 +141,12 @@ impl SocketModeWatch {
     }
 
     /// Whether Slack said `link_disabled` (Socket Mode was turned off for the app).
-    pub fn link_disabled(&self) -> bool {
+    pub(crate) fn link_disabled(&self) -> bool {
         self.inner.link_disabled.load(Ordering::SeqCst)
     }
 
     /// The next observation, waiting for one. Meant for one reader.
-    pub async fn next(&self) -> Seen {
+    pub(crate) async fn next(&self) -> Seen {
         loop {
             if let Some(seen) = self.inner.seen.lock().unwrap_or_else(|e| e.into_inner()).pop_front() {
                 return seen;
@@ -181,7 +181,7 @@ impl fmt::Debug for SocketModeWatch {
 
 /// What slack-morphism's log line `message` at `target` says, if it is one the bot acts on.
 /// `connection` is the event's [`CLIENT_ID_FIELD`].
-pub fn read(target: &str, message: &str, connection: Option<&str>) -> Option<Seen> {
+pub(crate) fn read(target: &str, message: &str, connection: Option<&str>) -> Option<Seen> {
     if target.starts_with(DISCONNECT_TARGET) {
         // "[0/0/0] Received socket mode disconnected event: SlackSocketModeDisconnectEvent { reason: \"link_disabled\", ..."
         let (_, event) = message.split_once("Received socket mode disconnected event")?;

@@ -164,7 +164,7 @@ pub(super) fn https_connector() -> Result<HttpsConnector<HttpConnector>, SlackEr
 
 impl Web {
     /// A client for the Web API at `api_url` (`https://slack.com/api`, or `http://127.0.0.1:PORT/api`).
-    pub fn new(
+    pub(crate) fn new(
         api_url: &str,
         bot_token: &SecretString,
         app_token: &SecretString,
@@ -184,7 +184,7 @@ impl Web {
     }
 
     /// Count failed calls and rate limits in `metrics`.
-    pub fn with_metrics(self, metrics: Arc<Metrics>) -> Web {
+    pub(crate) fn with_metrics(self, metrics: Arc<Metrics>) -> Web {
         Web { metrics, ..self }
     }
 
@@ -263,7 +263,7 @@ impl Web {
     }
 
     /// `auth.test` with the bot token: the bot's user id, bot id and team.
-    pub async fn auth_test(&self) -> Result<(String, Option<String>, String), SlackError> {
+    pub(crate) async fn auth_test(&self) -> Result<(String, Option<String>, String), SlackError> {
         let r = self
             .retry("auth.test", || {
                 let s = self.client.open_session(&self.bot_token);
@@ -287,7 +287,7 @@ impl Web {
     /// [`crate::outbox::marker`]), part `i` carries `<marker>:<i>` as its first block's `block_id`,
     /// and parts whose mark is in `posted` (found in the thread by [`Web::thread_markers`]) are not
     /// posted again.
-    pub async fn post(
+    pub(crate) async fn post(
         &self,
         channel: &str,
         thread_ts: Option<&str>,
@@ -322,7 +322,7 @@ impl Web {
     }
 
     /// Post each rendered message, visible to `user` only.
-    pub async fn post_ephemeral(
+    pub(crate) async fn post_ephemeral(
         &self,
         channel: &str,
         user: &str,
@@ -349,7 +349,7 @@ impl Web {
     }
 
     /// Replace message `ts` with the first rendered message (updates are short by construction).
-    pub async fn update(&self, channel: &str, ts: &str, parts: Vec<Rendered>) -> Result<(), SlackError> {
+    pub(crate) async fn update(&self, channel: &str, ts: &str, parts: Vec<Rendered>) -> Result<(), SlackError> {
         let Some(r) = parts.into_iter().next() else {
             return Ok(());
         };
@@ -369,7 +369,7 @@ impl Web {
 
     /// Replace the message an interaction came from with the first rendered message, or delete it
     /// when there is none.
-    pub async fn respond(&self, response_url: &str, parts: Vec<Rendered>) -> Result<(), SlackError> {
+    pub(crate) async fn respond(&self, response_url: &str, parts: Vec<Rendered>) -> Result<(), SlackError> {
         let url: url::Url = response_url.parse().map_err(|_| SlackError::BadResponseUrl)?;
         let req = match parts.into_iter().next() {
             Some(Rendered { text, blocks }) => {
@@ -415,7 +415,12 @@ impl Web {
     /// What the messages of a thread show (every page of `conversations.replies`, up to
     /// [`MAX_THREAD_PAGES`] of them): the [`crate::outbox`] marks, and the questions `me` asked
     /// with buttons.
-    pub async fn read_thread(&self, channel: &str, thread_ts: &str, me: &Identity) -> Result<ThreadSeen, SlackError> {
+    pub(crate) async fn read_thread(
+        &self,
+        channel: &str,
+        thread_ts: &str,
+        me: &Identity,
+    ) -> Result<ThreadSeen, SlackError> {
         let mut seen = ThreadSeen::default();
         let mut cursor = None;
         for _ in 0..MAX_THREAD_PAGES {
@@ -435,7 +440,7 @@ impl Web {
     }
 
     /// The root message of a thread (`conversations.replies`, first page of one).
-    pub async fn thread_root(&self, channel: &str, thread_ts: &str) -> Result<Option<String>, SlackError> {
+    pub(crate) async fn thread_root(&self, channel: &str, thread_ts: &str) -> Result<Option<String>, SlackError> {
         let resp = self.replies_page(channel, thread_ts, 1, None).await?;
         Ok(resp
             .messages

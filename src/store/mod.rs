@@ -38,7 +38,7 @@ pub use sled_store::SledStore;
 pub const EVENT_MEMORY_SECS: u64 = 2 * 60 * 60;
 
 /// Version of the stored record around a conversation; bump it when [`Stored`] changes shape.
-pub const STORE_FORMAT: u32 = 1;
+pub(crate) const STORE_FORMAT: u32 = 1;
 
 /// What a backend stores for a thread: the conversation with the record's format version.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -221,7 +221,7 @@ pub struct Commit<'a> {
 
 impl Commit<'_> {
     /// True when the commit writes nothing.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.conversation == Change::Keep && self.events.is_empty() && self.outbox.is_none()
     }
 }

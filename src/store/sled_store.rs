@@ -78,10 +78,6 @@ impl SledStore {
             dir,
         })
     }
-
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
 }
 
 fn decode_key(bytes: &[u8]) -> ThreadKey {
