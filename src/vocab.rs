@@ -40,6 +40,18 @@ pub struct Inbound {
     pub kind: InboundKind,
 }
 
+impl InboundKind {
+    /// The kind's name in logs and metrics.
+    pub fn label(&self) -> &'static str {
+        match self {
+            InboundKind::Mention => "mention",
+            InboundKind::Message => "message",
+            InboundKind::Action { .. } => "click",
+            InboundKind::Shared { .. } => "shared",
+        }
+    }
+}
+
 impl Inbound {
     /// The thread this belongs to: its thread, or the thread its own `ts` starts.
     pub(crate) fn thread(&self) -> ThreadKey {

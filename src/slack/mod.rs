@@ -319,16 +319,10 @@ impl<S: Store + 'static> Engine<S> {
 
     /// Queue an event for its thread's worker (starting one when the thread has none).
     pub(crate) fn dispatch(self: &Arc<Self>, inbound: Inbound, span: Span) {
-        let kind = match &inbound.kind {
-            InboundKind::Mention => Some("mention"),
-            InboundKind::Message => Some("message"),
-            InboundKind::Action { .. } => Some("click"),
-            // slash commands are answered in the ack and counted there; a shared answer's
-            // follow-up is ours, not something Slack sent
-            InboundKind::Shared { .. } => None,
-        };
-        if let Some(kind) = kind {
-            self.bot.metrics().event_received(kind);
+        // slash commands are answered in the ack and counted there; a shared answer's follow-up is
+        // ours, not something Slack sent
+        if !matches!(inbound.kind, InboundKind::Shared { .. }) {
+            self.bot.metrics().event_received(inbound.kind.label());
         }
         // bots' messages (our own posts echoed back among them) are ignored anyway: not worth a write
         let journaled = matches!(inbound.kind, InboundKind::Mention | InboundKind::Message) && !inbound.is_bot;

@@ -34,7 +34,7 @@ use tracing::{debug, error, info, info_span, warn, Span};
 use super::watch::{self, Seen, SocketModeWatch, LINK_DISABLED};
 use super::{events, web, Engine, SlackError, StopReason};
 use crate::store::Store;
-use crate::vocab::{Inbound, InboundKind, SlashCommand};
+use crate::vocab::{Inbound, SlashCommand};
 
 /// The Web API method the listener calls, as counted in the metrics.
 const OPEN: &str = "apps.connections.open";
@@ -268,12 +268,7 @@ fn on_error(err: BoxError, _: Arc<SlackClient<Connector>>, _: SlackClientEventsU
 }
 
 fn event_span(inbound: &Inbound) -> Span {
-    let kind = match &inbound.kind {
-        InboundKind::Mention => "mention",
-        InboundKind::Message => "message",
-        InboundKind::Action { .. } => "click",
-        InboundKind::Shared { .. } => "shared",
-    };
+    let kind = inbound.kind.label();
     info_span!(
         "slack_event",
         kind,
