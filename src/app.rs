@@ -55,6 +55,12 @@ impl Application {
             .context("opening the conversation store panicked")??;
         let metrics = Arc::new(Metrics::new());
         metrics.set_store_open(true);
+        metrics.expect_methods(
+            crate::slack::WEB_API_SCOPES
+                .iter()
+                .map(|(method, _)| *method)
+                .chain(["response_url"]),
+        );
         let kb = settings
             .kb
             .load_live()

@@ -53,8 +53,10 @@ fn text(status: StatusCode, body: &str) -> Response<Full<Bytes>> {
 
 /// Serve `listener` until `shutdown` resolves (connections in progress finish on their own).
 pub(crate) async fn serve(listener: TcpListener, metrics: Arc<Metrics>, shutdown: impl Future<Output = ()>) {
-    let addr = listener.local_addr().ok();
-    info!(addr = ?addr, "health and metrics endpoint listening");
+    match listener.local_addr() {
+        Ok(addr) => info!(%addr, "health and metrics endpoint listening"),
+        Err(_) => info!("health and metrics endpoint listening"),
+    }
     tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {

@@ -46,6 +46,39 @@ struct ResultLabel {
     result: String,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CauseLabel {
+    cause: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BuildLabel {
+    version: String,
+    kb_version: String,
+}
+
+/// Why a duplicate was dropped: the `message` twin of an `app_mention` (expected: Slack sends both for
+/// one post), a copy Slack sent again (a retry or a redelivery after a reconnect), a click or a slash
+/// command sent again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Duplicate {
+    Twin,
+    Redelivery,
+    Click,
+    Command,
+}
+
+impl Duplicate {
+    fn label(self) -> &'static str {
+        match self {
+            Duplicate::Twin => "twin",
+            Duplicate::Redelivery => "redelivery",
+            Duplicate::Click => "click",
+            Duplicate::Command => "command",
+        }
+    }
+}
+
 /// The registry and its series.
 #[derive(Debug)]
 pub(crate) struct Metrics {
@@ -56,7 +89,8 @@ pub(crate) struct Metrics {
     clarifications: Counter,
     follow_up_steps: Family<IntentLabel, Counter>,
     feedback: Family<VoteLabel, Counter>,
-    duplicates: Counter,
+    duplicates: Family<CauseLabel, Counter>,
+    build_info: Family<BuildLabel, Gauge<i64>>,
     slack_errors: Family<MethodLabel, Counter>,
     rate_limited: Family<MethodLabel, Counter>,
     reconnects: Counter,
@@ -88,7 +122,8 @@ impl Metrics {
             clarifications: Counter::default(),
             follow_up_steps: Family::default(),
             feedback: Family::default(),
-            duplicates: Counter::default(),
+            duplicates: Family::default(),
+            build_info: Family::default(),
             slack_errors: Family::default(),
             rate_limited: Family::default(),
             reconnects: Counter::default(),
@@ -103,6 +138,26 @@ impl Metrics {
             replies_dropped: Counter::default(),
         };
         m.store_writable.set(1);
+        // every series with known labels is exported from the start, at 0
+        for kind in ["mention", "message", "click", "command"] {
+            let _ = m.events.get_or_create(&KindLabel { kind: kind.into() });
+        }
+        for vote in ["up", "down", "wrong_topic"] {
+            let _ = m.feedback.get_or_create(&VoteLabel { vote: vote.into() });
+        }
+        for result in ["ok", "rejected", "unavailable"] {
+            let _ = m.kb_reloads.get_or_create(&ResultLabel { result: result.into() });
+        }
+        for d in [
+            Duplicate::Twin,
+            Duplicate::Redelivery,
+            Duplicate::Click,
+            Duplicate::Command,
+        ] {
+            let _ = m.duplicates.get_or_create(&CauseLabel {
+                cause: d.label().into(),
+            });
+        }
         let r = &mut m.registry;
         r.register(
             "events_received",
@@ -132,8 +187,13 @@ impl Metrics {
         );
         r.register(
             "duplicates_dropped",
-            "Events dropped as already handled (Slack retries, app_mention/message twins)",
+            "Events dropped as already handled, by cause: twin (the message twin of an app_mention, expected), redelivery (Slack sent the event again), click, command",
             m.duplicates.clone(),
+        );
+        r.register(
+            "build_info",
+            "1, labelled with the binary's version and the knowledge base version in use",
+            m.build_info.clone(),
         );
         r.register(
             "slack_api_errors",
@@ -234,8 +294,32 @@ impl Metrics {
         self.feedback.get_or_create(&VoteLabel { vote: vote.into() }).inc();
     }
 
-    pub(crate) fn duplicate_dropped(&self) {
-        self.duplicates.inc();
+    pub(crate) fn duplicate_dropped(&self, cause: Duplicate) {
+        self.duplicates
+            .get_or_create(&CauseLabel {
+                cause: cause.label().into(),
+            })
+            .inc();
+    }
+
+    /// The Web API methods the bot calls, so their error and rate-limit series start at 0.
+    pub(crate) fn expect_methods<'a>(&self, methods: impl IntoIterator<Item = &'a str>) {
+        for method in methods {
+            let label = MethodLabel { method: method.into() };
+            let _ = self.slack_errors.get_or_create(&label);
+            let _ = self.rate_limited.get_or_create(&label);
+        }
+    }
+
+    /// `netrunbook_build_info{version, kb_version} 1`, for the knowledge base in use now.
+    pub(crate) fn set_build_info(&self, kb_version: &str) {
+        self.build_info.clear();
+        self.build_info
+            .get_or_create(&BuildLabel {
+                version: env!("CARGO_PKG_VERSION").into(),
+                kb_version: kb_version.into(),
+            })
+            .set(1);
     }
 
     pub(crate) fn slack_api_error(&self, method: &str) {
@@ -321,15 +405,40 @@ mod tests {
         m.event_received("mention");
         m.answered("dns");
         m.answered("dns");
-        m.duplicate_dropped();
+        m.duplicate_dropped(Duplicate::Twin);
         m.replied_after(Duration::from_millis(70));
+        m.expect_methods(["chat.postMessage"]);
+        m.set_build_info("kb-1");
+        m.set_build_info("kb-2");
         let text = m.encode();
         assert!(
             text.contains("netrunbook_events_received_total{kind=\"mention\"} 1"),
             "{text}"
         );
         assert!(text.contains("netrunbook_answers_total{intent=\"dns\"} 2"), "{text}");
-        assert!(text.contains("netrunbook_duplicates_dropped_total 1"), "{text}");
+        assert!(
+            text.contains("netrunbook_duplicates_dropped_total{cause=\"twin\"} 1"),
+            "{text}"
+        );
+        // series with known labels are exported from the start, at 0
+        for zero in [
+            "netrunbook_duplicates_dropped_total{cause=\"redelivery\"} 0",
+            "netrunbook_events_received_total{kind=\"command\"} 0",
+            "netrunbook_feedback_total{vote=\"wrong_topic\"} 0",
+            "netrunbook_kb_reloads_total{result=\"rejected\"} 0",
+            "{method=\"chat.postMessage\"} 0",
+        ] {
+            assert!(text.contains(zero), "{zero} missing:\n{text}");
+        }
+        // one build_info series, for the knowledge base in use now
+        assert!(
+            text.contains(&format!(
+                "netrunbook_build_info{{version=\"{}\",kb_version=\"kb-2\"}} 1",
+                env!("CARGO_PKG_VERSION")
+            )),
+            "{text}"
+        );
+        assert!(!text.contains("kb-1"), "{text}");
         assert!(
             text.contains("netrunbook_event_reply_seconds_bucket{le=\"0.1\"} 1"),
             "{text}"

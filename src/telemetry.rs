@@ -14,7 +14,10 @@ use crate::slack::SocketModeWatch;
 /// Install the global subscriber; a second call (tests) leaves the first in place.
 pub fn init(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let lines = fmt::layer().with_writer(std::io::stderr);
+    // colours only for a person at a terminal, never in files or a log collector
+    let lines = fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     let lines = match format {
         LogFormat::Json => lines.json().flatten_event(true).with_current_span(true).boxed(),
         LogFormat::Text => lines.with_target(false).boxed(),

@@ -6,12 +6,13 @@ use tracing::{debug, error, info, warn};
 use crate::dialogue::{self, Input, Reply};
 use crate::error::error_chain;
 use crate::kb::{KnowledgeBase, ReloadError, Reloaded};
+use crate::metrics::Duplicate;
 use crate::report::{self, Report};
 use crate::store::Store;
 use crate::vocab::{AdminTask, CommandReply, Message, SlashCommand};
 
 use super::route::HELP_WORDS;
-use super::{record_intent, Bot};
+use super::{record_intent, Bot, Outcome};
 
 impl<S: Store> Bot<S> {
     /// The answer to `/netrunbook <text>` with `kb`: the topic list or the answer, privately; the admin
@@ -76,7 +77,7 @@ impl<S: Store> Bot<S> {
             Ok(true) => true,
             Ok(false) => {
                 debug!(key = %key, "duplicate slash command: answered again without side effects");
-                self.metrics.duplicate_dropped();
+                self.metrics.duplicate_dropped(Duplicate::Command);
                 false
             }
             // better a rare double count than no answer when the store fails
@@ -102,6 +103,7 @@ impl<S: Store> Bot<S> {
                 topics: kb.topic_groups(),
             };
         }
+        let started = std::time::Instant::now();
         let step = dialogue::step(
             kb,
             None,
@@ -114,14 +116,15 @@ impl<S: Store> Bot<S> {
         record_intent(step.replies.first());
         if observe {
             self.observe(kb, Some(t), None, &step, now);
+            if let Some(o) = Outcome::of(kb, None, &step) {
+                o.log("command", started);
+            }
         }
         let mut replies = step.replies.into_iter();
         let reply = replies.next().unwrap_or(Reply::NoMatch);
         let more = replies.next().is_some() || matches!(&reply, Reply::Answer(a) if a.has_flow);
-        let share = match reply {
-            Reply::NoMatch => None,
-            _ => Some(t.to_string()),
-        };
+        // an answer or a choice of sections is worth sharing; "no match", a notice ("reset") is not
+        let share = matches!(reply, Reply::Answer(_) | Reply::Clarify { .. }).then(|| t.to_string());
         Message::Private { reply, more, share }
     }
 
@@ -167,6 +170,7 @@ impl<S: Store> Bot<S> {
         match &result {
             Ok(r) => {
                 self.metrics.kb_reload("ok");
+                self.metrics.set_build_info(&r.to);
                 info!(trigger, from = %r.from, to = %r.to, intents = r.intents, "knowledge base reloaded");
             }
             Err(e @ ReloadError::BuiltIn) => {

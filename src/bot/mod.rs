@@ -31,7 +31,7 @@ use crate::error::error_chain;
 use crate::feedback::{self, Unanswered, Vote, VoteKind};
 use crate::kb::{KnowledgeBase, LiveKb};
 use crate::matcher::Verdict;
-use crate::metrics::Metrics;
+use crate::metrics::{Duplicate, Metrics};
 use crate::outbox::{Outbox, Parcel};
 use crate::store::{Change, Commit, Store};
 use crate::vocab::{Identity, Inbound, InboundKind, Message, Outbound, ThreadKey};
@@ -59,6 +59,62 @@ struct Effects {
     events: Vec<String>,
     /// The thread's conversation after the event; `None`: unchanged.
     conversation: Option<Option<Conversation>>,
+    /// What the step amounted to, for the log line.
+    outcome: Option<Outcome>,
+}
+
+/// What a step amounted to, for the one INFO line per answer, abstention, clarification and
+/// follow-up step (never the text).
+#[derive(Debug)]
+pub(crate) struct Outcome {
+    what: &'static str,
+    intent: Option<String>,
+    score: Option<f64>,
+}
+
+impl Outcome {
+    /// The outcome of `step` from `before`, if it is one worth a line.
+    pub(crate) fn of(kb: &KnowledgeBase, before: Option<&Conversation>, step: &Step) -> Option<Outcome> {
+        let score = step
+            .matched
+            .as_ref()
+            .and_then(|m| m.ranked.first())
+            .map(|r| (r.score * 100.0).round() / 100.0);
+        let (what, intent) = match step.replies.first() {
+            Some(Reply::Answer(a)) => ("answer", Some(a.intent.clone())),
+            Some(Reply::NoMatch) => ("abstain", None),
+            Some(Reply::Clarify { .. }) => (
+                "clarify",
+                step.matched
+                    .as_ref()
+                    .and_then(|m| m.ranked.first())
+                    .map(|r| kb.intents[r.intent].id.clone()),
+            ),
+            _ => {
+                let (b, a) = (before?, step.state.as_ref()?);
+                let stepped = matches!(b.pending, Pending::Question { .. })
+                    && a.intent == b.intent
+                    && a.slots.len() > b.slots.len();
+                if !stepped {
+                    return None;
+                }
+                ("follow_up", a.intent.clone())
+            }
+        };
+        Some(Outcome { what, intent, score })
+    }
+
+    /// The INFO line, with the time the event took so far.
+    pub(crate) fn log(&self, kind: &str, started: std::time::Instant) {
+        info!(
+            kind,
+            outcome = self.what,
+            intent = self.intent.as_deref().unwrap_or(""),
+            score = self.score,
+            latency_ms = (started.elapsed().as_secs_f64() * 1000.0 * 100.0).round() / 100.0,
+            "handled"
+        );
+    }
 }
 
 impl Effects {
@@ -130,6 +186,7 @@ impl<S: Store> Bot<S> {
     }
 
     pub(crate) fn with_metrics(self, metrics: Arc<Metrics>) -> Bot<S> {
+        metrics.set_build_info(&self.kb.get().version);
         Bot { metrics, ..self }
     }
 
@@ -174,6 +231,7 @@ impl<S: Store> Bot<S> {
         reader: &impl ThreadReader,
         now: u64,
     ) -> Handled {
+        let started = std::time::Instant::now();
         let mut fx = Effects::default();
         let key = inbound.thread();
         let out = match &inbound.kind {
@@ -187,6 +245,9 @@ impl<S: Store> Bot<S> {
         };
         let mut parcel = Parcel::new(key, now, &kb.version, out);
         let outbox = self.commit(&fx, &mut parcel, now);
+        if let Some(o) = &fx.outcome {
+            o.log(inbound.kind.label(), started);
+        }
         Handled { parcel, outbox }
     }
 
@@ -260,12 +321,18 @@ impl<S: Store> Bot<S> {
         if matches!(inbound.kind, InboundKind::Mention | InboundKind::Message) {
             keys.push(format!("msg:{}:{}:{}", inbound.team, inbound.channel, inbound.ts));
         }
-        for key in &keys {
+        for (i, key) in keys.iter().enumerate() {
             match self.store.was_seen(key) {
                 Ok(false) => {}
                 Ok(true) => {
-                    debug!(key = %key, "duplicate event dropped");
-                    self.metrics.duplicate_dropped();
+                    // the event id was new and the post was seen: the other event of its pair
+                    let cause = match &inbound.kind {
+                        InboundKind::Action { .. } => Duplicate::Click,
+                        _ if i > 0 => Duplicate::Twin,
+                        _ => Duplicate::Redelivery,
+                    };
+                    debug!(key = %key, ?cause, "duplicate event dropped");
+                    self.metrics.duplicate_dropped(cause);
                     return false;
                 }
                 // better a rare double answer than silence when the store fails
@@ -382,6 +449,7 @@ impl<S: Store> Bot<S> {
         fx: &mut Effects,
     ) {
         fx.save(before, step.state.as_ref());
+        fx.outcome = Outcome::of(kb, before, step);
         record_intent_of(step.state.as_ref(), step.replies.first());
         self.observe(kb, text, before, step, now);
     }

@@ -296,18 +296,18 @@ impl<'k> Builder<'k> {
         self.blocks.extend(sections(&text));
         self.fallback(&q.text);
         if self.interactive {
+            // no option is styled as the expected one: the runbook does not prefer an answer
             let buttons: Vec<_> = q
                 .options
                 .iter()
-                .enumerate()
-                .map(|(i, o)| {
+                .map(|o| {
                     self.button(
                         &o.label,
                         &Action::Choose {
                             node: q.node.clone(),
                             option: o.id.clone(),
                         },
-                        i == 0,
+                        false,
                     )
                 })
                 .collect();
