@@ -93,10 +93,12 @@ impl Application {
             http = %http.local_addr().map_or_else(|_| settings.http_addr.to_string(), |a| a.to_string()),
             allowed_channels = settings.access.channels.as_ref().map_or(0, |c| c.len()),
             admins = settings.access.admins.len(),
+            alert_channels = settings.alerts.channels.len(),
             "netrunbook starting"
         );
         let bot = Bot::new(kb, store.clone(), Identity { user_id, bot_id })
             .with_access(settings.access.clone())
+            .with_alerts(settings.alerts.clone())
             .with_metrics(metrics.clone());
         let (inbox, journaled) = Inbox::open(settings.db.join(INBOX_DIR))?;
         Ok(Application {

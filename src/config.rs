@@ -10,6 +10,7 @@ use std::time::Duration;
 use clap::{Args, ValueEnum};
 use secrecy::{ExposeSecret, SecretString};
 
+use crate::alert::AlertPolicy;
 use crate::bot::Access;
 use crate::kb::{KbError, KnowledgeBase, LoadOptions, Source};
 use crate::slack::Tuning;
@@ -104,6 +105,18 @@ pub struct ServeArgs {
     /// User ids (not names) allowed `/netrunbook reload` and `/netrunbook report`, comma-separated
     #[arg(long, env = "NETRUNBOOK_ADMINS", value_delimiter = ',', value_parser = parse_user_id)]
     pub admins: Vec<String>,
+    /// Channel ids where a new top-level post by another app (PagerDuty, Alertmanager...) is read as an alert, comma-separated
+    #[arg(long, env = "NETRUNBOOK_ALERT_CHANNELS", value_delimiter = ',', value_parser = parse_channel_id)]
+    pub alert_channels: Vec<String>,
+    /// Only these bot ids (B...) count as alerting apps, comma-separated [default: every app but this bot]
+    #[arg(long, env = "NETRUNBOOK_ALERT_BOTS", value_delimiter = ',', value_parser = parse_bot_id)]
+    pub alert_bots: Vec<String>,
+    /// At most this many alert answers per channel per --alert-window, then one line holding back
+    #[arg(long, env = "NETRUNBOOK_ALERT_LIMIT", default_value_t = 20)]
+    pub alert_limit: usize,
+    /// The window of --alert-limit (e.g. 10m)
+    #[arg(long, env = "NETRUNBOOK_ALERT_WINDOW", default_value = "10m", value_parser = parse_duration)]
+    pub alert_window: Duration,
     /// Keep feedback, answer counts and unanswered questions this long (e.g. 30d)
     #[arg(long, env = "NETRUNBOOK_FEEDBACK_RETENTION", default_value = "30d", value_parser = parse_duration)]
     pub feedback_retention: Duration,
@@ -129,6 +142,7 @@ pub struct Settings {
     /// Where the health and metrics server listens.
     pub http_addr: SocketAddr,
     pub access: Access,
+    pub alerts: AlertPolicy,
     pub feedback_retention: Duration,
 }
 
@@ -178,6 +192,12 @@ impl Settings {
             access: Access {
                 channels: (!args.allowed_channels.is_empty()).then(|| args.allowed_channels.into_iter().collect()),
                 admins: args.admins.into_iter().collect::<BTreeSet<_>>(),
+            },
+            alerts: AlertPolicy {
+                channels: args.alert_channels.into_iter().collect(),
+                bots: (!args.alert_bots.is_empty()).then(|| args.alert_bots.into_iter().collect()),
+                limit: args.alert_limit.max(1),
+                window_secs: args.alert_window.as_secs().max(1),
             },
             feedback_retention: args.feedback_retention,
         })
@@ -242,6 +262,11 @@ pub(crate) fn parse_channel_id(s: &str) -> Result<String, String> {
     slack_id(s, &['C', 'G', 'D'], "channel", "C0123ABCD")
 }
 
+/// A bot id (`B…`).
+pub(crate) fn parse_bot_id(s: &str) -> Result<String, String> {
+    slack_id(s, &['B'], "bot", "B0123ABCD")
+}
+
 /// A user id (`U…`, `W…` in Enterprise Grid).
 pub(crate) fn parse_user_id(s: &str) -> Result<String, String> {
     slack_id(s, &['U', 'W'], "user", "U0123ABCD")
@@ -283,6 +308,10 @@ mod tests {
             http_addr: DEFAULT_HTTP_ADDR.parse().unwrap(),
             allowed_channels: vec![],
             admins: vec![],
+            alert_channels: vec![],
+            alert_bots: vec![],
+            alert_limit: 20,
+            alert_window: Duration::from_secs(600),
             feedback_retention: Duration::from_secs(30 * 86_400),
         }
     }

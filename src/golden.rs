@@ -79,6 +79,7 @@ fn inbound() -> Inbound {
         text: "calico-node is in CrashLoopBackOff".into(),
         mentioned: true,
         is_bot: false,
+        bot_id: None,
         edited: false,
         subtype: None,
         kind: InboundKind::Mention,

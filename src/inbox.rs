@@ -279,6 +279,7 @@ mod tests {
             text: "<@UBOT> dns \u{202e} <!channel> 🚒".into(),
             mentioned: false,
             is_bot: false,
+            bot_id: None,
             edited: false,
             subtype: None,
             kind: InboundKind::Mention,

@@ -23,6 +23,7 @@
 //! - [`http`]: `/healthz`, `/readyz`, `/metrics`, and the client behind `netrunbook health`.
 //! - [`config`], [`telemetry`], [`app`]: `netrunbook serve` (settings, logs, `Application`).
 
+pub(crate) mod alert;
 pub mod app;
 pub mod bot;
 pub mod cli;

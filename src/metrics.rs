@@ -52,10 +52,25 @@ struct CauseLabel {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AlertLabel {
+    outcome: String,
+    intent: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct BuildLabel {
     version: String,
     kb_version: String,
 }
+
+/// What became of an alert.
+pub(crate) const ALERT_OUTCOMES: [&str; 5] = [
+    "seen",
+    "answered",
+    "skipped_low_confidence",
+    "skipped_refire",
+    "skipped_limit",
+];
 
 /// Why a duplicate was dropped: the `message` twin of an `app_mention` (expected: Slack sends both for
 /// one post), a copy Slack sent again (a retry or a redelivery after a reconnect), a click or a slash
@@ -91,6 +106,7 @@ pub(crate) struct Metrics {
     feedback: Family<VoteLabel, Counter>,
     duplicates: Family<CauseLabel, Counter>,
     build_info: Family<BuildLabel, Gauge<i64>>,
+    alerts: Family<AlertLabel, Counter>,
     slack_errors: Family<MethodLabel, Counter>,
     rate_limited: Family<MethodLabel, Counter>,
     reconnects: Counter,
@@ -124,6 +140,7 @@ impl Metrics {
             feedback: Family::default(),
             duplicates: Family::default(),
             build_info: Family::default(),
+            alerts: Family::default(),
             slack_errors: Family::default(),
             rate_limited: Family::default(),
             reconnects: Counter::default(),
@@ -139,7 +156,7 @@ impl Metrics {
         };
         m.store_writable.set(1);
         // every series with known labels is exported from the start, at 0
-        for kind in ["mention", "message", "click", "command"] {
+        for kind in ["mention", "message", "click", "shortcut", "command"] {
             let _ = m.events.get_or_create(&KindLabel { kind: kind.into() });
         }
         for vote in ["up", "down", "wrong_topic"] {
@@ -147,6 +164,12 @@ impl Metrics {
         }
         for result in ["ok", "rejected", "unavailable"] {
             let _ = m.kb_reloads.get_or_create(&ResultLabel { result: result.into() });
+        }
+        for outcome in ALERT_OUTCOMES {
+            let _ = m.alerts.get_or_create(&AlertLabel {
+                outcome: outcome.into(),
+                intent: String::new(),
+            });
         }
         for d in [
             Duplicate::Twin,
@@ -189,6 +212,11 @@ impl Metrics {
             "duplicates_dropped",
             "Events dropped as already handled, by cause: twin (the message twin of an app_mention, expected), redelivery (Slack sent the event again), click, command",
             m.duplicates.clone(),
+        );
+        r.register(
+            "alerts",
+            "Alerts by other apps in the channels opted in: seen, answered (by intent), skipped_low_confidence, skipped_refire (a pointer to the first answer), skipped_limit",
+            m.alerts.clone(),
         );
         r.register(
             "build_info",
@@ -298,6 +326,17 @@ impl Metrics {
         self.duplicates
             .get_or_create(&CauseLabel {
                 cause: cause.label().into(),
+            })
+            .inc();
+    }
+
+    /// An alert's `outcome` (one of [`ALERT_OUTCOMES`]), with the intent it was answered or pointed
+    /// with, if any.
+    pub(crate) fn alert(&self, outcome: &str, intent: Option<&str>) {
+        self.alerts
+            .get_or_create(&AlertLabel {
+                outcome: outcome.into(),
+                intent: intent.unwrap_or_default().into(),
             })
             .inc();
     }

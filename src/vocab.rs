@@ -30,8 +30,11 @@ pub struct Inbound {
     /// The bot was mentioned in the text (always for an `app_mention`).
     #[serde(default)]
     pub mentioned: bool,
-    /// Posted by an app or a bot, the bot itself included.
+    /// Posted by an app or a bot (never the bot itself: `slack/` drops its own posts).
     pub is_bot: bool,
+    /// The posting app's bot id, when `is_bot`.
+    #[serde(default)]
+    pub bot_id: Option<String>,
     /// An edit (`message_changed`) or a message that carries an `edited` mark.
     pub edited: bool,
     /// Why this is not a plain new message (Slack's subtype: `channel_join`, `message_changed`, ...);
@@ -47,6 +50,7 @@ impl InboundKind {
             InboundKind::Mention => "mention",
             InboundKind::Message => "message",
             InboundKind::Action { .. } => "click",
+            InboundKind::Shortcut => "shortcut",
             InboundKind::Shared { .. } => "shared",
         }
     }
@@ -72,6 +76,9 @@ pub enum InboundKind {
         /// Where to send a reply that replaces or deletes the clicked (ephemeral) message.
         response_url: Option<String>,
     },
+    /// The message shortcut "Find the runbook section" on message `ts` (its text in `text`), by
+    /// `user`: answered in that message's thread, naming who asked.
+    Shortcut,
     /// A shared answer was posted as `ts` in the channel: its thread starts with `state`, the
     /// conversation the question started, and shows `rest`, the replies after the first (which the
     /// shared message shows). Decided when the answer was shared: the question is not matched again.
@@ -126,6 +133,10 @@ pub enum Message {
     },
     /// A one-line status.
     Notice(String),
+    /// Who asked, with the message shortcut, about the message a thread starts with.
+    AskedBy { user: String },
+    /// The same alert fired again: its answer is in the thread of `first` in `channel`.
+    Refire { channel: String, first: String },
     /// The bot does not answer in this channel; it does in these.
     NotHere { channels: Vec<String> },
     /// A title and preformatted text (a report, the problems of a knowledge base).

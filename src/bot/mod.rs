@@ -22,10 +22,11 @@
 
 use std::collections::BTreeSet;
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use tracing::{debug, error, info, warn};
 
+use crate::alert::{AlertPolicy, Gate};
 use crate::dialogue::{self, Conversation, Input, Pending, Reply, Step};
 use crate::error::error_chain;
 use crate::feedback::{self, Unanswered, Vote, VoteKind};
@@ -39,6 +40,7 @@ use crate::vocab::{Identity, Inbound, InboundKind, Message, Outbound, ThreadKey}
 use route::Route;
 
 mod actions;
+mod alerts;
 mod command;
 mod route;
 
@@ -163,6 +165,9 @@ impl Access {
 /// The bot: knowledge base, store, identity, who may use it, and what it counts.
 pub(crate) struct Bot<S> {
     kb: LiveKb,
+    /// Where alerts are read, and what was answered lately (in memory: a restart forgets re-fires).
+    alerts: AlertPolicy,
+    gate: Mutex<Gate>,
     store: S,
     me: Identity,
     access: Access,
@@ -174,6 +179,8 @@ impl<S: Store> Bot<S> {
     pub(crate) fn new(kb: impl Into<LiveKb>, store: S, me: Identity) -> Bot<S> {
         Bot {
             kb: kb.into(),
+            alerts: AlertPolicy::default(),
+            gate: Mutex::new(Gate::default()),
             store,
             me,
             access: Access::default(),
@@ -183,6 +190,11 @@ impl<S: Store> Bot<S> {
 
     pub(crate) fn with_access(self, access: Access) -> Bot<S> {
         Bot { access, ..self }
+    }
+
+    /// Read alerts as `alerts` says (by default, nowhere).
+    pub(crate) fn with_alerts(self, alerts: AlertPolicy) -> Bot<S> {
+        Bot { alerts, ..self }
     }
 
     pub(crate) fn with_metrics(self, metrics: Arc<Metrics>) -> Bot<S> {
@@ -235,7 +247,9 @@ impl<S: Store> Bot<S> {
         let mut fx = Effects::default();
         let key = inbound.thread();
         let out = match &inbound.kind {
-            InboundKind::Mention | InboundKind::Message => self.message(kb, &key, inbound, reader, now, &mut fx).await,
+            InboundKind::Mention | InboundKind::Message | InboundKind::Shortcut => {
+                self.message(kb, &key, inbound, reader, now, &mut fx).await
+            }
             // a click Slack re-sends must not vote, share or escalate twice
             InboundKind::Action { action, .. } if self.first_time(inbound, &mut fx) => {
                 self.action(kb, &key, inbound, action, now, &mut fx)
@@ -357,7 +371,7 @@ impl<S: Store> Bot<S> {
         } else {
             None
         };
-        let (addressed, root_if_silent) = match route::route(inbound, state.as_ref(), &self.access) {
+        let (addressed, root_if_silent) = match route::route(inbound, state.as_ref(), &self.access, &self.alerts) {
             Route::Ignore(why) => {
                 debug!(why, "not read");
                 return vec![];
@@ -372,6 +386,7 @@ impl<S: Store> Bot<S> {
                     message: self.not_here(),
                 }];
             }
+            Route::Alert => return self.alert(kb, key, inbound, now, fx),
             Route::Help => {
                 let topics = kb.topic_groups();
                 return vec![reply_in(inbound, key, Message::Help { topics })];
@@ -600,6 +615,7 @@ mod tests {
             mentioned: text.contains("<@UBOT>"),
             text: text.replace("<@UBOT>", "").trim().into(),
             is_bot: false,
+            bot_id: None,
             edited: false,
             subtype: None,
             kind,

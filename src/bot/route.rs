@@ -10,12 +10,15 @@
 //! - a mention in a thread with no question pending that says nothing the matcher can place ("@netrunbook",
 //!   "@netrunbook what does the runbook say?") is answered from the thread's root message (the alert);
 //! - a bare mention or "help" outside a conversation gets the topic list;
-//! - outside the allowed channels (when a list is set) a mention gets a short private note.
+//! - outside the allowed channels (when a list is set) a mention gets a short private note;
+//! - in a channel opted in to alerts, a new top-level post by another app is an alert;
+//! - the message shortcut asks about the message it was used on, as a mention in its thread would.
 
 use crate::dialogue::{self, Conversation, Pending};
 use crate::vocab::{Inbound, InboundKind};
 
 use super::Access;
+use crate::alert::AlertPolicy;
 
 /// Words that ask for the topic list.
 pub(crate) const HELP_WORDS: &[&str] = &["help", "topics", "?"];
@@ -29,6 +32,8 @@ pub(crate) enum Route {
     NotHere,
     /// The topic list.
     Help,
+    /// An alert by another app in a channel opted in: answered when the match is confident.
+    Alert,
     /// Step the thread's conversation with the text; `root_if_silent`: when the matcher cannot place
     /// the text (or it is empty), answer the thread's root message with it instead.
     Step { addressed: bool, root_if_silent: bool },
@@ -41,12 +46,15 @@ pub(crate) fn reads_thread(inbound: &Inbound) -> bool {
 }
 
 /// The route of a message event (`app_mention` or `message`), given the thread's conversation.
-pub(crate) fn route(inbound: &Inbound, state: Option<&Conversation>, access: &Access) -> Route {
-    if inbound.is_bot {
-        return Route::Ignore("a bot's message");
-    }
+pub(crate) fn route(inbound: &Inbound, state: Option<&Conversation>, access: &Access, alerts: &AlertPolicy) -> Route {
     if inbound.edited || inbound.subtype.is_some() {
         return Route::Ignore("an edit or a non-message subtype");
+    }
+    if inbound.is_bot {
+        if !in_thread(inbound) && !inbound.mentioned && alerts.reads(&inbound.channel, inbound.bot_id.as_deref()) {
+            return Route::Alert;
+        }
+        return Route::Ignore("a bot's message");
     }
     let addressed = addressed(inbound);
     let in_thread = in_thread(inbound);
@@ -58,6 +66,13 @@ pub(crate) fn route(inbound: &Inbound, state: Option<&Conversation>, access: &Ac
         return Route::NotHere;
     }
     let text = inbound.text.trim();
+    if inbound.kind == InboundKind::Shortcut {
+        // the message the shortcut was used on is the question, whatever it says
+        return Route::Step {
+            addressed,
+            root_if_silent: false,
+        };
+    }
     if addressed {
         let waiting = state.is_some_and(|c| matches!(c.pending, Pending::Question { .. } | Pending::Clarify { .. }));
         if in_thread && !waiting && dialogue::command(text).is_none() {
@@ -77,7 +92,7 @@ pub(crate) fn route(inbound: &Inbound, state: Option<&Conversation>, access: &Ac
 }
 
 fn addressed(inbound: &Inbound) -> bool {
-    inbound.kind == InboundKind::Mention || inbound.mentioned
+    matches!(inbound.kind, InboundKind::Mention | InboundKind::Shortcut) || inbound.mentioned
 }
 
 fn in_thread(inbound: &Inbound) -> bool {
@@ -101,6 +116,7 @@ mod tests {
             text: text.into(),
             mentioned: kind == InboundKind::Mention,
             is_bot: false,
+            bot_id: None,
             edited: false,
             subtype: None,
             kind,
@@ -110,6 +126,14 @@ mod tests {
     fn conversation(pending: Pending) -> Conversation {
         let kb = crate::kb::KnowledgeBase::builtin().expect("built-in knowledge base");
         Conversation::new(&kb, Some(kb.intents[0].id.clone()), pending, "dns fails".into(), 1)
+    }
+
+    fn route_(inbound: &Inbound, state: Option<&Conversation>, access: &Access) -> Route {
+        let alerts = AlertPolicy {
+            channels: BTreeSet::from(["CALERT".to_string()]),
+            ..AlertPolicy::default()
+        };
+        route(inbound, state, access, &alerts)
     }
 
     const STEP: Route = Route::Step {
@@ -124,31 +148,31 @@ mod tests {
         let waiting = conversation(Pending::Question { node: "n".into() });
         let mut bot = message(InboundKind::Message, None, "dns");
         bot.is_bot = true;
-        assert!(matches!(route(&bot, None, &anywhere), Route::Ignore(_)));
+        assert!(matches!(route_(&bot, None, &anywhere), Route::Ignore(_)));
         let mut join = message(InboundKind::Message, Some("10.1"), "joined");
         join.subtype = Some("channel_join".into());
-        assert!(matches!(route(&join, Some(&topic), &anywhere), Route::Ignore(_)));
+        assert!(matches!(route_(&join, Some(&topic), &anywhere), Route::Ignore(_)));
         // chatter: a top-level message, or a reply in a thread the bot is not in
         let chatter = message(InboundKind::Message, Some("10.1"), "lunch?");
         assert!(matches!(
-            route(&message(InboundKind::Message, None, "dns"), None, &anywhere),
+            route_(&message(InboundKind::Message, None, "dns"), None, &anywhere),
             Route::Ignore(_)
         ));
-        assert!(matches!(route(&chatter, None, &anywhere), Route::Ignore(_)));
+        assert!(matches!(route_(&chatter, None, &anywhere), Route::Ignore(_)));
         assert!(!reads_thread(&message(InboundKind::Message, None, "dns")));
         assert!(reads_thread(&chatter));
         // a reply in a thread with a conversation is offered, unaddressed
-        assert_eq!(route(&chatter, Some(&topic), &anywhere), STEP);
+        assert_eq!(route_(&chatter, Some(&topic), &anywhere), STEP);
         // a mention in a thread with no question pending may read the root; with one, it answers it
         let mention = message(InboundKind::Mention, Some("10.1"), "");
         let from_root = Route::Step {
             addressed: true,
             root_if_silent: true,
         };
-        assert_eq!(route(&mention, Some(&topic), &anywhere), from_root);
-        assert_eq!(route(&mention, None, &anywhere), from_root);
+        assert_eq!(route_(&mention, Some(&topic), &anywhere), from_root);
+        assert_eq!(route_(&mention, None, &anywhere), from_root);
         assert_eq!(
-            route(&mention, Some(&waiting), &anywhere),
+            route_(&mention, Some(&waiting), &anywhere),
             Route::Step {
                 addressed: true,
                 root_if_silent: false
@@ -157,7 +181,7 @@ mod tests {
         // a command in a thread is the command, never the root
         let reset = message(InboundKind::Mention, Some("10.1"), "reset");
         assert_eq!(
-            route(&reset, Some(&topic), &anywhere),
+            route_(&reset, Some(&topic), &anywhere),
             Route::Step {
                 addressed: true,
                 root_if_silent: false
@@ -165,11 +189,11 @@ mod tests {
         );
         // a bare mention or "help" at the top level lists the topics
         assert_eq!(
-            route(&message(InboundKind::Mention, None, ""), None, &anywhere),
+            route_(&message(InboundKind::Mention, None, ""), None, &anywhere),
             Route::Help
         );
         assert_eq!(
-            route(&message(InboundKind::Mention, None, "Help"), None, &anywhere),
+            route_(&message(InboundKind::Mention, None, "Help"), None, &anywhere),
             Route::Help
         );
         // outside the allowed channels: a note, but chatter stays chatter
@@ -178,9 +202,29 @@ mod tests {
             admins: BTreeSet::new(),
         };
         assert_eq!(
-            route(&message(InboundKind::Mention, None, "dns"), None, &elsewhere),
+            route_(&message(InboundKind::Mention, None, "dns"), None, &elsewhere),
             Route::NotHere
         );
-        assert!(matches!(route(&chatter, None, &elsewhere), Route::Ignore(_)));
+        assert!(matches!(route_(&chatter, None, &elsewhere), Route::Ignore(_)));
+        // an app's top-level post is an alert only in a channel opted in
+        let mut alert = message(InboundKind::Message, None, "[FIRING:1] calico-node down");
+        alert.is_bot = true;
+        assert!(matches!(route_(&alert, None, &anywhere), Route::Ignore(_)));
+        alert.channel = "CALERT".into();
+        assert_eq!(route_(&alert, None, &anywhere), Route::Alert);
+        alert.thread_ts = Some("10.1".into());
+        assert!(
+            matches!(route_(&alert, None, &anywhere), Route::Ignore(_)),
+            "a reply is no new alert"
+        );
+        // the shortcut asks about its message, even an empty one, and never reads the root
+        let shortcut = message(InboundKind::Shortcut, Some("10.1"), "");
+        assert_eq!(
+            route_(&shortcut, None, &anywhere),
+            Route::Step {
+                addressed: true,
+                root_if_silent: false
+            }
+        );
     }
 }

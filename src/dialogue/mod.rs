@@ -453,6 +453,19 @@ fn restart_changed(kb: &KnowledgeBase, conv: &Conversation, now: u64, out: &mut 
     }
 }
 
+/// A new conversation from `text`, already matched as `outcome` (an alert is matched once, to decide
+/// whether to answer it at all).
+pub fn start_matched(kb: &KnowledgeBase, text: &str, outcome: MatchOutcome, now: u64) -> Step {
+    let mut out = Step {
+        state: None,
+        replies: Vec::new(),
+        matched: None,
+        answered: Vec::new(),
+    };
+    start_with(kb, text, outcome, now, &mut out);
+    out
+}
+
 fn start(kb: &KnowledgeBase, text: &str, now: u64, out: &mut Step) {
     let outcome = kb.matcher.rank(&kb.prepare(text));
     start_with(kb, text, outcome, now, out);

@@ -423,6 +423,22 @@ pub(crate) fn render(message: &Message, version: &str) -> Vec<Rendered> {
             )));
             b.fallback(&format!("{question} {choice}"));
         }
+        Message::AskedBy { user } => {
+            b.blocks.push(context(&format!(
+                "🔎 <@{}> asked which runbook section fits this message.",
+                escape(user)
+            )));
+            b.fallback("Asked which runbook section fits this message.");
+        }
+        Message::Refire { channel, first } => {
+            // ids are Slack's (upper-case letters, digits, a dot): the link is ours
+            let url = format!("https://slack.com/archives/{}/p{}", channel, first.replace('.', ""));
+            b.blocks.push(context(&format!(
+                "↩️ This alert fired again within the hour: see {} for the runbook section and the follow-up.",
+                link(&url, "the first answer")
+            )));
+            b.fallback("This alert fired again within the hour: see the first answer.");
+        }
         Message::Notice(text) => {
             b.blocks.extend(sections(&format!("_{}_", escape(text))));
             b.fallback(text);

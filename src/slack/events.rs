@@ -23,7 +23,8 @@ use super::buttons::decode_action;
 use crate::vocab::{Identity, Inbound, InboundKind};
 
 /// Subtypes of people's messages worth reading; every other subtype is not a new message.
-const READABLE_SUBTYPES: &[&str] = &["thread_broadcast", "file_share"];
+/// (`bot_message`: an incoming webhook's post, read as an app's.)
+const READABLE_SUBTYPES: &[&str] = &["thread_broadcast", "file_share", "bot_message"];
 
 /// The event of an Events API envelope as an [`Inbound`], with the bot's mentions read and taken out of
 /// its text (`me`: the bot), a readable subtype cleared and our own posts marked as a bot's; `None`
@@ -47,12 +48,19 @@ fn raw_inbound(callback: &SlackPushEventCallback) -> Option<Inbound> {
             text: m.content.text.clone().unwrap_or_default(),
             mentioned: true,
             is_bot: false,
+            bot_id: None,
             edited: m.edited.is_some(),
             subtype: None,
             kind: InboundKind::Mention,
         }),
         SlackEventCallbackBody::Message(m) => {
             let subtype = m.subtype.as_ref().and_then(subtype_name);
+            let is_bot = m.sender.bot_id.is_some() || subtype.as_deref() == Some("bot_message");
+            let text = match (&m.content, is_bot) {
+                // an app's post often says everything in its attachments and blocks
+                (Some(c), true) => serde_json::to_value(c).map(|v| all_text(&v)).unwrap_or_default(),
+                (c, _) => c.as_ref().and_then(|c| c.text.clone()).unwrap_or_default(),
+            };
             Some(Inbound {
                 event_id,
                 team,
@@ -60,9 +68,10 @@ fn raw_inbound(callback: &SlackPushEventCallback) -> Option<Inbound> {
                 user: m.sender.user.as_ref().map(ToString::to_string).unwrap_or_default(),
                 ts: m.origin.ts.to_string(),
                 thread_ts: m.origin.thread_ts.as_ref().map(ToString::to_string),
-                text: m.content.as_ref().and_then(|c| c.text.clone()).unwrap_or_default(),
+                text,
                 mentioned: false,
-                is_bot: m.sender.bot_id.is_some() || subtype.as_deref() == Some("bot_message"),
+                is_bot,
+                bot_id: m.sender.bot_id.as_ref().map(ToString::to_string),
                 edited: subtype.as_deref() == Some("message_changed")
                     || m.message.as_ref().is_some_and(|e| e.edited.is_some()),
                 subtype,
@@ -90,7 +99,10 @@ fn posted(mut inbound: Inbound, me: &Identity) -> Option<Inbound> {
         }
         inbound.text = text.trim().to_string();
     }
-    inbound.is_bot |= inbound.user == me.user_id;
+    // our own posts come back as events: never read them
+    if inbound.user == me.user_id || (inbound.bot_id.is_some() && inbound.bot_id == me.bot_id) {
+        return None;
+    }
     if inbound
         .subtype
         .as_deref()
@@ -99,6 +111,38 @@ fn posted(mut inbound: Inbound, me: &Identity) -> Option<Inbound> {
         inbound.subtype = None;
     }
     Some(inbound)
+}
+
+/// Every piece of text in a message payload (its `text`, and in its attachments and blocks each
+/// `pretext`, `title`, `text`, field `value` and `fallback`), one per line, each once, in order.
+fn all_text(v: &Value) -> String {
+    fn walk(v: &Value, out: &mut Vec<String>) {
+        match v {
+            Value::Object(o) => {
+                for (k, x) in o {
+                    match x {
+                        Value::String(s) if ["text", "pretext", "title", "value", "fallback"].contains(&k.as_str()) => {
+                            for line in s.lines().map(str::trim).filter(|l| !l.is_empty()) {
+                                if !out.iter().any(|seen| seen == line) {
+                                    out.push(line.to_string());
+                                }
+                            }
+                        }
+                        _ => walk(x, out),
+                    }
+                }
+            }
+            Value::Array(a) => a.iter().for_each(|x| walk(x, out)),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    // the post's own text first
+    if let Some(Value::String(t)) = v.get("text") {
+        walk(&serde_json::json!({ "text": t }), &mut out);
+    }
+    walk(v, &mut out);
+    out.join("\n")
 }
 
 /// A subtype as Slack spells it (`bot_message`, `channel_join`, or one slack-morphism does not know).
@@ -118,6 +162,7 @@ fn unmodelled_inbound(raw: &Value, event_id: Option<String>, team: String) -> Op
     };
     let text = |key: &str| raw.get(key).and_then(Value::as_str).map(str::to_string);
     let subtype = text("subtype");
+    let is_bot = raw.get("bot_id").is_some_and(|b| !b.is_null()) || subtype.as_deref() == Some("bot_message");
     Some(Inbound {
         event_id,
         team: if team.is_empty() {
@@ -129,19 +174,29 @@ fn unmodelled_inbound(raw: &Value, event_id: Option<String>, team: String) -> Op
         user: text("user").unwrap_or_default(),
         ts: text("ts")?,
         thread_ts: text("thread_ts"),
-        text: text("text").unwrap_or_default(),
+        text: if is_bot {
+            all_text(raw)
+        } else {
+            text("text").unwrap_or_default()
+        },
         mentioned: kind == InboundKind::Mention,
-        is_bot: raw.get("bot_id").is_some_and(|b| !b.is_null()) || subtype.as_deref() == Some("bot_message"),
+        is_bot,
+        bot_id: text("bot_id"),
         edited: raw.get("edited").is_some_and(|e| !e.is_null()) || subtype.as_deref() == Some("message_changed"),
         subtype,
         kind,
     })
 }
 
-/// A click as an [`Inbound`]; `None` when it is not a click on one of our buttons.
+/// A click on one of our buttons, or our message shortcut, as an [`Inbound`]; `None` for anything
+/// else.
 pub(crate) fn interaction_inbound(event: &SlackInteractionEvent) -> Option<Inbound> {
-    let SlackInteractionEvent::BlockActions(click) = event else {
-        return None;
+    let click = match event {
+        SlackInteractionEvent::BlockActions(click) => click,
+        SlackInteractionEvent::MessageAction(a) if a.callback_id.0 == super::MESSAGE_SHORTCUT => {
+            return shortcut_inbound(a);
+        }
+        _ => return None,
     };
     let first = click.actions.as_ref()?.first()?;
     let action = decode_action(&first.action_id.0, first.value.as_deref().unwrap_or(""))?;
@@ -169,12 +224,46 @@ pub(crate) fn interaction_inbound(event: &SlackInteractionEvent) -> Option<Inbou
         text: String::new(),
         mentioned: false,
         is_bot: false,
+        bot_id: None,
         edited: false,
         subtype: None,
         kind: InboundKind::Action {
             action,
             response_url: click.response_url.as_ref().map(|u| u.0.to_string()),
         },
+    })
+}
+
+/// The message shortcut on a message: a question about that message, in its thread, by whoever used
+/// it (every copy of one use shares its `trigger_id`).
+fn shortcut_inbound(a: &SlackInteractionMessageActionEvent) -> Option<Inbound> {
+    let message = a.message.as_ref()?;
+    let is_app = message.sender.bot_id.is_some();
+    let text = match (&message.content, is_app) {
+        (c, true) => serde_json::to_value(c).map(|v| all_text(&v)).unwrap_or_default(),
+        (c, false) => c.text.clone().unwrap_or_default(),
+    };
+    let ts = message.origin.ts.to_string();
+    Some(Inbound {
+        event_id: Some(format!("shortcut:{}", a.trigger_id)),
+        team: a.team.id.to_string(),
+        channel: a.channel.as_ref()?.id.to_string(),
+        user: a.user.id.to_string(),
+        thread_ts: Some(
+            message
+                .origin
+                .thread_ts
+                .as_ref()
+                .map_or_else(|| ts.clone(), ToString::to_string),
+        ),
+        ts,
+        text,
+        mentioned: true,
+        is_bot: false,
+        bot_id: None,
+        edited: false,
+        subtype: None,
+        kind: InboundKind::Shortcut,
     })
 }
 
@@ -283,9 +372,81 @@ mod tests {
                 .unwrap();
             assert_eq!((i.subtype, i.is_bot), (None, false), "{subtype}");
         }
-        // our own posts are a bot's, whatever Slack marks them with
-        let i = inbound(json!({"type":"message","user":"UB","channel":"C","ts":"1.0","text":"x"})).unwrap();
-        assert!(i.is_bot);
+        // our own posts are never read, whatever Slack marks them with
+        assert_eq!(
+            inbound(json!({"type":"message","user":"UB","channel":"C","ts":"1.0","text":"x"})),
+            None
+        );
+        assert_eq!(
+            inbound(
+                json!({"type":"message","bot_id":"BB","subtype":"bot_message","channel":"C","ts":"1.0","text":"x"})
+            ),
+            None
+        );
+    }
+
+    #[test]
+    fn an_apps_post_is_read_with_its_attachments_and_blocks() {
+        // PagerDuty: the alert is in an attachment; Alertmanager through a webhook: title, text, fields
+        let i = inbound(
+            json!({"type":"message","subtype":"bot_message","bot_id":"BPD","username":"PagerDuty",
+            "channel":"C1","ts":"5.0","text":"",
+            "attachments":[{"fallback":"[Triggered] armada-network_endpoint_scrape_failure",
+                "title":"[Triggered] #4821 armada-network_endpoint_scrape_failure on carrier105",
+                "text":"Service: armada-network","color":"#d00",
+                "fields":[{"title":"Urgency","value":"high","short":true}]}],
+            "blocks":[{"type":"section","text":{"type":"mrkdwn","text":"Assigned to *on-call*"}}]}),
+        )
+        .unwrap();
+        assert!(i.is_bot && i.subtype.is_none(), "{i:?}");
+        assert_eq!(i.bot_id.as_deref(), Some("BPD"));
+        for part in [
+            "[Triggered] #4821 armada-network_endpoint_scrape_failure on carrier105",
+            "Service: armada-network",
+            "high",
+            "Assigned to *on-call*",
+            "[Triggered] armada-network_endpoint_scrape_failure",
+        ] {
+            assert!(i.text.lines().any(|l| l == part), "{part} missing from {:?}", i.text);
+        }
+        // a person's message is read from its text alone, as before
+        let i = inbound(json!({"type":"message","user":"U2","channel":"C1","ts":"5.1","text":"dns fails",
+            "blocks":[{"type":"rich_text","elements":[{"type":"rich_text_section","elements":[{"type":"text","text":"dns fails"}]}]}]}))
+        .unwrap();
+        assert_eq!(i.text, "dns fails");
+    }
+
+    #[test]
+    fn the_message_shortcut_asks_about_its_message_in_its_thread() {
+        let event: SlackInteractionEvent = serde_json::from_value(json!({"type":"message_action",
+            "team":{"id":"T1"},"user":{"id":"U9"},"channel":{"id":"C1"},"callback_id":"find_runbook_section",
+            "trigger_id":"tr1","response_url":"https://hooks.slack.com/app/x","message_ts":"7.1",
+            "message":{"type":"message","user":"U2","ts":"7.1","thread_ts":"7.0","text":"calico-node keeps restarting"}}))
+        .expect("slack-morphism reads the shortcut");
+        let i = interaction_inbound(&event).expect("our shortcut");
+        assert_eq!(
+            (
+                i.kind,
+                i.user.as_str(),
+                i.ts.as_str(),
+                i.thread_ts.as_deref(),
+                i.text.as_str(),
+                i.mentioned
+            ),
+            (
+                InboundKind::Shortcut,
+                "U9",
+                "7.1",
+                Some("7.0"),
+                "calico-node keeps restarting",
+                true
+            )
+        );
+        assert_eq!(i.event_id.as_deref(), Some("shortcut:tr1"));
+        let mut other = serde_json::to_value(&event).unwrap();
+        other["callback_id"] = json!("someone_elses");
+        let other: SlackInteractionEvent = serde_json::from_value(other).unwrap();
+        assert_eq!(interaction_inbound(&other), None);
     }
 
     #[test]

@@ -106,6 +106,9 @@ pub const WEB_API_SCOPES: &[(&str, &[&str])] = &[
     ("conversations.replies", &["channels:history", "groups:history"]),
 ];
 
+/// The message shortcut "Find the runbook section": its `callback_id` (the `commands` scope covers it).
+pub const MESSAGE_SHORTCUT: &str = "find_runbook_section";
+
 /// The slash command, and the scope it needs.
 pub const SLASH_COMMAND: (&str, &str) = ("/netrunbook", "commands");
 

@@ -76,6 +76,7 @@ pub fn settings(emu: &SlackEmulator, db: &Path) -> Settings {
         tuning: test_tuning(),
         http_addr: "127.0.0.1:0".parse().expect("an address"),
         access: Access::default(),
+        alerts: Default::default(),
         feedback_retention: Duration::from_secs(30 * 86_400),
     }
 }

@@ -290,6 +290,7 @@ async fn an_event_acknowledged_just_before_a_crash_is_handled_after_the_restart(
             text,
             mentioned: false,
             is_bot: false,
+            bot_id: None,
             edited: false,
             subtype: None,
             kind: InboundKind::Mention,
