@@ -41,7 +41,7 @@ enum Command {
         db: Option<PathBuf>,
     },
     /// Run the Slack bot (Socket Mode); stops on SIGTERM or Ctrl-C
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Validate the knowledge base (and its coverage of a runbook)
     Check {
         /// The runbook Markdown file every section of which must be covered
@@ -101,7 +101,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         return cli::check(&cli.kb, runbook.as_deref(), &mut out);
     }
     if let Command::Serve(args) = cli.command {
-        return serve(args, cli.kb);
+        return serve(*args, cli.kb);
     }
     if let Command::Health { url, http_addr } = &cli.command {
         return Ok(health(
