@@ -19,6 +19,8 @@ pub const DEFAULT_TOP: usize = 10;
 pub struct IntentRow {
     pub intent: String,
     pub answers: u64,
+    /// Alerts answered with this section.
+    pub alerts: u64,
     pub up: u64,
     pub down: u64,
     pub wrong_topic: u64,
@@ -56,6 +58,9 @@ impl Report {
         for (intent, n) in &data.answers {
             rows.entry(intent).or_default().answers += n;
         }
+        for (intent, n) in &data.alerts {
+            rows.entry(intent).or_default().alerts += n;
+        }
         for v in &data.votes {
             let r = rows.entry(&v.intent).or_default();
             match &v.kind {
@@ -74,7 +79,11 @@ impl Report {
                 r
             })
             .collect();
-        intents.sort_by(|a, b| b.answers.cmp(&a.answers).then_with(|| a.intent.cmp(&b.intent)));
+        intents.sort_by(|a, b| {
+            (b.answers + b.alerts)
+                .cmp(&(a.answers + a.alerts))
+                .then_with(|| a.intent.cmp(&b.intent))
+        });
         let mut unanswered: Vec<UnansweredRow> = data
             .unanswered
             .iter()
@@ -111,21 +120,21 @@ impl Report {
     }
 
     fn write_text(&self, out: &mut String) -> std::fmt::Result {
-        writeln!(out, "Answers and feedback per intent")?;
+        writeln!(out, "Answers, alerts answered and feedback per intent")?;
         if self.intents.is_empty() {
             writeln!(out, "  (no answers or feedback recorded)")?;
         } else {
             let w = self.intents.iter().map(|r| r.intent.len()).max().unwrap_or(6).max(6);
             writeln!(
                 out,
-                "  {:<w$}  {:>7}  {:>4}  {:>4}  {:>11}",
-                "intent", "answers", "up", "down", "wrong topic"
+                "  {:<w$}  {:>7}  {:>6}  {:>4}  {:>4}  {:>11}",
+                "intent", "answers", "alerts", "up", "down", "wrong topic"
             )?;
             for r in &self.intents {
                 write!(
                     out,
-                    "  {:<w$}  {:>7}  {:>4}  {:>4}  {:>11}",
-                    r.intent, r.answers, r.up, r.down, r.wrong_topic
+                    "  {:<w$}  {:>7}  {:>6}  {:>4}  {:>4}  {:>11}",
+                    r.intent, r.answers, r.alerts, r.up, r.down, r.wrong_topic
                 )?;
                 if !r.picked_instead.is_empty() {
                     let picked: Vec<String> = r.picked_instead.iter().map(|(i, n)| format!("{i} ×{n}")).collect();
@@ -231,6 +240,8 @@ mod tests {
     fn intents_are_counted_and_ordered_by_answers() {
         let data = FeedbackData {
             answers: BTreeMap::from([("dns".into(), 5), ("calico".into(), 9), ("lb".into(), 5)]),
+            // alerts answered count toward how busy a section is, and show apart
+            alerts: BTreeMap::from([("lb".into(), 1)]),
             votes: vec![
                 vote("dns", "U1", VoteKind::Up),
                 vote("dns", "U2", VoteKind::Down),
@@ -243,8 +254,10 @@ mod tests {
         };
         let r = Report::build(&data, 5);
         let order: Vec<&str> = r.intents.iter().map(|r| r.intent.as_str()).collect();
-        assert_eq!(order, ["calico", "dns", "lb", "gone"]);
-        let dns = &r.intents[1];
+        assert_eq!(order, ["calico", "lb", "dns", "gone"]);
+        assert_eq!((r.intents[1].answers, r.intents[1].alerts), (5, 1));
+        assert!(r.to_text().contains("alerts"), "{}", r.to_text());
+        let dns = &r.intents[2];
         assert_eq!((dns.answers, dns.up, dns.down, dns.wrong_topic), (5, 2, 1, 2));
         assert_eq!(dns.picked_instead, BTreeMap::from([("lb".to_string(), 2)]));
         assert_eq!(
@@ -293,6 +306,7 @@ mod tests {
         corrected.question = Some("LB ip pending".into());
         let data = FeedbackData {
             answers: BTreeMap::new(),
+            alerts: BTreeMap::new(),
             votes: vec![corrected, vote("dns", "U2", VoteKind::Up)],
             unanswered: vec![seen("printer offline", 1, 5), seen("what is a vlan", 3, 4)],
         };

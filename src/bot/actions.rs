@@ -86,7 +86,7 @@ impl<S: Store> Bot<S> {
                     },
                     now,
                 );
-                self.observe(kb, None, None, &step, now);
+                self.observe(kb, None, None, &step, now, false);
                 let mut replies = step.replies.into_iter();
                 let Some(first) = replies.next() else {
                     return vec![];

@@ -46,6 +46,7 @@ impl<S: Store> Bot<S> {
             Admit::Answer => {
                 self.metrics.alert("answered", Some(intent));
                 let step = dialogue::start_matched(kb, &inbound.text, outcome, now);
+                fx.alert = true;
                 self.settle(kb, None, &step, Some(&inbound.text), now, fx);
                 vec![reply_in(inbound, key, Message::Replies(step.replies))]
             }

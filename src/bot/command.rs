@@ -115,7 +115,7 @@ impl<S: Store> Bot<S> {
         );
         record_intent(step.replies.first());
         if observe {
-            self.observe(kb, Some(t), None, &step, now);
+            self.observe(kb, Some(t), None, &step, now, false);
             if let Some(o) = Outcome::of(kb, None, &step) {
                 o.log("command", started);
             }

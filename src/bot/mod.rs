@@ -63,6 +63,8 @@ struct Effects {
     conversation: Option<Option<Conversation>>,
     /// What the step amounted to, for the log line.
     outcome: Option<Outcome>,
+    /// The step answered an alert: its answer is counted as one (`report` shows them apart).
+    alert: bool,
 }
 
 /// What a step amounted to, for the one INFO line per answer, abstention, clarification and
@@ -466,17 +468,30 @@ impl<S: Store> Bot<S> {
         fx.save(before, step.state.as_ref());
         fx.outcome = Outcome::of(kb, before, step);
         record_intent_of(step.state.as_ref(), step.replies.first());
-        self.observe(kb, text, before, step, now);
+        self.observe(kb, text, before, step, now, fx.alert);
     }
 
     /// Count what a step did, keep its answers' tally and, when the match was doubtful, the message
     /// (redacted). `text` is what was matched, when the step read text.
-    fn observe(&self, kb: &KnowledgeBase, text: Option<&str>, before: Option<&Conversation>, step: &Step, now: u64) {
+    fn observe(
+        &self,
+        kb: &KnowledgeBase,
+        text: Option<&str>,
+        before: Option<&Conversation>,
+        step: &Step,
+        now: u64,
+        alert: bool,
+    ) {
         for r in &step.replies {
             match r {
                 Reply::Answer(a) => {
                     self.metrics.answered(&a.intent);
-                    if let Err(e) = self.store.count_answer(&a.intent, now) {
+                    let counted = if alert {
+                        self.store.count_alert(&a.intent, now)
+                    } else {
+                        self.store.count_answer(&a.intent, now)
+                    };
+                    if let Err(e) = counted {
                         warn!(error = %error_chain(&e), "cannot count an answer");
                     }
                 }

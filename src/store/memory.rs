@@ -23,6 +23,8 @@ struct Inner {
     events: HashMap<String, u64>,
     /// (day, intent) -> answers.
     answers: HashMap<(u64, String), u64>,
+    /// (day, intent) -> alerts answered.
+    alerts: HashMap<(u64, String), u64>,
     /// (thread, intent, user) -> latest vote.
     votes: HashMap<(ThreadKey, String, String), Vote>,
     /// Signature -> record.
@@ -151,6 +153,15 @@ impl FeedbackStore for MemoryStore {
         Ok(())
     }
 
+    fn count_alert(&self, intent: &str, now: u64) -> Result<(), StoreError> {
+        *self
+            .lock()
+            .alerts
+            .entry((now / DAY_SECS, intent.to_string()))
+            .or_default() += 1;
+        Ok(())
+    }
+
     fn put_vote(&self, vote: &Vote) -> Result<(), StoreError> {
         let key = (vote.thread.clone(), vote.intent.clone(), vote.user.clone());
         self.lock().votes.insert(key, vote.clone());
@@ -174,6 +185,9 @@ impl FeedbackStore for MemoryStore {
         for ((_, intent), n) in &inner.answers {
             *data.answers.entry(intent.clone()).or_default() += n;
         }
+        for ((_, intent), n) in &inner.alerts {
+            *data.alerts.entry(intent.clone()).or_default() += n;
+        }
         data.votes = inner.votes.values().cloned().collect();
         data.unanswered = inner.unanswered.values().cloned().collect();
         Ok(data)
@@ -181,14 +195,19 @@ impl FeedbackStore for MemoryStore {
 
     fn purge_feedback(&self, now: u64, retention_secs: u64) -> Result<PurgedFeedback, StoreError> {
         let mut inner = self.lock();
-        let before = (inner.answers.len(), inner.votes.len(), inner.unanswered.len());
-        inner
-            .answers
-            .retain(|(day, _), _| !expired((day + 1).saturating_mul(DAY_SECS), now, retention_secs));
+        let before = (
+            inner.answers.len() + inner.alerts.len(),
+            inner.votes.len(),
+            inner.unanswered.len(),
+        );
+        let kept =
+            |(day, _): &(u64, String), _: &mut u64| !expired((day + 1).saturating_mul(DAY_SECS), now, retention_secs);
+        inner.answers.retain(kept);
+        inner.alerts.retain(kept);
         inner.votes.retain(|_, v| !expired(v.at, now, retention_secs));
         inner.unanswered.retain(|_, u| !expired(u.last_at, now, retention_secs));
         Ok(PurgedFeedback {
-            answer_days: before.0 - inner.answers.len(),
+            answer_days: before.0 - inner.answers.len() - inner.alerts.len(),
             votes: before.1 - inner.votes.len(),
             unanswered: before.2 - inner.unanswered.len(),
         })

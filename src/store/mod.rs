@@ -12,8 +12,8 @@
 //! removes the record; what is left is posted again after a restart). Records are opaque bytes here,
 //! kept per thread (a thread's records are read without scanning the others').
 //!
-//! A store also keeps what [`FeedbackStore`] records for `netrunbook report`: answers per intent and
-//! day, votes on answers, and the messages the bot could not answer well (redacted, counted per
+//! A store also keeps what [`FeedbackStore`] records for `netrunbook report`: answers and alerts
+//! answered per intent and day, votes on answers, and the messages the bot could not answer well (redacted, counted per
 //! signature). These expire after a retention the caller chooses.
 //!
 //! Every backend must pass the one generic conformance test in `tests/store_conformance.rs`.
@@ -162,6 +162,8 @@ pub const DAY_SECS: u64 = 86_400;
 pub struct FeedbackData {
     /// Intent -> answers given.
     pub answers: BTreeMap<String, u64>,
+    /// Intent -> alerts answered with it.
+    pub alerts: BTreeMap<String, u64>,
     pub votes: Vec<Vote>,
     pub unanswered: Vec<Unanswered>,
 }
@@ -179,6 +181,8 @@ pub struct PurgedFeedback {
 pub trait FeedbackStore: Send + Sync {
     /// Count one answer about `intent`, given at `now`.
     fn count_answer(&self, intent: &str, now: u64) -> Result<(), StoreError>;
+    /// Count one alert answered with `intent` at `now`.
+    fn count_alert(&self, intent: &str, now: u64) -> Result<(), StoreError>;
     /// Record a vote, replacing the same user's earlier vote on the same intent in the same thread.
     fn put_vote(&self, vote: &Vote) -> Result<(), StoreError>;
     /// Add a sighting to the record of its signature (created on the first); returns how many
@@ -295,6 +299,9 @@ impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
 impl<S: FeedbackStore + ?Sized> FeedbackStore for std::sync::Arc<S> {
     fn count_answer(&self, intent: &str, now: u64) -> Result<(), StoreError> {
         (**self).count_answer(intent, now)
+    }
+    fn count_alert(&self, intent: &str, now: u64) -> Result<(), StoreError> {
+        (**self).count_alert(intent, now)
     }
     fn put_vote(&self, vote: &Vote) -> Result<(), StoreError> {
         (**self).put_vote(vote)

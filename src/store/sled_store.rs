@@ -28,6 +28,8 @@ pub struct SledStore {
     conversations: sled::Tree,
     events: sled::Tree,
     answers: sled::Tree,
+    /// Alerts answered per (day, intent), keyed like `answers`.
+    alerts: sled::Tree,
     votes: sled::Tree,
     unanswered: sled::Tree,
     outbox: sled::Tree,
@@ -71,6 +73,7 @@ impl SledStore {
             conversations,
             events,
             answers: db.open_tree("answers")?,
+            alerts: db.open_tree("alert_answers")?,
             votes: db.open_tree("votes")?,
             unanswered: db.open_tree("unanswered")?,
             outbox: db.open_tree("outbox")?,
@@ -254,15 +257,24 @@ fn be_u64(bytes: &[u8]) -> u64 {
     <[u8; 8]>::try_from(bytes).map(u64::from_be_bytes).unwrap_or(0)
 }
 
+/// Add one to `intent`'s count for the day of `now` in `tree` (keys: day, big-endian, then the intent).
+fn count_per_day(tree: &sled::Tree, intent: &str, now: u64) -> Result<(), StoreError> {
+    let mut key = (now / DAY_SECS).to_be_bytes().to_vec();
+    key.extend_from_slice(intent.as_bytes());
+    tree.update_and_fetch(key, |old| {
+        let n = old.map_or(0, be_u64).saturating_add(1);
+        Some(n.to_be_bytes().to_vec())
+    })?;
+    Ok(())
+}
+
 impl FeedbackStore for SledStore {
     fn count_answer(&self, intent: &str, now: u64) -> Result<(), StoreError> {
-        let mut key = (now / DAY_SECS).to_be_bytes().to_vec();
-        key.extend_from_slice(intent.as_bytes());
-        self.answers.update_and_fetch(key, |old| {
-            let n = old.map_or(0, be_u64).saturating_add(1);
-            Some(n.to_be_bytes().to_vec())
-        })?;
-        Ok(())
+        count_per_day(&self.answers, intent, now)
+    }
+
+    fn count_alert(&self, intent: &str, now: u64) -> Result<(), StoreError> {
+        count_per_day(&self.alerts, intent, now)
     }
 
     fn put_vote(&self, vote: &Vote) -> Result<(), StoreError> {
@@ -290,13 +302,15 @@ impl FeedbackStore for SledStore {
 
     fn feedback(&self) -> Result<FeedbackData, StoreError> {
         let mut data = FeedbackData::default();
-        for entry in self.answers.iter() {
-            let (k, v) = entry?;
-            if k.len() < 8 {
-                continue;
+        for (tree, counts) in [(&self.answers, &mut data.answers), (&self.alerts, &mut data.alerts)] {
+            for entry in tree.iter() {
+                let (k, v) = entry?;
+                if k.len() < 8 {
+                    continue;
+                }
+                let intent = String::from_utf8_lossy(&k[8..]).into_owned();
+                *counts.entry(intent).or_default() += be_u64(&v);
             }
-            let intent = String::from_utf8_lossy(&k[8..]).into_owned();
-            *data.answers.entry(intent).or_default() += be_u64(&v);
         }
         for entry in self.votes.iter() {
             let (_, v) = entry?;
@@ -311,12 +325,14 @@ impl FeedbackStore for SledStore {
 
     fn purge_feedback(&self, now: u64, retention_secs: u64) -> Result<PurgedFeedback, StoreError> {
         let mut purged = PurgedFeedback::default();
-        for entry in self.answers.iter() {
-            let (k, _) = entry?;
-            let day = k.get(..8).map_or(0, be_u64);
-            if expired((day + 1).saturating_mul(DAY_SECS), now, retention_secs) {
-                self.answers.remove(&k)?;
-                purged.answer_days += 1;
+        for tree in [&self.answers, &self.alerts] {
+            for entry in tree.iter() {
+                let (k, _) = entry?;
+                let day = k.get(..8).map_or(0, be_u64);
+                if expired((day + 1).saturating_mul(DAY_SECS), now, retention_secs) {
+                    tree.remove(&k)?;
+                    purged.answer_days += 1;
+                }
             }
         }
         for entry in self.votes.iter() {
