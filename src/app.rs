@@ -78,10 +78,15 @@ impl Application {
             settings.tuning.retry.clone(),
         )?
         .with_metrics(metrics.clone());
-        let (user_id, bot_id, team) = web
-            .auth_test()
-            .await
-            .context("SLACK_BOT_TOKEN was not accepted by Slack (auth.test)")?;
+        let (user_id, bot_id, team) = web.auth_test().await.map_err(|e| {
+            // a network failure is not a rejected token: say which one it is
+            let why = if e.is_transient() {
+                format!("cannot reach Slack at {} (auth.test)", settings.slack_api_url)
+            } else {
+                "SLACK_BOT_TOKEN was not accepted by Slack (auth.test)".to_string()
+            };
+            anyhow::Error::new(e).context(why)
+        })?;
         let current = kb.get();
         info!(
             bot_user = %user_id,

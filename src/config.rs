@@ -22,10 +22,10 @@ pub const DEFAULT_HTTP_ADDR: &str = "127.0.0.1:9090";
 #[derive(Debug, Clone, Args)]
 pub struct KbArgs {
     /// Intents directory; without it the copy compiled into the binary is used
-    #[arg(long, env = "NETRUNBOOK_INTENTS", global = true)]
+    #[arg(long, env = "NETRUNBOOK_INTENTS")]
     pub intents: Option<PathBuf>,
     /// Runbook site base URL that relative runbook links resolve against (overrides _runbook.yaml)
-    #[arg(long, env = "NETRUNBOOK_RUNBOOK_BASE_URL", global = true)]
+    #[arg(long, env = "NETRUNBOOK_RUNBOOK_BASE_URL")]
     pub runbook_base_url: Option<String>,
 }
 
@@ -72,6 +72,8 @@ impl KbArgs {
 /// Flags of `netrunbook serve`; each can also come from the environment variable named.
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
+    #[command(flatten)]
+    pub kb: KbArgs,
     /// App-level token (xapp-...) with connections:write; prefer the environment variable
     #[arg(long, env = "SLACK_APP_TOKEN", hide_env_values = true)]
     pub app_token: Option<String>,
@@ -156,7 +158,8 @@ pub enum ConfigError {
 }
 
 impl Settings {
-    pub fn from_args(args: ServeArgs, kb: KbArgs) -> Result<Settings, ConfigError> {
+    pub fn from_args(args: ServeArgs) -> Result<Settings, ConfigError> {
+        let kb = args.kb.clone();
         let app_token = token(
             args.app_token,
             "SLACK_APP_TOKEN",
@@ -218,14 +221,12 @@ fn token(
     let wellformed =
         v.starts_with(prefix) && v.len() > prefix.len() + 8 && v.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
     if !wellformed {
-        return Err(ConfigError::Malformed {
-            var,
-            what: if prefix == "xapp-" {
-                "expected an app-level token starting with xapp- (letters, digits and dashes)"
-            } else {
-                "expected a bot token starting with xoxb- (letters, digits and dashes)"
-            },
-        });
+        let what = match (prefix, v.starts_with(prefix)) {
+            (_, true) => "it has the right prefix but is not a whole token: it is too short, or holds characters a token never has (quotes, spaces, line breaks); copy it again",
+            ("xapp-", false) => "expected an app-level token starting with xapp- (letters, digits and dashes)",
+            (_, false) => "expected a bot token starting with xoxb- (letters, digits and dashes)",
+        };
+        return Err(ConfigError::Malformed { var, what });
     }
     Ok(secret)
 }
@@ -297,6 +298,7 @@ mod tests {
 
     fn args(app: Option<&str>, bot: Option<&str>) -> ServeArgs {
         ServeArgs {
+            kb: kb(),
             app_token: app.map(str::to_string),
             bot_token: bot.map(str::to_string),
             db: Some("/tmp/x".into()),
@@ -325,13 +327,17 @@ mod tests {
 
     #[test]
     fn tokens_are_checked_without_being_echoed() {
-        let e = Settings::from_args(args(None, Some("xoxb-1234567890")), kb()).unwrap_err();
+        let e = Settings::from_args(args(None, Some("xoxb-1234567890"))).unwrap_err();
         assert!(e.to_string().starts_with("SLACK_APP_TOKEN is not set"), "{e}");
-        let e = Settings::from_args(args(Some("xoxb-secretsecret"), Some("xoxb-1234567890")), kb()).unwrap_err();
+        let e = Settings::from_args(args(Some("xoxb-secretsecret"), Some("xoxb-1234567890"))).unwrap_err();
         assert!(e.to_string().contains("SLACK_APP_TOKEN is malformed") && !e.to_string().contains("secretsecret"));
-        let e = Settings::from_args(args(Some("xapp-1-A1-2-abcdef"), Some("xapp-secretsecret")), kb()).unwrap_err();
+        let e = Settings::from_args(args(Some("xapp-1-A1-2-abcdef"), Some("xapp-secretsecret"))).unwrap_err();
         assert!(e.to_string().contains("SLACK_BOT_TOKEN") && !e.to_string().contains("secretsecret"));
-        let s = Settings::from_args(args(Some("xapp-1-A1-2-abcdef"), Some("xoxb-1-2-abcdefgh")), kb()).unwrap();
+        // the right prefix, the wrong shape (a quote pasted with it): says so
+        let e = Settings::from_args(args(Some("xapp-1-A1-2-abcdef"), Some("xoxb-1-2-secret\""))).unwrap_err();
+        assert!(e.to_string().contains("right prefix but is not a whole token"), "{e}");
+        assert!(!e.to_string().contains("secret\""), "{e}");
+        let s = Settings::from_args(args(Some("xapp-1-A1-2-abcdef"), Some("xoxb-1-2-abcdefgh"))).unwrap();
         assert_eq!(s.slack_api_url, "https://slack.com/api");
         assert!(!format!("{s:?}").contains("abcdef"), "Debug must not show tokens");
     }
@@ -345,11 +351,11 @@ mod tests {
         }
         assert!(parse_user_id("C0INC").is_err() && parse_channel_id("U0ALICE").is_err());
         let mut a = args(Some("xapp-1-A1-2-abcdef"), Some("xoxb-1-2-abcdefgh"));
-        let open = Settings::from_args(a.clone(), kb()).unwrap();
+        let open = Settings::from_args(a.clone()).unwrap();
         assert!(open.access.channels.is_none() && open.access.admins.is_empty());
         a.allowed_channels = vec!["C1X".into()];
         a.admins = vec!["U1X".into()];
-        let s = Settings::from_args(a, kb()).unwrap();
+        let s = Settings::from_args(a).unwrap();
         assert!(s.access.answers_in("C1X") && !s.access.answers_in("C2X"));
         assert!(s.access.is_admin("U1X") && !s.access.is_admin("U2X"));
     }

@@ -19,8 +19,6 @@ use netrunbook::store::{MemoryStore, SledStore};
     about = "Routes Kubernetes network incidents to the armada-network runbook"
 )]
 struct Cli {
-    #[command(flatten)]
-    kb: KbArgs,
     #[command(subcommand)]
     command: Command,
 }
@@ -29,16 +27,21 @@ struct Cli {
 enum Command {
     /// Print the answer the bot would give (TEXT, or standard input when absent)
     Ask {
+        /// The question, a log line or pasted output
         text: Option<String>,
         /// One JSON object: section, intent, score, url, alternatives, evidence
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        kb: KbArgs,
     },
     /// Talk to the bot in the terminal
     Chat {
         /// Keep the conversation in this sled directory (the store `serve` uses), so it survives restarts
         #[arg(long)]
         db: Option<PathBuf>,
+        #[command(flatten)]
+        kb: KbArgs,
     },
     /// Run the Slack bot (Socket Mode); stops on SIGTERM or Ctrl-C
     Serve(Box<ServeArgs>),
@@ -47,6 +50,8 @@ enum Command {
         /// The runbook Markdown file every section of which must be covered
         #[arg(long)]
         runbook: Option<PathBuf>,
+        #[command(flatten)]
+        kb: KbArgs,
     },
     /// Exit 0 when a running bot's /healthz answers 200, else 1 (for a container HEALTHCHECK)
     Health {
@@ -72,15 +77,21 @@ enum Command {
         /// Write the doubtful and wrong-topic messages to FILE in the `eval` format, to label
         #[arg(long, value_name = "FILE")]
         export: Option<PathBuf>,
+        #[command(flatten)]
+        kb: KbArgs,
     },
     /// Accuracy on a labelled JSONL set ({"q": ..., "section": ... | "NONE"})
     Eval {
+        /// The labelled set, one JSON object per line
         file: PathBuf,
+        /// One JSON object: accuracy overall and by kind, and the misses
         #[arg(long)]
         json: bool,
         /// Exit 1 when accuracy is below this fraction (0..1)
         #[arg(long)]
         min_accuracy: Option<f64>,
+        #[command(flatten)]
+        kb: KbArgs,
     },
 }
 
@@ -88,6 +99,15 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
         Ok(code) => ExitCode::from(code as u8),
+        // the reader went away (`report --json | head`): nothing to say to anyone
+        Err(e)
+            if e.chain().any(|c| {
+                c.downcast_ref::<io::Error>()
+                    .is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
+            }) =>
+        {
+            ExitCode::SUCCESS
+        }
         Err(e) => {
             eprintln!("netrunbook: {e:#}");
             ExitCode::from(2)
@@ -97,27 +117,27 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<i32> {
     let mut out = io::stdout().lock();
-    if let Command::Check { runbook } = &cli.command {
-        return cli::check(&cli.kb, runbook.as_deref(), &mut out);
-    }
-    if let Command::Serve(args) = cli.command {
-        return serve(*args, cli.kb);
-    }
-    if let Command::Health { url, http_addr } = &cli.command {
-        return Ok(health(
-            url.clone().unwrap_or_else(|| netrunbook::http::healthz_url(*http_addr)),
-        ));
-    }
-    if let Command::Report { db, json, top, export } = &cli.command {
-        let db = db.clone().unwrap_or_else(default_db_dir);
-        return match export {
-            Some(file) => cli::export(&db, &cli.kb, file, &mut out),
-            None => cli::report(&db, *json, *top, &mut out),
-        };
-    }
-    let kb = cli.kb.load()?;
     match cli.command {
-        Command::Ask { text, json } => {
+        Command::Check { runbook, kb } => cli::check(&kb, runbook.as_deref(), &mut out),
+        Command::Serve(args) => serve(*args),
+        Command::Health { url, http_addr } => {
+            Ok(health(url.unwrap_or_else(|| netrunbook::http::healthz_url(http_addr))))
+        }
+        Command::Report {
+            db,
+            json,
+            top,
+            export,
+            kb,
+        } => {
+            let db = db.unwrap_or_else(default_db_dir);
+            match export {
+                Some(file) => cli::export(&db, &kb, &file, &mut out),
+                None => cli::report(&db, json, top, &mut out),
+            }
+        }
+        Command::Ask { text, json, kb } => {
+            let kb = kb.load()?;
             let text = match text {
                 Some(t) => t,
                 None if io::stdin().is_terminal() => {
@@ -127,24 +147,27 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             };
             cli::ask(&kb, &text, json, &mut out)
         }
-        Command::Chat { db: None } => cli::chat(&kb, &MemoryStore::new(), io::stdin().lock(), &mut out, now),
-        Command::Chat { db: Some(dir) } => cli::chat(&kb, &SledStore::open(&dir)?, io::stdin().lock(), &mut out, now),
+        Command::Chat { db, kb } => {
+            let kb = kb.load()?;
+            match db {
+                None => cli::chat(&kb, &MemoryStore::new(), io::stdin().lock(), &mut out, now),
+                Some(dir) => cli::chat(&kb, &SledStore::open(&dir)?, io::stdin().lock(), &mut out, now),
+            }
+        }
         Command::Eval {
             file,
             json,
             min_accuracy,
-        } => cli::eval(&kb, &file, json, min_accuracy, &mut out),
-        Command::Check { .. } | Command::Serve(_) | Command::Health { .. } | Command::Report { .. } => {
-            unreachable!("handled above")
-        }
+            kb,
+        } => cli::eval(&kb.load()?, &file, json, min_accuracy, &mut out),
     }
 }
 
 /// `netrunbook serve`: 0 after a requested shutdown, 3 when Slack disabled Socket Mode, 2 on errors.
-fn serve(args: ServeArgs, kb: KbArgs) -> anyhow::Result<i32> {
+fn serve(args: ServeArgs) -> anyhow::Result<i32> {
     use netrunbook::slack::StopReason;
     netrunbook::telemetry::init(args.log_format);
-    let settings = Settings::from_args(args, kb)?;
+    let settings = Settings::from_args(args)?;
     let runtime = tokio::runtime::Runtime::new()?;
     let reason = runtime.block_on(async {
         let app = netrunbook::app::Application::build(settings).await?;
