@@ -132,9 +132,16 @@ impl<S: Store> Bot<S> {
     pub(crate) fn admin(&self, task: AdminTask, trigger: &str) -> Message {
         match task {
             AdminTask::Reload => match self.reload_kb(trigger) {
-                Ok(r) => Message::Notice(format!(
+                Ok(r) if r.dropped.is_empty() => Message::Notice(format!(
                     "Knowledge base reloaded: version {} → {} ({} intents).",
                     r.from, r.to, r.intents
+                )),
+                Ok(r) => Message::Notice(format!(
+                    "Knowledge base reloaded: version {} → {} ({} intents). ⚠️ It no longer has these sections, so threads about them start over: {}.",
+                    r.from,
+                    r.to,
+                    r.intents,
+                    r.dropped.join(", ")
                 )),
                 Err(e @ ReloadError::BuiltIn) => Message::Notice(e.to_string()),
                 Err(ReloadError::Invalid { dir, kept, source }) => Message::Block {
@@ -171,6 +178,9 @@ impl<S: Store> Bot<S> {
             Ok(r) => {
                 self.metrics.kb_reload("ok");
                 self.metrics.set_build_info(&r.to);
+                if !r.dropped.is_empty() {
+                    warn!(trigger, dropped = ?r.dropped, "the reload removed sections: threads about them start over");
+                }
                 info!(trigger, from = %r.from, to = %r.to, intents = r.intents, "knowledge base reloaded");
             }
             Err(e @ ReloadError::BuiltIn) => {

@@ -28,6 +28,9 @@ pub struct Reloaded {
     pub from: String,
     pub to: String,
     pub intents: usize,
+    /// Headings of the sections the old knowledge base had and the new one has not: threads about
+    /// them start over at their next message.
+    pub dropped: Vec<String>,
 }
 
 /// The current knowledge base and where to reload it from.
@@ -73,7 +76,8 @@ impl LiveKb {
         let Some((dir, opts)) = &self.dir else {
             return Err(ReloadError::BuiltIn);
         };
-        let from = self.get().version.clone();
+        let old = self.get();
+        let from = old.version.clone();
         let kb = KnowledgeBase::load_dir(dir, opts).map_err(|source| ReloadError::Invalid {
             dir: dir.clone(),
             kept: from.clone(),
@@ -83,6 +87,12 @@ impl LiveKb {
             from,
             to: kb.version.clone(),
             intents: kb.intents.len(),
+            dropped: old
+                .intents
+                .iter()
+                .filter(|i| kb.intent(&i.id).is_none())
+                .map(|i| i.heading.clone())
+                .collect(),
         };
         *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(kb);
         Ok(done)
@@ -99,5 +109,22 @@ mod tests {
         let before = live.get();
         assert!(matches!(live.reload(), Err(ReloadError::BuiltIn)));
         assert!(Arc::ptr_eq(&before, &live.get()));
+    }
+
+    #[test]
+    fn a_reload_names_the_sections_it_drops() {
+        let dir = tempfile::tempdir().unwrap();
+        let intents = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("intents");
+        for entry in std::fs::read_dir(&intents).unwrap() {
+            let path = entry.unwrap().path();
+            std::fs::copy(&path, dir.path().join(path.file_name().unwrap())).unwrap();
+        }
+        let opts = LoadOptions::default();
+        let kb = KnowledgeBase::load_dir(dir.path(), &opts).unwrap();
+        let live = LiveKb::from_dir(kb, dir.path().to_path_buf(), opts);
+        assert_eq!(live.reload().unwrap().dropped, Vec::<String>::new());
+        std::fs::remove_file(dir.path().join("dns.yaml")).unwrap();
+        let r = live.reload().unwrap();
+        assert_eq!(r.dropped, ["Customer Reports DNS Issues"]);
     }
 }
