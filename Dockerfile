@@ -18,11 +18,15 @@ ENV CARGO_PROFILE_RELEASE_DEBUG=0 \
 
 # Dependency layer: rebuilt only when Cargo.toml, Cargo.lock or build.rs change. Cargo needs every target the
 # manifest names to exist, so stand-ins are made for the binary, the library and the [[bench]]; build.rs
-# embeds intents/*.yaml, of which there are none yet. (Docker caches layers by default; buildah needs --layers.)
+# embeds intents/*.yaml, of which there are none yet. The tests' dev crate (a workspace member and
+# dev-dependency) is never built here, but cargo reads its manifest to resolve the workspace. (Docker caches
+# layers by default; buildah needs --layers.)
 COPY Cargo.toml Cargo.lock build.rs ./
-RUN mkdir -p src benches intents \
+COPY tests/testkit/Cargo.toml ./tests/testkit/
+RUN mkdir -p src benches intents tests/testkit/src \
     && echo 'fn main() {}' > src/main.rs \
     && : > src/lib.rs \
+    && : > tests/testkit/src/lib.rs \
     && echo 'fn main() {}' > benches/matcher.rs \
     && cargo build --release --locked \
     && rm -rf src intents

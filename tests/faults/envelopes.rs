@@ -5,17 +5,17 @@
 
 use std::time::Duration;
 
+use netrunbook_testkit::driver::{self, incident_script, Load};
+use netrunbook_testkit::process::Options;
 use serde_json::json;
 
-use crate::evidence::driver::{self, incident_script, Load};
-use crate::evidence::process::Options;
-use crate::Rig;
+use crate::{options, Rig};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_envelopes_are_logged_acknowledged_and_survived() {
     let mut rig = Rig::start(Options {
         rust_log: Some("debug".into()),
-        ..Options::default()
+        ..options()
     })
     .await;
     let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));

@@ -21,10 +21,7 @@
 //! ```
 
 #[macro_use]
-#[path = "../evidence/mod.rs"]
-mod evidence;
-#[path = "../support/mod.rs"]
-mod support;
+extern crate netrunbook_testkit;
 
 mod envelopes;
 mod network;
@@ -36,13 +33,18 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use evidence::driver::Tracker;
-use evidence::process::{BotProcess, Options};
-use support::slack_emulator::SlackEmulator;
+use netrunbook_testkit::driver::Tracker;
+use netrunbook_testkit::process::{BotProcess, Options};
+use netrunbook_testkit::slack_emulator::SlackEmulator;
 use tempfile::TempDir;
 
 /// Generous bound for a bot start (a debug build on a busy machine).
 pub const START: Duration = Duration::from_secs(30);
+
+/// How this binary starts `netrunbook serve`: two connections, the built-in knowledge base.
+pub fn options() -> Options {
+    Options::new(env!("CARGO_BIN_EXE_netrunbook"))
+}
 
 /// An emulator, a sled directory and the bot process on them.
 pub struct Rig {

@@ -7,10 +7,10 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use crate::evidence::driver::{self, incident_script, Action, Load, Report};
-use crate::evidence::process::Options;
-use crate::support::slack_emulator::Fault;
-use crate::{n_from_env, Rig};
+use netrunbook_testkit::driver::{self, incident_script, Action, Load, Report};
+use netrunbook_testkit::slack_emulator::Fault;
+
+use crate::{n_from_env, options, Rig};
 
 fn load(prefix: &str, conversations: usize) -> Load {
     Load {
@@ -44,7 +44,7 @@ fn assert_clean(what: &str, r: &Report) {
 }
 
 async fn rig() -> (Rig, Vec<Action>, Vec<usize>) {
-    let rig = Rig::start(Options::default()).await;
+    let rig = Rig::start(options()).await;
     // Slack re-sends the events a reset socket lost; a person does a lost slash command or click again
     rig.emu.retry_unacked_events(Some(Duration::from_secs(1)));
     *rig.tracker.retry_interactions_after.lock().unwrap() = Some(Duration::from_secs(5));

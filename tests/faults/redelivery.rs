@@ -5,9 +5,9 @@
 
 use std::time::Duration;
 
-use crate::evidence::driver::{self, Action, Load, Redelivery};
-use crate::evidence::process::Options;
-use crate::{n_from_env, Rig};
+use netrunbook_testkit::driver::{self, Action, Load, Redelivery};
+
+use crate::{n_from_env, options, Rig};
 
 /// Four Events API steps, five events: the mention twins and three thread replies.
 fn script() -> Vec<Action> {
@@ -25,7 +25,7 @@ fn script() -> Vec<Action> {
 }
 
 async fn redelivered(originals: usize) {
-    let mut rig = Rig::start(Options::default()).await;
+    let mut rig = Rig::start(options()).await;
     // what Slack does with events lost in a reset socket: re-send them
     rig.emu.retry_unacked_events(Some(Duration::from_secs(1)));
     let script = script();

@@ -29,13 +29,13 @@ use std::time::Duration;
 use netrunbook::dialogue::Pending;
 use netrunbook::store::{SledStore, Store};
 use netrunbook::vocab::ThreadKey;
+use netrunbook_testkit::driver::{Tracker, USER};
+use netrunbook_testkit::process::Options;
+use netrunbook_testkit::slack_emulator::{SlackEmulator, BOT_USER_ID, TEAM_ID};
 use serde_json::Value;
 use tokio::time::Instant;
 
-use crate::evidence::driver::{Tracker, USER};
-use crate::evidence::process::Options;
-use crate::support::slack_emulator::{SlackEmulator, BOT_USER_ID, TEAM_ID};
-use crate::{n_from_env, Rig};
+use crate::{n_from_env, options, Rig};
 
 const STEP_WAIT: Duration = Duration::from_secs(10);
 
@@ -194,7 +194,7 @@ async fn kill_and_restart(kills: usize, strict: bool) {
     let mut rig = Rig::start(Options {
         // debug: the log says which events were dropped as already handled
         rust_log: Some("info,netrunbook=debug".into()),
-        ..Options::default()
+        ..options()
     })
     .await;
     rig.emu.retry_unacked_events(Some(Duration::from_millis(500)));

@@ -12,10 +12,11 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::evidence::driver::{self, incident_script, Load};
-use crate::evidence::process::{BotProcess, Options};
-use crate::support::slack_emulator::SlackEmulator;
-use crate::Rig;
+use netrunbook_testkit::driver::{self, incident_script, Load};
+use netrunbook_testkit::process::{BotProcess, Options};
+use netrunbook_testkit::slack_emulator::SlackEmulator;
+
+use crate::{options, Rig};
 
 const EXIT: Duration = Duration::from_secs(30);
 
@@ -39,7 +40,7 @@ async fn refuses(what: &str, db: &Path, opts: &Options, needles: &[&str]) -> Str
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_store_held_by_another_running_instance_is_a_clear_error() {
-    let mut rig = Rig::start(Options::default()).await;
+    let mut rig = Rig::start(options()).await;
     let script = incident_script();
     let expect = rig
         .tracker
@@ -49,7 +50,7 @@ async fn a_store_held_by_another_running_instance_is_a_clear_error() {
     refuses(
         "a second instance on the same directory",
         &rig.db,
-        &Options::default(),
+        &options(),
         &[&db, "another process", "one process"],
     )
     .await;
@@ -76,7 +77,7 @@ async fn an_unwritable_store_directory_is_a_clear_error() {
     refuses(
         "a path under a regular file",
         &under_file,
-        &Options::default(),
+        &options(),
         &["cannot open the conversation store", &under_file.display().to_string()],
     )
     .await;
@@ -84,7 +85,7 @@ async fn an_unwritable_store_directory_is_a_clear_error() {
     refuses(
         "a path under /proc",
         &proc_path,
-        &Options::default(),
+        &options(),
         &["cannot open the conversation store", &proc_path.display().to_string()],
     )
     .await;
@@ -96,7 +97,7 @@ async fn an_unwritable_store_directory_is_a_clear_error() {
     refuses(
         "a new store on a read-only file system",
         &ro.path.join("netrunbook.sled"),
-        &Options::default(),
+        &options(),
         &["cannot open the conversation store", "Read-only file system"],
     )
     .await;
@@ -108,7 +109,7 @@ async fn an_unwritable_store_directory_is_a_clear_error() {
     refuses(
         "an existing store on a file system remounted read-only",
         &db,
-        &Options::default(),
+        &options(),
         &["cannot open the conversation store", "Read-only file system"],
     )
     .await;
@@ -123,7 +124,7 @@ async fn a_full_disk_at_start_up_is_a_clear_error() {
         &db,
         &Options {
             fsize_blocks: Some(0),
-            ..Options::default()
+            ..options()
         },
         &["cannot open the conversation store", &db.display().to_string()],
     )
@@ -139,7 +140,7 @@ async fn a_full_disk_at_start_up_is_a_clear_error() {
     refuses(
         "a full 256 KiB tmpfs",
         &small.path.join("netrunbook.sled"),
-        &Options::default(),
+        &options(),
         &["cannot open the conversation store", "No space left on device"],
     )
     .await;
@@ -153,7 +154,7 @@ async fn a_full_disk_at_start_up_is_a_clear_error() {
 async fn a_disk_filling_while_serving_is_logged_and_survived() {
     let mut rig = Rig::start(Options {
         fsize_blocks: Some(16),
-        ..Options::default()
+        ..options()
     })
     .await;
     let script = incident_script();
@@ -207,7 +208,7 @@ async fn a_disk_filling_while_serving_is_logged_and_survived() {
         .expect("the start-up line names the HTTP address")
         .trim_matches('"')
         .to_string();
-    let readyz = std::process::Command::new(crate::evidence::process::binary())
+    let readyz = std::process::Command::new(options().binary)
         .args(["health", "--url", &format!("http://{http}/readyz")])
         .output()
         .expect("netrunbook health runs");

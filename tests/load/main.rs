@@ -15,21 +15,26 @@
 //! `LOAD_CONVERSATIONS`, `LOAD_SESSIONS` and `LOAD_RATE` change the shape of a run (six events per
 //! conversation; `LOAD_RATE=0` is unpaced); `LOAD_BOT_ENV="K=V,..."` adds environment to the bot and
 //! `LOAD_BOT_WRAPPER="heaptrack -o FILE"` runs it under a tool. `smoke_load` runs in `cargo test` with a small N and asserts no error.
-//! Everything is on loopback; every loop is bounded; each run stops by itself.
+//! Everything is on loopback; every loop is bounded; each run stops by itself. The 10x knowledge base of
+//! `load_cost_growth`, to time or profile the bot on by hand, is written by
+//! `cargo run --release --example scaled_kb -- OUT_DIR 10`.
 
 #[macro_use]
-#[path = "../evidence/mod.rs"]
-mod evidence;
-#[path = "../support/mod.rs"]
-mod support;
+extern crate netrunbook_testkit;
 
+use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use evidence::driver::{self, incident_script, Kind, Load, Report, Tracker};
-use evidence::fixtures::{disk_usage, populate_store, scaled_intents};
-use evidence::process::{own_cpu, BotProcess, Options};
-use support::slack_emulator::SlackEmulator;
+use netrunbook::dialogue::{self, Input};
+use netrunbook::kb::KnowledgeBase;
+use netrunbook::store::{SledStore, Store};
+use netrunbook::vocab::ThreadKey;
+use netrunbook_testkit::driver::{self, incident_script, Kind, Load, Report, Tracker};
+use netrunbook_testkit::fixtures::{disk_usage, scaled_intents};
+use netrunbook_testkit::process::{memory_kib, own_cpu, BotProcess, Options};
+use netrunbook_testkit::slack_emulator::{SlackEmulator, TEAM_ID};
+use netrunbook_testkit::stats::Summary;
 
 const MIB: f64 = 1024.0;
 
@@ -96,7 +101,7 @@ async fn scenario(setup: &Setup, load: &Load) -> Outcome {
     let emu = SlackEmulator::start().await;
     let dir = tempfile::tempdir().expect("a temporary directory");
     let db = dir.path().join("netrunbook.sled");
-    let mut opts = Options::default();
+    let mut opts = Options::new(env!("CARGO_BIN_EXE_netrunbook"));
     // LOAD_BOT_WRAPPER="heaptrack -o FILE": run the bot under a tool, for experiments
     if let Ok(w) = std::env::var("LOAD_BOT_WRAPPER") {
         println!("  bot wrapper   {w}");
@@ -119,7 +124,7 @@ async fn scenario(setup: &Setup, load: &Load) -> Outcome {
     }
     if setup.kb_factor > 1 {
         let intents = dir.path().join("intents");
-        let n = scaled_intents(&intents, setup.kb_factor);
+        let n = scaled_kb(&intents, setup.kb_factor);
         evidence!(
             "  knowledge base {n} sections ({}x the shipped one), --intents {}",
             setup.kb_factor,
@@ -143,7 +148,7 @@ async fn scenario(setup: &Setup, load: &Load) -> Outcome {
         tokio::spawn(async move {
             let mut max = 0;
             while sampling.load(std::sync::atomic::Ordering::Relaxed) {
-                if let Some((rss, _)) = evidence::process::memory_kib(pid) {
+                if let Some((rss, _)) = memory_kib(pid) {
                     max = max.max(rss);
                 }
                 tokio::time::sleep(Duration::from_millis(50)).await;
@@ -365,16 +370,55 @@ async fn load_cost_growth() {
     }
 }
 
-/// Write the 10x knowledge base of `load_cost_growth` to `$LOAD_KB_OUT` (default
-/// `<target>/tmp/kb10x`), to time or profile the bot on it by hand:
-/// `cargo test --release --test load write_scaled_knowledge_base -- --ignored --nocapture`.
+/// Write into `out` the shipped intents and `factor - 1` copies of every section
+/// ([`scaled_intents`]), and load them as the bot will: returns the number of sections.
+fn scaled_kb(out: &Path, factor: usize) -> usize {
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("intents");
+    let sections = scaled_intents(&shipped, out, factor);
+    KnowledgeBase::load_dir(out, &Default::default())
+        .unwrap_or_else(|e| panic!("the scaled knowledge base loads: {e}"));
+    sections
+}
+
+/// Write `n` conversations (each waiting for its first follow-up answer, as after a mention) into a
+/// new store at `db` with the library's `SledStore`, flushed. Returns how long that took.
+pub fn populate_store(db: &Path, n: usize) -> Duration {
+    let started = Instant::now();
+    let kb = KnowledgeBase::builtin().expect("the shipped knowledge base loads");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let step = dialogue::step(
+        &kb,
+        None,
+        &Input::Message {
+            text: "LoadBalancer service stuck with pending external IP on prod-dal10".into(),
+            addressed: true,
+        },
+        now,
+    );
+    let conversation = step.state.expect("the question starts a conversation");
+    let store = SledStore::open(db).expect("open a new store");
+    for i in 0..n {
+        let key = ThreadKey::new(TEAM_ID, format!("C0OLD{:04}", i % 1000), format!("1600000000.{i:06}"));
+        store.put(&key, &conversation).expect("store a conversation");
+    }
+    store.flush().expect("flush the store");
+    drop(store);
+    started.elapsed()
+}
+
 #[test]
-#[ignore = "writes a directory for experiments"]
-fn write_scaled_knowledge_base() {
-    let out = std::env::var_os("LOAD_KB_OUT")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("kb10x"));
-    let _ = std::fs::remove_dir_all(&out);
-    let sections = evidence::fixtures::scaled_intents(&out, 10);
-    println!("{sections} sections in {}", out.display());
+fn stats_are_nearest_rank_percentiles() {
+    let v: Vec<Duration> = (1..=100).map(Duration::from_millis).collect();
+    let s = Summary::of(&v);
+    assert_eq!(
+        (s.p50, s.p99, s.max),
+        (
+            Duration::from_millis(50),
+            Duration::from_millis(99),
+            Duration::from_millis(100)
+        )
+    );
 }

@@ -2,8 +2,8 @@
 //! (`tests/data/slack-manifest-schema/`, JSON Schema draft 7, MIT), and in step with the code — every event the
 //! bot handles is subscribed, every scope it needs is granted, and nothing more.
 //!
-//! The negative tests break one thing in the real manifest and check that the validator rejects exactly that,
-//! so the schema check cannot pass vacuously.
+//! What the schema itself accepts is Slack's business, not tested here; the validity test only makes sure the
+//! validator rejects an empty manifest, so that it cannot pass vacuously.
 
 use std::collections::BTreeSet;
 use std::sync::LazyLock;
@@ -11,8 +11,8 @@ use std::sync::LazyLock;
 use jsonschema::Validator;
 use serde_json::{json, Value};
 
-const MANIFEST: &str = include_str!("../manifest.yaml");
-const SCHEMA: &str = include_str!("data/slack-manifest-schema/manifest.schema.1.0.0.json");
+const MANIFEST: &str = include_str!("../../manifest.yaml");
+const SCHEMA: &str = include_str!("../data/slack-manifest-schema/manifest.schema.1.0.0.json");
 
 /// Bot events the code handles, from the code itself.
 fn subscribed_events() -> Vec<&'static str> {
@@ -45,23 +45,6 @@ fn violations(instance: &Value) -> Vec<(String, String)> {
         .collect()
 }
 
-/// The real manifest with one change made by `edit`; the change must be rejected, with every violation at
-/// `path` and one of them saying `why`.
-fn check_rejected(path: &str, why: &str, edit: impl FnOnce(&mut Value)) {
-    let mut m = manifest();
-    edit(&mut m);
-    let errors = violations(&m);
-    assert!(!errors.is_empty(), "the schema accepted a manifest broken at {path:?}");
-    assert!(
-        errors.iter().all(|(p, _)| p == path),
-        "expected violations at {path:?} only, got {errors:#?}"
-    );
-    assert!(
-        errors.iter().any(|(_, msg)| msg.contains(why)),
-        "expected a violation saying {why:?}, got {errors:#?}"
-    );
-}
-
 fn strings(v: &Value) -> BTreeSet<&str> {
     v.as_array()
         .unwrap_or_else(|| panic!("expected a list, got {v}"))
@@ -85,6 +68,12 @@ fn assert_same_set(what: &str, actual: &BTreeSet<&str>, wanted: &[&str]) {
 fn manifest_is_valid_against_slacks_schema() {
     let errors = violations(&manifest());
     assert!(errors.is_empty(), "manifest.yaml violates Slack's schema: {errors:#?}");
+    // the validator does validate: an empty manifest lacks the app's name
+    let empty = violations(&json!({}));
+    assert!(
+        empty.iter().any(|(_, msg)| msg.contains("display_information")),
+        "the schema accepted an empty manifest: {empty:#?}"
+    );
 }
 
 #[test]
@@ -178,58 +167,5 @@ fn the_app_has_a_bot_user_and_a_name() {
     assert!(
         m["features"]["bot_user"]["display_name"].is_string(),
         "a bot user: events and chat:write need one"
-    );
-}
-
-// ---- the validator rejects broken manifests ---------------------------------------------------------------
-
-#[test]
-fn rejects_an_unknown_top_level_key() {
-    check_rejected("", "'socket_mode' was unexpected", |m| {
-        m["socket_mode"] = json!(true);
-    });
-}
-
-#[test]
-fn rejects_a_wrong_type() {
-    check_rejected("/settings/socket_mode_enabled", "is not of type \"boolean\"", |m| {
-        m["settings"]["socket_mode_enabled"] = json!("yes");
-    });
-}
-
-#[test]
-fn rejects_a_missing_required_field() {
-    check_rejected("/display_information", "\"name\" is a required property", |m| {
-        m["display_information"].as_object_mut().unwrap().remove("name");
-    });
-}
-
-#[test]
-fn rejects_an_unknown_key_deep_inside() {
-    check_rejected("/settings/interactivity", "'enabled' was unexpected", |m| {
-        m["settings"]["interactivity"]["enabled"] = json!(true);
-    });
-}
-
-#[test]
-fn rejects_a_slash_command_without_its_slash() {
-    check_rejected("/features/slash_commands/0/command", "does not match", |m| {
-        m["features"]["slash_commands"][0]["command"] = json!("netrunbook");
-    });
-}
-
-#[test]
-fn rejects_a_too_long_name() {
-    check_rejected("/display_information/name", "is longer than 35 characters", |m| {
-        m["display_information"]["name"] = json!("n".repeat(36));
-    });
-}
-
-#[test]
-fn rejects_an_empty_manifest() {
-    let errors = violations(&json!({}));
-    assert!(
-        errors.iter().any(|(_, msg)| msg.contains("display_information")),
-        "{{}} lacks display_information: {errors:#?}"
     );
 }

@@ -1,6 +1,9 @@
 //! The real `netrunbook serve` as a child process, pointed at an emulator on 127.0.0.1: started,
-//! watched (`/proc/PID/status` and `/proc/PID/stat`), killed with SIGKILL or stopped with SIGTERM.
-//! Its standard error is kept in memory, so tests can count ERROR and WARN lines.
+//! watched (`/proc/PID/status` and `/proc/PID/stat`), signalled (SIGHUP, SIGTERM), killed with
+//! SIGKILL, run to its exit. Its standard error is kept in memory, so tests can read the log, wait for
+//! a line and count ERROR and WARN lines. The one process harness of `e2e`, `faults` and `load`.
+//!
+//! The binary is the test binary's `env!("CARGO_BIN_EXE_netrunbook")`, handed over in [`Options`].
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -9,15 +12,21 @@ use std::time::{Duration, Instant};
 
 use tokio::io::AsyncReadExt;
 use tokio::process::{Child, Command};
+use tokio::task::JoinHandle;
 
-use crate::support::slack_emulator::SlackEmulator;
+use crate::slack_emulator::SlackEmulator;
 
-pub const APP_TOKEN: &str = "xapp-1-A0EMU-1-evidencetoken";
-pub const BOT_TOKEN: &str = "xoxb-1-evidencetoken";
+pub const APP_TOKEN: &str = "xapp-1-A0EMU-1-processtoken";
+pub const BOT_TOKEN: &str = "xoxb-1-processtoken";
+
+/// How long the log reader may take to drain what a process wrote before it exited.
+const DRAIN: Duration = Duration::from_secs(5);
 
 /// How a bot process is started.
 #[derive(Clone, Debug)]
 pub struct Options {
+    /// The `netrunbook` binary (`env!("CARGO_BIN_EXE_netrunbook")` in a test binary).
+    pub binary: PathBuf,
     /// Socket Mode connections (`NETRUNBOOK_CONNECTIONS`).
     pub connections: u16,
     /// `--intents DIR`; the built-in knowledge base when `None`.
@@ -34,9 +43,11 @@ pub struct Options {
     pub wrapper: Vec<String>,
 }
 
-impl Default for Options {
-    fn default() -> Options {
+impl Options {
+    /// `binary` with two connections, the built-in knowledge base, the bot's default log level.
+    pub fn new(binary: impl Into<PathBuf>) -> Options {
         Options {
+            binary: binary.into(),
             connections: 2,
             intents: None,
             rust_log: None,
@@ -47,10 +58,6 @@ impl Default for Options {
     }
 }
 
-pub fn binary() -> &'static str {
-    env!("CARGO_BIN_EXE_netrunbook")
-}
-
 /// The command line of `netrunbook serve` against `emu` with the store in `db`.
 pub fn command(emu: &SlackEmulator, db: &Path, opts: &Options) -> Command {
     let mut c = match opts.fsize_blocks {
@@ -58,15 +65,15 @@ pub fn command(emu: &SlackEmulator, db: &Path, opts: &Options) -> Command {
             let mut c = Command::new("sh");
             c.arg("-c")
                 .arg(format!("ulimit -f {blocks} && trap '' XFSZ && exec \"$0\" \"$@\""))
-                .arg(binary());
+                .arg(&opts.binary);
             c
         }
         None if !opts.wrapper.is_empty() => {
             let mut c = Command::new(&opts.wrapper[0]);
-            c.args(&opts.wrapper[1..]).arg(binary());
+            c.args(&opts.wrapper[1..]).arg(&opts.binary);
             c
         }
-        None => Command::new(binary()),
+        None => Command::new(&opts.binary),
     };
     c.arg("serve");
     if let Some(dir) = &opts.intents {
@@ -100,6 +107,8 @@ pub struct BotProcess {
     child: Child,
     pub pid: u32,
     log: Arc<Mutex<String>>,
+    /// The task that copies standard error into `log`; it ends at end of file.
+    reader: Option<JoinHandle<()>>,
     /// From spawning the process to the emulator seeing its first connection say hello.
     pub start_to_connected: Duration,
     /// ... and all of its connections (slack-morphism opens connection i after i x 1 s).
@@ -114,7 +123,7 @@ impl BotProcess {
         let started = Instant::now();
         let mut child = command(emu, db, opts).spawn().expect("netrunbook starts");
         let pid = child.id().expect("a running child has a pid");
-        let log = capture(&mut child);
+        let (log, reader) = capture(&mut child);
         let deadline = started + timeout;
         let mut first = None;
         while emu.connects_total() < before + usize::from(opts.connections) {
@@ -128,7 +137,7 @@ impl BotProcess {
                 );
             }
             if let Ok(Some(status)) = child.try_wait() {
-                tokio::time::sleep(Duration::from_millis(100)).await;
+                let _ = tokio::time::timeout(DRAIN, reader).await;
                 panic!(
                     "netrunbook exited with {status} before connecting; its log:\n{}",
                     log.lock().unwrap()
@@ -141,6 +150,7 @@ impl BotProcess {
             child,
             pid,
             log,
+            reader: Some(reader),
             start_to_connected: first.unwrap_or(all),
             start_to_all_connected: all,
         }
@@ -174,29 +184,60 @@ impl BotProcess {
             .collect()
     }
 
+    /// Wait (up to `timeout`) until the log shows `what`; panics with the log if it does not.
+    pub async fn wait_log(&self, what: &str, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while !self.log().contains(what) {
+            assert!(
+                Instant::now() < deadline,
+                "the log never showed {what:?}:\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    /// Send `signal` (`-HUP`, `-TERM`, as `kill` spells it).
+    pub fn signal(&self, signal: &str) {
+        let ok = std::process::Command::new("kill")
+            .args([signal, &self.pid.to_string()])
+            .status()
+            .expect("kill runs")
+            .success();
+        assert!(ok, "{signal} delivered to {}", self.pid);
+    }
+
+    /// Wait (up to `timeout`, else panic) for the process to exit by itself; its exit code and its
+    /// whole log.
+    pub async fn wait_exit(&mut self, timeout: Duration) -> (Option<i32>, String) {
+        let status = tokio::time::timeout(timeout, self.child.wait())
+            .await
+            .unwrap_or_else(|_| panic!("netrunbook exits within {timeout:?}; its log:\n{}", self.log()))
+            .expect("wait for netrunbook");
+        self.drained().await;
+        (status.code(), self.log())
+    }
+
     /// SIGKILL: no flush, no goodbye. Waits until the process is gone; returns its whole log.
     pub async fn kill(mut self) -> String {
         self.child.start_kill().expect("SIGKILL the bot");
         let _ = self.child.wait().await;
-        // let the reader drain what the process wrote before it died
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        self.drained().await;
         self.log()
     }
 
-    /// SIGTERM, then the exit code (panics if it does not exit within `timeout`).
+    /// SIGTERM, then the exit code (panics if it does not exit within `timeout`) and the whole log.
     pub async fn terminate(mut self, timeout: Duration) -> (Option<i32>, String) {
-        let ok = std::process::Command::new("kill")
-            .args(["-TERM", &self.pid.to_string()])
-            .status()
-            .expect("kill runs")
-            .success();
-        assert!(ok, "SIGTERM delivered");
-        let status = tokio::time::timeout(timeout, self.child.wait())
-            .await
-            .unwrap_or_else(|_| panic!("netrunbook exits within {timeout:?} of SIGTERM"))
-            .expect("wait for netrunbook");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        (status.code(), self.log())
+        self.signal("-TERM");
+        self.wait_exit(timeout).await
+    }
+
+    /// After the exit: wait until the reader has copied everything the process wrote (end of file;
+    /// bounded, in case a process the bot started still holds the pipe).
+    async fn drained(&mut self) {
+        if let Some(reader) = self.reader.take() {
+            let _ = tokio::time::timeout(DRAIN, reader).await;
+        }
     }
 
     /// Whether the process is still running.
@@ -215,11 +256,12 @@ impl BotProcess {
     }
 }
 
-fn capture(child: &mut Child) -> Arc<Mutex<String>> {
+/// Copy the child's standard error into a string, until end of file.
+fn capture(child: &mut Child) -> (Arc<Mutex<String>>, JoinHandle<()>) {
     let log = Arc::new(Mutex::new(String::new()));
     let mut pipe = child.stderr.take().expect("stderr is piped");
     let sink = log.clone();
-    tokio::spawn(async move {
+    let reader = tokio::spawn(async move {
         let mut buf = vec![0u8; 64 * 1024];
         while let Ok(n) = pipe.read(&mut buf).await {
             if n == 0 {
@@ -228,7 +270,7 @@ fn capture(child: &mut Child) -> Arc<Mutex<String>> {
             sink.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
         }
     });
-    log
+    (log, reader)
 }
 
 /// `VmRSS` and `VmHWM` of a process, in KiB.

@@ -10,27 +10,10 @@
 use std::collections::BTreeMap;
 
 use netrunbook::dialogue::{step, Conversation, Input};
-use netrunbook::kb::KnowledgeBase;
 use netrunbook::render;
-use serde::Deserialize;
+use netrunbook_testkit::dialogues::{self, Case};
 
-#[derive(Deserialize)]
-struct Dialogue {
-    id: String,
-    kind: String,
-    turns: Vec<Turn>,
-}
-
-#[derive(Deserialize)]
-struct Turn {
-    say: String,
-    #[serde(default)]
-    must: Vec<String>,
-    #[serde(default)]
-    must_any: Vec<String>,
-    #[serde(default)]
-    must_not: Vec<String>,
-}
+use crate::kb;
 
 /// Set B's first-sight pass rate, rounded down (README, quality).
 const FLOOR_B: f64 = 0.78;
@@ -47,20 +30,18 @@ struct Replayed {
 
 /// Replay every dialogue of `tests/data/<file>`.
 fn replay(file: &str) -> Replayed {
-    let kb = KnowledgeBase::builtin().expect("the shipped knowledge base loads");
-    let text = std::fs::read_to_string(format!("{}/tests/data/{file}", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    let kb = kb();
     let (mut passed, mut total) = (0, 0);
     let mut failures = Vec::new();
     let mut kinds: BTreeMap<String, (usize, usize)> = BTreeMap::new();
-    for (n, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
-        let d: Dialogue = serde_json::from_str(line).unwrap_or_else(|e| panic!("{file}:{}: {e}", n + 1));
+    for d in dialogues::load(&crate::data(file)) {
         let mut state: Option<Conversation> = None;
         let mut why = Vec::new();
         for (i, t) in d.turns.iter().enumerate() {
             // the Slack edge hands thread replies to the engine only when the thread has a conversation
             let reply = if i == 0 || state.is_some() {
                 let s = step(
-                    &kb,
+                    kb,
                     state.as_ref(),
                     &Input::Message {
                         text: t.say.clone(),
@@ -73,23 +54,15 @@ fn replay(file: &str) -> Replayed {
                 if std::env::var("SHOW").is_ok_and(|v| v == d.id) {
                     println!(">>> {}\n{shown}\n", t.say);
                 }
-                shown.to_lowercase()
+                shown
             } else {
                 String::new()
             };
-            for m in &t.must {
-                if !reply.contains(&m.to_lowercase()) {
-                    why.push(format!("turn {} lacks {m:?}", i + 1));
-                }
-            }
-            if !t.must_any.is_empty() && !t.must_any.iter().any(|m| reply.contains(&m.to_lowercase())) {
-                why.push(format!("turn {} has none of {:?}", i + 1, t.must_any));
-            }
-            for m in &t.must_not {
-                if reply.contains(&m.to_lowercase()) {
-                    why.push(format!("turn {} has {m:?}", i + 1));
-                }
-            }
+            why.extend(
+                t.problems(&reply, Case::Folded)
+                    .into_iter()
+                    .map(|p| format!("turn {} {p}", i + 1)),
+            );
         }
         total += 1;
         let k = kinds.entry(d.kind.clone()).or_default();

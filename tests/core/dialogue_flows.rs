@@ -1,13 +1,13 @@
-//! The follow-up flows driven through the pure dialogue engine with the shipped knowledge base: each
-//! flow once by buttons and once by free-text replies, asserting the facts its final guidance must carry.
+//! The follow-up flows driven through the pure dialogue engine with the shipped knowledge base: the
+//! knowledge base's own examples, every button path of every flow, and the flow table
+//! (`tests/data/flows.jsonl`, which `e2e` replays through Slack) of free-text answers.
 
 use netrunbook::dialogue::{step, Conversation, Input, Pending, Reply};
 use netrunbook::kb::KnowledgeBase;
 use netrunbook::render;
+use netrunbook_testkit::dialogues::{self, Case};
 
-fn kb() -> KnowledgeBase {
-    KnowledgeBase::builtin().expect("the shipped knowledge base loads")
-}
+use crate::kb;
 
 /// One thread's conversation, stepped like the bot steps it.
 struct Thread<'k> {
@@ -88,7 +88,7 @@ impl<'k> Thread<'k> {
 #[test]
 fn the_knowledge_base_examples_all_land() {
     // every slot option's examples and near misses, every flow's example dialogues (intents/*.yaml)
-    let failures = netrunbook::dialogue::examples::verify(&kb());
+    let failures = netrunbook::dialogue::examples::verify(kb());
     assert!(failures.is_empty(), "{failures:#?}");
 }
 
@@ -127,7 +127,7 @@ fn every_path_of_every_flow_finishes_by_buttons() {
     let kb = kb();
     for intent in kb.intents.iter().filter(|i| i.flow.is_some()) {
         let s = step(
-            &kb,
+            kb,
             None,
             &Input::Pick {
                 intent: intent.id.clone(),
@@ -135,7 +135,7 @@ fn every_path_of_every_flow_finishes_by_buttons() {
             1,
         );
         let mut reached = std::collections::BTreeSet::new();
-        walk(&kb, s.state, &mut reached, 0);
+        walk(kb, s.state, &mut reached, 0);
         for (name, node) in &intent.flow.as_ref().unwrap().nodes {
             if matches!(node, netrunbook::kb::Node::Say { .. }) {
                 assert!(
@@ -148,90 +148,31 @@ fn every_path_of_every_flow_finishes_by_buttons() {
     }
 }
 
-/// One conversation: the first message (a mention), then thread replies not addressed to the bot; after
-/// the last, the bot's reply to it must contain every `must` and none of `must_not`.
-struct Case {
-    turns: &'static [&'static str],
-    must: &'static [&'static str],
-    must_not: &'static [&'static str],
-}
-
-fn check(case: &Case) {
-    let kb = kb();
-    let mut t = Thread::new(&kb);
-    let mut last = String::new();
-    for (i, text) in case.turns.iter().enumerate() {
-        let replies = if i == 0 { t.say(text) } else { t.chatter(text) };
-        last = render::text(&replies, "x");
-    }
-    for m in case.must {
-        assert!(
-            last.contains(m),
-            "{:?}: `{m}` missing from the last reply:\n{last}\n--- whole thread:\n{}",
-            case.turns,
-            t.said
-        );
-    }
-    for m in case.must_not {
-        assert!(!last.contains(m), "{:?}: `{m}` in the last reply:\n{last}", case.turns);
-    }
-}
-
-const EG: &str = "armada-network-pending-endpoint-gateway";
-const SG: &str = "armada-network-security-group-pending";
 const CALICO_NODE_RB: &str = "armada-network-calico-node-troubleshooting";
-const KCC_RB: &str = "armada-network-calico-kube-controllers-troubleshooting";
 const ESCALATION: &str = "P2MK3WQ";
 
-/// The answers the trust issue found misread, each pinned.
-const CASES: &[Case] = &[
-    // NetworkUnavailable during patching is routine, whatever words describe it
-    Case { turns: &["customer's Sysdig fires a NetworkUnavailable alert whenever calico-node is restarting during Calico patching"], must: &["fine-tune"], must_not: &[CALICO_NODE_RB, ESCALATION] },
-    Case { turns: &["nodes get the network-unavailable taint", "the taint shows up while calico-node restarts for the update"], must: &["fine-tune"], must_not: &[CALICO_NODE_RB] },
-    Case { turns: &["NetworkUnavailable alerts on customer nodes", "alerts have been firing all day during the calico update"], must: &["fine-tune"], must_not: &[CALICO_NODE_RB] },
-    Case { turns: &["customer reports nodes going NetworkUnavailable", "over a day now"], must: &[CALICO_NODE_RB], must_not: &[] },
-    // pods not starting: calico-node and kcc asked separately, counts and ratios read
-    Case { turns: &["pods stuck ContainerCreating, FailedCreatePodSandBox", "calico-node is running everywhere, but I see 2 calico-kube-controllers pods running"], must: &[KCC_RB], must_not: &["Restart the problem pods"] },
-    Case { turns: &["pods stuck ContainerCreating, FailedCreatePodSandBox", "calico-node looks fine but kcc is CrashLoopBackOff"], must: &[KCC_RB], must_not: &["Restart the problem pods"] },
-    Case { turns: &["pods stuck ContainerCreating, FailedCreatePodSandBox", "calico-node 0/1 Running"], must: &[CALICO_NODE_RB], must_not: &["Restart the problem pods"] },
-    Case { turns: &["pods stuck ContainerCreating, FailedCreatePodSandBox", "yes", "kcc is Running on two nodes"], must: &[KCC_RB], must_not: &["Restart the problem pods"] },
-    // worker deploy: durations never read from letters inside words
-    Case { turns: &["I am seeing Pending endpoint gateway creation on the new VPC workers, it's been 2 hours"], must: &[EG, "more than 20 minutes"], must_not: &["Not yet 20 minutes"] },
-    Case { turns: &["new VPC workers show Pending security group creation"], must: &["more than 20 minutes"], must_not: &[SG] },
-    Case { turns: &["new VPC workers show Pending security group creation", "just now"], must: &["Not yet 20 minutes"], must_not: &[SG] },
-    Case { turns: &["new VPC workers show Pending security group creation", "10 min", "it's been 25 minutes now and still the same"], must: &[SG], must_not: &["No runbook section fits"] },
-    Case { turns: &["new VPC workers show Pending endpoint gateway creation", "for a while"], must: &["roughly how long"], must_not: &[EG] },
-    Case { turns: &["new VPC workers show Pending endpoint gateway creation", "brb grabbing coffee, back in 30 min"], must: &[], must_not: &[EG] },
-    // who owns a device is never decided by who is affected
-    Case { turns: &["our tugboat's Vyatta is dropping traffic for customer clusters"], must: &["Netint"], must_not: &["customer's responsibility", "their responsibility"] },
-    Case { turns: &["a Vyatta is dropping traffic", "it's in their account"], must: &["their responsibility"], must_not: &["Netint"] },
-    Case { turns: &["a Vyatta is dropping traffic", "it's in our account"], must: &["Netint"], must_not: &["their responsibility"] },
-    Case { turns: &["firewall in customer account blocks traffic"], must: &["their responsibility"], must_not: &[ESCALATION] },
-    // gateway-enabled: "not" is not "not Qualtrics"; an LB question stays an LB question
-    Case { turns: &["gateway enabled cluster, private workers can't reach the public network, support is not sure why"], must: &["Is the customer Qualtrics"], must_not: &[] },
-    Case { turns: &["LoadBalancer service pending on a gateway-enabled cluster"], must: &["LoadBalancer docs"], must_not: &["Qualtrics"] },
-    // the VPC intermittent section checks the infrastructure
-    Case { turns: &["intermittent connection failures to an external service from the cluster", "classic"], must: &["does not apply to a Classic cluster"], must_not: &["sdnCheckSgwPorts"] },
-    // general errors: "reproducible but only inside their app" is a no
-    Case { turns: &["customer blames IKS for vague network errors", "reproducible but only inside their own app"], must: &["will not be able to provide assistance", "cs_network_planning", "IBM Cloud infrastructure team"], must_not: &[ESCALATION] },
-    Case { turns: &["LoadBalancer not reachable on our classic cluster", "iks", "partially, one LB works now but the other is still pending"], must: &["armada-network-load-balancer-troubleshooting"], must_not: &["Good, the docs covered it"] },
-    // chatter is left alone, corrections re-answer
-    Case { turns: &["customer LoadBalancer has no external IP", "lunch? the classic burger place?"], must: &[], must_not: &["cs_network_planning", "Is it an IKS cluster"] },
-    Case { turns: &["pods stuck ContainerCreating, FailedCreatePodSandBox", "no worries, I will join the bridge in 5"], must: &[], must_not: &[CALICO_NODE_RB] },
-    Case { turns: &["customer LoadBalancer has no external IP", "VPC", "openshift", "no wait, it is IKS"], must: &["Corrected", "containers-vpc-lbaas"], must_not: &["openshift-vpc-lbaas"] },
-    // not sure: how to find out, and the question waits
-    Case { turns: &["new VPC workers show Pending endpoint gateway creation", "no idea yet"], must: &["ibmcloud ks worker ls"], must_not: &["Not yet 20 minutes", EG] },
-    Case { turns: &["new VPC workers show Pending endpoint gateway creation", "dunno, let me check", "50 min"], must: &[EG], must_not: &[] },
-    // escalate in any form, with what is known
-    Case { turns: &["new VPC workers show Pending security group creation", "10 min", "escalate"], must: &[ESCALATION, "Pending security group creation", "10 min"], must_not: &["Pending endpoint gateway creation*?"] },
-    // pushback gets the position again, not another section
-    Case { turns: &["a Fortigate is blocking traffic", "customer's account", "they want us to at least tell them how to configure it"], must: &["position stands", "responsibility"], must_not: &[ESCALATION] },
-];
-
+/// Every dialogue of the flow table: the first turn a mention, the rest thread replies not addressed
+/// to the bot; each turn's reply checked as the table says.
 #[test]
 fn free_text_answers_are_read_as_the_runbook_means_them() {
-    for case in CASES {
-        check(case);
+    let table = dialogues::load(&crate::data("flows.jsonl"));
+    assert!(table.len() >= 30, "the flow table holds {} dialogues", table.len());
+    for d in &table {
+        let mut t = Thread::new(kb());
+        for (i, turn) in d.turns.iter().enumerate() {
+            let replies = if i == 0 { t.say(&turn.say) } else { t.chatter(&turn.say) };
+            let reply = render::text(&replies, "x");
+            let problems = turn.problems(&reply, Case::Exact);
+            assert!(
+                problems.is_empty(),
+                "{} ({}), turn {}: the reply {}:\n{reply}\n--- whole thread:\n{}",
+                d.id,
+                d.kind,
+                i + 1,
+                problems.join(", "),
+                t.said
+            );
+        }
     }
 }
 
@@ -240,7 +181,7 @@ fn the_first_reply_leads_with_the_action_and_asks_before_variant_links() {
     let kb = kb();
     for intent in &kb.intents {
         let s = step(
-            &kb,
+            kb,
             None,
             &Input::Pick {
                 intent: intent.id.clone(),
@@ -263,7 +204,7 @@ fn the_first_reply_leads_with_the_action_and_asks_before_variant_links() {
             a.summary
         );
     }
-    let mut t = Thread::new(&kb);
+    let mut t = Thread::new(kb);
     let replies = t.say("LB has no external IP");
     let text = render::text(&replies, "x");
     assert!(text.contains("Which infrastructure"), "{text}");
@@ -276,7 +217,7 @@ fn the_first_reply_leads_with_the_action_and_asks_before_variant_links() {
 #[test]
 fn after_the_advice_the_thread_keeps_its_topic() {
     let kb = kb();
-    let mut t = Thread::new(&kb);
+    let mut t = Thread::new(kb);
     t.say("calico-kube-controllers CrashLoopBackOff on prod");
     let r = render::text(&t.say("hmm, interesting"), "x");
     assert!(!r.contains("No runbook section fits"), "{r}");
@@ -288,7 +229,7 @@ fn after_the_advice_the_thread_keeps_its_topic() {
 #[test]
 fn after_no_match_the_next_message_in_the_thread_is_read() {
     let kb = kb();
-    let mut t = Thread::new(&kb);
+    let mut t = Thread::new(kb);
     assert_eq!(t.say("anyone around?"), vec![Reply::NoMatch]);
     let r = render::text(&t.chatter("calico-node is CrashLoopBackOff on three workers"), "x");
     assert!(r.contains(CALICO_NODE_RB), "{r}");
@@ -297,7 +238,7 @@ fn after_no_match_the_next_message_in_the_thread_is_read() {
 #[test]
 fn facts_in_the_first_message_are_never_asked_again() {
     let kb = kb();
-    let mut t = Thread::new(&kb);
+    let mut t = Thread::new(kb);
     t.say("our VPC cluster's LB has no external IP");
     assert_eq!(t.intent().as_deref(), Some("loadbalancer"));
     assert_eq!(
@@ -311,7 +252,7 @@ fn facts_in_the_first_message_are_never_asked_again() {
 #[test]
 fn one_reply_answers_two_questions() {
     let kb = kb();
-    let mut t = Thread::new(&kb);
+    let mut t = Thread::new(kb);
     t.say("customer LoadBalancer has no external IP");
     assert_eq!(t.pending_slot().as_deref(), Some("infra"));
     t.say("VPC, OpenShift 4.14");
@@ -322,7 +263,7 @@ fn one_reply_answers_two_questions() {
 #[test]
 fn a_reply_that_answers_nothing_reasks_with_the_options() {
     let kb = kb();
-    let mut t = Thread::new(&kb);
+    let mut t = Thread::new(kb);
     t.say("customer LoadBalancer has no external IP");
     let replies = t.say("hmm what?");
     assert!(
@@ -340,7 +281,7 @@ fn a_reply_that_answers_nothing_reasks_with_the_options() {
 #[test]
 fn humans_chatting_in_the_thread_are_ignored() {
     let kb = kb();
-    let mut t = Thread::new(&kb);
+    let mut t = Thread::new(kb);
     t.say("customer LoadBalancer has no external IP");
     let before = t.state.clone();
     assert!(t.chatter("I'll grab a coffee and look").is_empty());
@@ -356,7 +297,7 @@ fn humans_chatting_in_the_thread_are_ignored() {
 #[test]
 fn a_clear_new_question_starts_over() {
     let kb = kb();
-    let mut t = Thread::new(&kb);
+    let mut t = Thread::new(kb);
     t.say("customer LoadBalancer has no external IP");
     t.say("actually the real problem: konnectivity server down alert firing");
     assert_eq!(t.intent().as_deref(), Some("konnectivity-server-down"), "{}", t.said);
@@ -365,7 +306,7 @@ fn a_clear_new_question_starts_over() {
 #[test]
 fn escalation_carries_the_answers_so_far() {
     let kb = kb();
-    let mut t = Thread::new(&kb);
+    let mut t = Thread::new(kb);
     t.say("new VPC workers stuck provisioning");
     t.click("endpoint_gateway");
     t.say("about 45 min");
@@ -385,7 +326,7 @@ fn escalation_carries_the_answers_so_far() {
 #[test]
 fn stale_buttons_do_not_change_the_conversation() {
     let kb = kb();
-    let mut t = Thread::new(&kb);
+    let mut t = Thread::new(kb);
     t.say("customer LoadBalancer has no external IP");
     let node = t.pending_node().unwrap();
     t.click("vpc");
@@ -439,9 +380,9 @@ fn clarifying(kb: &KnowledgeBase, candidates: &[&str], origin: &str) -> Conversa
 #[test]
 fn a_close_call_asks_which_section_and_the_pick_starts_its_flow() {
     let kb = kb();
-    let mut t = Thread::new(&kb);
+    let mut t = Thread::new(kb);
     // force a clarification through the engine's own state, whatever the scores of the day
-    t.state = Some(clarifying(&kb, &["dns", "loadbalancer"], "our VPC cluster has trouble"));
+    t.state = Some(clarifying(kb, &["dns", "loadbalancer"], "our VPC cluster has trouble"));
     t.input(Input::Pick {
         intent: "loadbalancer".into(),
     });
@@ -453,9 +394,9 @@ fn a_close_call_asks_which_section_and_the_pick_starts_its_flow() {
 #[test]
 fn a_numbered_reply_picks_from_a_clarification() {
     let kb = kb();
-    let mut t = Thread::new(&kb);
+    let mut t = Thread::new(kb);
     t.state = Some(clarifying(
-        &kb,
+        kb,
         &["calico-node", "calico-kube-controllers"],
         "calico is broken",
     ));
@@ -466,7 +407,7 @@ fn a_numbered_reply_picks_from_a_clarification() {
 #[test]
 fn reset_forgets_the_thread() {
     let kb = kb();
-    let mut t = Thread::new(&kb);
+    let mut t = Thread::new(kb);
     t.say("customer LoadBalancer has no external IP");
     t.say("<@U0BOT1234> stop");
     assert!(t.state.is_none());
@@ -475,7 +416,7 @@ fn reset_forgets_the_thread() {
 #[test]
 fn unrelated_questions_get_a_polite_no_match() {
     let kb = kb();
-    let mut t = Thread::new(&kb);
+    let mut t = Thread::new(kb);
     let replies = t.say("how do I resize a PVC on block storage?");
     assert_eq!(replies, vec![Reply::NoMatch]);
     assert_eq!(t.state.as_ref().map(|c| &c.pending), Some(&Pending::Describe));

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use netrunbook::app::Application;
 use netrunbook::slack::StopReason;
+use netrunbook_testkit::slack_emulator::{Fault, SlackEmulator, BOT_ID, BOT_USER_ID};
 
-use crate::support::slack_emulator::{Fault, SlackEmulator, BOT_ID, BOT_USER_ID};
 use crate::{
     buttons, settings, shown, shown_all, spawn_bot, start_bot, watch_logs, with_button, OTHER_USER, QUIET, USER, WAIT,
 };

@@ -5,12 +5,11 @@
 //! sane input costs, so that anything super-linear (a regex or a loop that blows up) fails.
 //!
 //! Budget: 2,000 cases per harness (`PROPTEST_CASES` overrides it, e.g.
-//! `PROPTEST_CASES=100000 cargo test --release --test proptest_inputs -- --nocapture`). Each harness
+//! `PROPTEST_CASES=100000 cargo test --release --test core proptest_inputs -- --nocapture`). Each harness
 //! prints how many inputs it ran; `PROPTEST_RNG_SEED=<u64>` replays a run.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::LazyLock;
 use std::time::{Duration, Instant};
 
 use netrunbook::dialogue::{self, Conversation, Input, Pending, FORMAT_VERSION};
@@ -20,12 +19,7 @@ use netrunbook::text::{clean_slack, MAX_INPUT_BYTES};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 
-static KB: LazyLock<KnowledgeBase> = LazyLock::new(|| {
-    let kb = KnowledgeBase::builtin().expect("the shipped knowledge base loads");
-    // the steps are timed: let the learned layer finish fitting first
-    kb.matcher.wait_learned();
-    kb
-});
+use crate::kb;
 
 /// Cases per harness: 2,000 unless `PROPTEST_CASES` says otherwise.
 fn config(default_cases: u32) -> Config {
@@ -47,13 +41,10 @@ fn bound(bytes: usize) -> Duration {
     Duration::from_millis(fixed_ms) + Duration::from_micros(per_byte_us * bytes as u64)
 }
 
-#[path = "evidence/keep.rs"]
-mod evidence_file;
-
-/// Prints `line` and keeps it in `<target>/tmp/evidence/proptest_inputs-<test>.txt` for `.ci/run`.
+/// Prints `line` and keeps it in `<target>/tmp/evidence/core-proptest_inputs-<test>.txt` for
+/// `.ci/run`.
 fn keep(line: &str) {
-    println!("{line}");
-    evidence_file::keep(line);
+    netrunbook_testkit::evidence!("{line}");
 }
 
 /// Runs `test` over `strategy` for the configured number of cases; prints and checks the count.
@@ -136,7 +127,7 @@ fn normaliser_never_panics_nor_blows_up() {
     fuzz("clean_slack+Lexicon::tokens", 2000, slack_text(), |text| {
         let start = Instant::now();
         let cleaned = clean_slack(&text);
-        let tokens = KB.lexicon.tokens(&cleaned);
+        let tokens = kb().lexicon.tokens(&cleaned);
         let took = start.elapsed();
         prop_assert!(took < bound(text.len()), "{took:?} for {} bytes", text.len());
         // the input cap holds (markup replacement may add a few spaces per tag, never much more)
@@ -157,12 +148,12 @@ fn normaliser_never_panics_nor_blows_up() {
 fn matcher_never_panics_nor_blows_up() {
     fuzz("KnowledgeBase::match_text", 2000, slack_text(), |text| {
         let start = Instant::now();
-        let outcome = KB.match_text(&text);
+        let outcome = kb().match_text(&text);
         let took = start.elapsed();
         prop_assert!(took < bound(text.len()), "{took:?} for {} bytes", text.len());
         for r in &outcome.ranked {
             prop_assert!(r.score.is_finite(), "score {}", r.score);
-            prop_assert!(r.intent < KB.intents.len(), "unknown intent {}", r.intent);
+            prop_assert!(r.intent < kb().intents.len(), "unknown intent {}", r.intent);
         }
         if outcome.verdict != Verdict::Abstain {
             prop_assert!(outcome.best().is_some());
@@ -201,7 +192,7 @@ fn pathological_large_inputs_stay_fast() {
     ];
     for (what, text) in &cases {
         let start = Instant::now();
-        let _ = KB.match_text(text);
+        let _ = kb().match_text(text);
         let took = start.elapsed();
         keep(&format!("large input {what}: {took:.1?}"));
         assert!(took < bound(text.len()), "{what}: {took:?}");
@@ -211,21 +202,21 @@ fn pathological_large_inputs_stay_fast() {
 /// A conversation built from random parts: intents, nodes, slots and options that exist, mixed with
 /// ones that do not (a state written by an older knowledge base, or corrupted).
 fn conversation() -> impl Strategy<Value = Conversation> {
-    let intents: Vec<String> = KB
+    let intents: Vec<String> = kb()
         .intents
         .iter()
         .map(|i| i.id.clone())
         .chain(["gone".to_string(), String::new()])
         .collect();
-    let mut nodes: Vec<String> = KB
+    let mut nodes: Vec<String> = kb()
         .intents
         .iter()
         .filter_map(|i| i.flow.as_ref())
         .flat_map(|f| f.nodes.keys().cloned())
         .collect();
     nodes.push("no-such-node".into());
-    let slots: Vec<String> = KB.slots.keys().cloned().chain(["no-such-slot".to_string()]).collect();
-    let options: Vec<String> = KB
+    let slots: Vec<String> = kb().slots.keys().cloned().chain(["no-such-slot".to_string()]).collect();
+    let options: Vec<String> = kb()
         .slots
         .values()
         .flat_map(|s| s.options.iter().map(|o| o.id.clone()))
@@ -267,17 +258,17 @@ fn conversation() -> impl Strategy<Value = Conversation> {
 
 /// Any input, with ids that exist and ids that do not.
 fn input() -> impl Strategy<Value = Input> {
-    let intents: Vec<String> = KB
+    let intents: Vec<String> = kb()
         .intents
         .iter()
         .map(|i| i.id.clone())
         .chain(["gone".to_string()])
         .collect();
     let mut choices: Vec<(String, String)> = Vec::new();
-    for intent in &KB.intents {
+    for intent in &kb().intents {
         for (name, node) in intent.flow.iter().flat_map(|f| f.nodes.iter()) {
             if let Node::Ask { slot, .. } = node {
-                for o in &KB.slots[slot].options {
+                for o in &kb().slots[slot].options {
                     choices.push((name.clone(), o.id.clone()));
                 }
                 choices.push((name.clone(), "no-such-option".into()));
@@ -306,7 +297,7 @@ fn check_state(c: &Conversation) -> Result<(), TestCaseError> {
     match &c.pending {
         Pending::Nothing => {}
         Pending::Question { node } => {
-            let intent = c.intent.as_deref().and_then(|i| KB.intent(i));
+            let intent = c.intent.as_deref().and_then(|i| kb().intent(i));
             let flow = intent.and_then(|i| i.flow.as_ref());
             prop_assert!(
                 flow.is_some_and(|f| matches!(f.nodes.get(node), Some(Node::Ask { .. }))),
@@ -317,13 +308,13 @@ fn check_state(c: &Conversation) -> Result<(), TestCaseError> {
         Pending::Clarify { candidates } => {
             prop_assert!(candidates.len() >= 2, "clarify between {candidates:?}");
             for id in candidates {
-                prop_assert!(KB.intent(id).is_some(), "clarify candidate {id}");
+                prop_assert!(kb().intent(id).is_some(), "clarify candidate {id}");
             }
         }
         Pending::Describe => prop_assert!(c.intent.is_none(), "a described topic waits for no description"),
     }
     for (slot, option) in &c.slots {
-        let s = KB.slots.get(slot);
+        let s = kb().slots.get(slot);
         prop_assert!(
             s.is_some_and(|s| s.options.iter().any(|o| &o.id == option)),
             "slot {slot}={option}"
@@ -347,7 +338,7 @@ fn dialogue_from_a_valid_start_stays_valid() {
             let mut state: Option<Conversation> = None;
             for (k, input) in inputs.iter().enumerate() {
                 let start = Instant::now();
-                let step = dialogue::step(&KB, state.as_ref(), input, now + k as u64);
+                let step = dialogue::step(kb(), state.as_ref(), input, now + k as u64);
                 let took = start.elapsed();
                 let bytes = match input {
                     Input::Message { text, .. } => text.len(),
@@ -374,7 +365,7 @@ fn dialogue_survives_any_state() {
         strategy,
         |(state, input, now)| {
             let start = Instant::now();
-            let step = dialogue::step(&KB, state.as_ref(), &input, now);
+            let step = dialogue::step(kb(), state.as_ref(), &input, now);
             let took = start.elapsed();
             let bytes = match &input {
                 Input::Message { text, .. } => text.len(),

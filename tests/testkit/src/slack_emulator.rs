@@ -55,9 +55,6 @@
 //! them on; the bot's own posts come back as `message` events only with
 //! [`SlackEmulator::set_echo_bot_messages`].
 
-// Each test binary compiles this module and uses only part of it.
-#![allow(dead_code)]
-
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::convert::Infallible;
 use std::net::SocketAddr;

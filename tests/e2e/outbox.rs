@@ -12,10 +12,10 @@ use netrunbook::inbox::Inbox;
 use netrunbook::outbox::{self, Parcel};
 use netrunbook::store::{Change, Commit, SledStore, Store};
 use netrunbook::vocab::{Action, Inbound, InboundKind, Message, Outbound, ThreadKey};
+use netrunbook_testkit::slack_emulator::{Fault, SlackEmulator, BOT_ID, BOT_USER_ID, TEAM_ID};
 use serde_json::json;
 use tempfile::TempDir;
 
-use crate::support::slack_emulator::{Fault, SlackEmulator, BOT_ID, BOT_USER_ID, TEAM_ID};
 use crate::{buttons, shown, shown_all, spawn_bot, start_bot, USER};
 
 const CHANNEL: &str = "C0OUTBOX";
@@ -33,7 +33,9 @@ async fn replies_due_in_a_web_api_outage_arrive_once_in_order_after_it() {
     let root = bot
         .mention(CHANNEL, "LoadBalancer service stuck with pending external IP", None)
         .await;
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    // the first reply's attempts (4) all fail: it waits in the outbox
+    let failed = bot.emu.wait_calls("chat.postMessage", 4, crate::WAIT).await;
+    assert!(failed.len() >= 4, "the retries ran into the outage: {failed:?}");
     // the person answers the question they could not see yet (they know it is VPC)
     bot.say(CHANNEL, USER, "it's a vpc cluster", Some(&root.ts)).await;
     assert!(
@@ -110,11 +112,8 @@ fn crashed_store_with(dir: &TempDir, thread_ts: &str, events: &[String], items: 
         outbox: Some(&record),
         now: netrunbook::slack::unix_now(),
     };
-    let id = store.commit(&commit).expect("commit").expect("an outbox id");
-    drop(store);
-    // sled lets the directory go a moment after the last handle is dropped
-    std::thread::sleep(Duration::from_millis(300));
-    id
+    // the bot started next waits for sled to let the directory go (`launch`)
+    store.commit(&commit).expect("commit").expect("an outbox id")
 }
 
 #[tokio::test]
@@ -329,8 +328,9 @@ async fn a_post_that_times_out_but_took_effect_is_not_posted_twice() {
     let root = bot.mention(CHANNEL, "who do I page for armada-network", None).await;
     let msgs = bot.wait_thread(CHANNEL, &root.ts, "the reply", |m| !m.is_empty()).await;
     bot.wait_metric("netrunbook_outbox_pending", 0.0).await;
-    // past the moment the hung call takes effect
-    tokio::time::sleep(Duration::from_secs(6)).await;
+    // past the moment the hung call takes effect (by now, unless the bot posted again at once)
+    let hung = bot.emu.calls_to("chat.postMessage")[0].at;
+    tokio::time::sleep_until(hung + Duration::from_secs(6)).await;
     bot.settle().await;
     let msgs_now = bot.thread(CHANNEL, &root.ts);
     assert_eq!(msgs_now.len(), 1, "once:\n{}", shown_all(&msgs_now));

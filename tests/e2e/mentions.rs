@@ -1,7 +1,8 @@
 //! Mentions: in a channel (answer in a new thread), in a thread, bare in an incident thread (answer
 //! from the root alert), an ambiguous question (asked which with buttons), and `stop`.
 
-use crate::support::slack_emulator::BOT_USER_ID;
+use netrunbook_testkit::slack_emulator::BOT_USER_ID;
+
 use crate::{assert_methods_in_manifest, buttons, shown, shown_all, spawn_bot, with_button, OTHER_USER, USER};
 
 const CALICO_SECTION: &str = "armada-network-initial-troubleshooting.html#problems-with-calico-node";

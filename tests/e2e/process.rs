@@ -3,112 +3,24 @@
 //! SIGHUP reloads the knowledge base; debug logs carry the event span and never a token.
 
 use std::path::Path;
-use std::process::Stdio;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::io::AsyncReadExt;
-use tokio::process::{Child, Command};
+use netrunbook_testkit::process::{command, BotProcess, Options, APP_TOKEN, BOT_TOKEN};
+use netrunbook_testkit::slack_emulator::{SlackEmulator, BOT_USER_ID};
 
 use crate::ops::{edit_dns_summary, intents_copy};
-use crate::support::slack_emulator::{SlackEmulator, BOT_USER_ID};
-use crate::{buttons, shown, shown_all, with_button, APP_TOKEN, BOT_TOKEN, USER, WAIT};
+use crate::{buttons, serve_options, shown, shown_all, with_button, USER, WAIT};
 
-struct Serve {
-    child: Child,
-    stderr: Arc<Mutex<String>>,
+/// Generous bound for a process to start, or to stop after SIGTERM (a debug build on a busy machine).
+const START: Duration = Duration::from_secs(30);
+
+/// `netrunbook serve` against `emu` with the store in `db`, connected.
+async fn serve(emu: &SlackEmulator, db: &Path) -> BotProcess {
+    serve_with(emu, db, serve_options()).await
 }
 
-fn command(emu: &SlackEmulator, db: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_netrunbook"));
-    c.arg("serve")
-        .env_clear()
-        .env("SLACK_APP_TOKEN", APP_TOKEN)
-        .env("SLACK_BOT_TOKEN", BOT_TOKEN)
-        .env("SLACK_API_URL", emu.api_url())
-        .env("NETRUNBOOK_DB", db)
-        .env("NETRUNBOOK_CONNECTIONS", "1")
-        // tests run in parallel: each process takes a free port for /healthz, /readyz, /metrics
-        .env("NETRUNBOOK_HTTP_ADDR", "127.0.0.1:0")
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    c
-}
-
-async fn serve(emu: &SlackEmulator, db: &Path) -> Serve {
-    serve_with(emu, db, |_| {}).await
-}
-
-/// `serve` with the command changed by `configure` (more environment) first.
-async fn serve_with(emu: &SlackEmulator, db: &Path, configure: impl FnOnce(&mut Command)) -> Serve {
-    let before = emu.connects_total();
-    let mut c = command(emu, db);
-    configure(&mut c);
-    let mut child = c.spawn().expect("netrunbook starts");
-    let stderr = Arc::new(Mutex::new(String::new()));
-    let mut pipe = child.stderr.take().unwrap();
-    let sink = stderr.clone();
-    tokio::spawn(async move {
-        let mut buf = [0u8; 4096];
-        while let Ok(n) = pipe.read(&mut buf).await {
-            if n == 0 {
-                break;
-            }
-            sink.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
-        }
-    });
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while emu.connects_total() <= before {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "serve connects; stderr:\n{}",
-            stderr.lock().unwrap()
-        );
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    Serve { child, stderr }
-}
-
-impl Serve {
-    async fn exit_code(&mut self) -> Option<i32> {
-        let status = tokio::time::timeout(WAIT, self.child.wait())
-            .await
-            .expect("exits in time")
-            .unwrap();
-        // let the stderr reader catch up
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        status.code()
-    }
-
-    fn log(&self) -> String {
-        self.stderr.lock().unwrap().clone()
-    }
-
-    /// Wait until the log shows `what`.
-    async fn wait_log(&self, what: &str) {
-        let deadline = tokio::time::Instant::now() + WAIT;
-        while !self.log().contains(what) {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "the log never showed {what:?}:\n{}",
-                self.log()
-            );
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-    }
-
-    fn signal(&self, sig: &str) {
-        let pid = self.child.id().expect("running").to_string();
-        let ok = std::process::Command::new("kill")
-            .args([sig, &pid])
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok);
-    }
+async fn serve_with(emu: &SlackEmulator, db: &Path, opts: Options) -> BotProcess {
+    BotProcess::start(emu, db, &opts, START).await
 }
 
 async fn wait_thread(
@@ -141,16 +53,15 @@ async fn sigkill_mid_dialogue_then_restart_continues() {
     let emu = SlackEmulator::start().await;
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("db");
-    let mut first = serve(&emu, &db).await;
+    let first = serve(&emu, &db).await;
     let text = format!("<@{BOT_USER_ID}> LoadBalancer service stuck with pending external IP");
     let post = emu
         .post_user_message("C0INC", USER, &text, None, &["app_mention"])
         .await;
     wait_thread(&emu, "C0INC", &post.ts, |m| with_button(m, 0, "VPC").is_some()).await;
-    first.child.start_kill().unwrap(); // SIGKILL: no flush, no goodbye
-    first.child.wait().await.unwrap();
+    first.kill().await; // SIGKILL: no flush, no goodbye
 
-    let mut second = serve(&emu, &db).await;
+    let second = serve(&emu, &db).await;
     emu.post_user_message("C0INC", USER, "vpc", Some(&post.ts), &["message"])
         .await;
     let msgs = wait_thread(&emu, "C0INC", &post.ts, |m| with_button(m, 2, "IKS").is_some()).await;
@@ -160,9 +71,8 @@ async fn sigkill_mid_dialogue_then_restart_continues() {
         "answer, infra question, platform question:\n{}",
         shown_all(&msgs)
     );
-    second.signal("-TERM");
-    assert_eq!(second.exit_code().await, Some(0), "{}", second.log());
-    let log = second.log();
+    let (code, log) = second.terminate(START).await;
+    assert_eq!(code, Some(0), "{log}");
     assert!(log.contains("conversation store flushed"), "{log}");
     assert!(
         !log.contains(APP_TOKEN) && !log.contains(BOT_TOKEN),
@@ -178,8 +88,8 @@ async fn link_disabled_stops_the_listener_with_a_clear_log_line() {
     assert!(emu.wait_connected(1, WAIT).await);
     let connects = emu.connects_total();
     assert_eq!(emu.disconnect("link_disabled").await, 1);
-    assert_eq!(serve.exit_code().await, Some(3), "{}", serve.log());
-    let log = serve.log();
+    let (code, log) = serve.wait_exit(WAIT).await;
+    assert_eq!(code, Some(3), "{log}");
     assert!(
         log.contains("link_disabled") && log.contains("not reconnecting"),
         "{log}"
@@ -192,7 +102,7 @@ async fn link_disabled_stops_the_listener_with_a_clear_log_line() {
 async fn missing_or_malformed_tokens_are_named_and_never_shown() {
     let emu = SlackEmulator::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let out = command(&emu, &dir.path().join("db"))
+    let out = command(&emu, &dir.path().join("db"), &serve_options())
         .env_remove("SLACK_APP_TOKEN")
         .output()
         .await
@@ -201,7 +111,7 @@ async fn missing_or_malformed_tokens_are_named_and_never_shown() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("SLACK_APP_TOKEN is not set"), "{err}");
 
-    let out = command(&emu, &dir.path().join("db"))
+    let out = command(&emu, &dir.path().join("db"), &serve_options())
         .env("SLACK_BOT_TOKEN", "xapp-looks-like-the-wrong-secret-123")
         .output()
         .await
@@ -219,9 +129,8 @@ async fn a_store_held_by_another_process_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("db");
     let _held = netrunbook::store::SledStore::open(&db).unwrap();
-    let out = command(&emu, &db).output().await.unwrap();
-    assert_ne!(out.status.code(), Some(0));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let (code, err) = BotProcess::run_to_exit(&emu, &db, &serve_options(), START).await;
+    assert_ne!(code, Some(0));
     assert!(
         err.contains(&db.display().to_string()) && err.contains("another process"),
         "{err}"
@@ -249,20 +158,21 @@ async fn sighup_reloads_the_knowledge_base_and_a_broken_one_is_not_taken() {
     let dir = tempfile::tempdir().unwrap();
     let (_tmp, intents) = intents_copy();
     let dns = "coredns lookups fail in pods";
-    let mut serve = serve_with(&emu, &dir.path().join("db"), |c| {
-        c.env("NETRUNBOOK_INTENTS", &intents);
-    })
-    .await;
+    let opts = Options {
+        intents: Some(intents.clone()),
+        ..serve_options()
+    };
+    let serve = serve_with(&emu, &dir.path().join("db"), opts).await;
     assert!(!shown(&ask(&emu, dns).await).contains("SIGHUP-SUMMARY"));
 
     edit_dns_summary(&intents, "SIGHUP-SUMMARY");
     serve.signal("-HUP");
-    serve.wait_log("knowledge base reloaded").await;
+    serve.wait_log("knowledge base reloaded", WAIT).await;
     assert!(shown(&ask(&emu, dns).await).contains("SIGHUP-SUMMARY"));
 
     std::fs::write(intents.join("dns.yaml"), "id: dns\nheading: [unclosed\n").unwrap();
     serve.signal("-HUP");
-    serve.wait_log("knowledge base reload rejected").await;
+    serve.wait_log("knowledge base reload rejected", WAIT).await;
     assert!(
         serve.log().contains("dns.yaml"),
         "the log names the problem:\n{}",
@@ -272,18 +182,20 @@ async fn sighup_reloads_the_knowledge_base_and_a_broken_one_is_not_taken() {
         shown(&ask(&emu, dns).await).contains("SIGHUP-SUMMARY"),
         "the last good knowledge base keeps answering"
     );
-    serve.signal("-TERM");
-    assert_eq!(serve.exit_code().await, Some(0), "{}", serve.log());
+    let (code, log) = serve.terminate(START).await;
+    assert_eq!(code, Some(0), "{log}");
 }
 
 #[tokio::test]
 async fn debug_logs_carry_the_event_span_and_never_a_token() {
     let emu = SlackEmulator::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let mut serve = serve_with(&emu, &dir.path().join("db"), |c| {
-        c.env("RUST_LOG", "debug").env("NETRUNBOOK_LOG_FORMAT", "json");
-    })
-    .await;
+    let opts = Options {
+        rust_log: Some("debug".into()),
+        env: vec![("NETRUNBOOK_LOG_FORMAT".into(), "json".into())],
+        ..serve_options()
+    };
+    let serve = serve_with(&emu, &dir.path().join("db"), opts).await;
     let question = "LoadBalancer service stuck with pending external IP";
     let post = emu
         .post_user_message(
@@ -303,10 +215,8 @@ async fn debug_logs_carry_the_event_span_and_never_a_token() {
     wait_thread(&emu, "C0INC", &post.ts, |m| with_button(m, 2, "IKS").is_some()).await;
     let slash = emu.push_slash("C0INC", USER, "coredns lookups fail in pods").await;
     emu.wait_ack(&slash.envelope_id, WAIT).await.expect("acked");
-    serve.signal("-TERM");
-    assert_eq!(serve.exit_code().await, Some(0), "{}", serve.log());
-
-    let log = serve.log();
+    let (code, log) = serve.terminate(START).await;
+    assert_eq!(code, Some(0), "{log}");
     assert!(
         !log.contains("xoxb-") && !log.contains("xapp-"),
         "a token in the debug log:\n{log}"

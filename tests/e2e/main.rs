@@ -1,11 +1,10 @@
 //! End-to-end scenarios: the real bot (the library's `Application`, or the `netrunbook` binary where a
 //! process must die) against the Slack emulator, each test with a fresh emulator, a fresh sled
 //! directory and ports the OS picks on 127.0.0.1. Every assertion is about what Slack would show.
-
-#[path = "../support/mod.rs"]
-mod support;
+//! `emulator` is the emulator's own self-test against slack-morphism.
 
 mod delivery;
+mod emulator;
 mod flows;
 mod hostile;
 mod mentions;
@@ -23,9 +22,11 @@ use netrunbook::bot::Access;
 use netrunbook::config::KbArgs;
 use netrunbook::config::Settings;
 use netrunbook::slack::{RetryPolicy, SocketModeWatch, StopReason, Tuning};
+use netrunbook::store::StoreError;
+use netrunbook_testkit::process::Options;
+use netrunbook_testkit::slack_emulator::{ApiCall, SlackEmulator, UserPost, BOT_USER_ID};
 use secrecy::SecretString;
 use serde_json::Value;
-use support::slack_emulator::{ApiCall, SlackEmulator, UserPost, BOT_USER_ID};
 use tempfile::TempDir;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -127,13 +128,24 @@ async fn wait_connected(emu: &SlackEmulator, before: usize) {
     assert!(emu.connects_total() >= before + connections);
 }
 
-/// Build and start the bot without waiting for Socket Mode.
+/// Build and start the bot without waiting for Socket Mode. A store that a test (or a stopped bot)
+/// has just closed may still be held for a moment by sled's background thread: the build is tried
+/// again until it is let go.
 pub async fn launch(emu: SlackEmulator, dir: TempDir, configure: impl FnOnce(&mut Settings)) -> TestBot {
     let db = dir.path().join("netrunbook.sled");
     let mut s = settings(&emu, &db);
     configure(&mut s);
     let logs = watch_logs(&s.tuning.watch);
-    let app = Application::build(s).await.expect("the bot builds");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let app = loop {
+        match Application::build(s.clone()).await {
+            Ok(app) => break app,
+            Err(e) if store_held(&e) && tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(20)).await
+            }
+            Err(e) => panic!("the bot builds: {e:#}"),
+        }
+    };
     let http = app.http_addr();
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(app.run_until_stopped(async {
@@ -147,6 +159,22 @@ pub async fn launch(emu: SlackEmulator, dir: TempDir, configure: impl FnOnce(&mu
         stop: Some(tx),
         task,
         _logs: logs,
+    }
+}
+
+/// Whether `e` says the store directory is held (by this process's sled, letting go of it).
+fn store_held(e: &anyhow::Error) -> bool {
+    e.chain()
+        .any(|c| matches!(c.downcast_ref::<StoreError>(), Some(StoreError::Locked { .. })))
+}
+
+/// How this binary starts `netrunbook serve` as a process: one connection, the built-in knowledge
+/// base, logs at `info`.
+pub fn serve_options() -> Options {
+    Options {
+        connections: 1,
+        rust_log: Some("info".into()),
+        ..Options::new(env!("CARGO_BIN_EXE_netrunbook"))
     }
 }
 
@@ -375,7 +403,7 @@ pub fn with_button<'m>(msgs: &'m [Value], from: usize, label: &str) -> Option<&'
 }
 
 /// Every Web API method the bot called is one the code declares, so its scopes are in `manifest.yaml`
-/// (`tests/manifest.rs` checks the manifest against the declaration).
+/// (`tests/core/manifest.rs` checks the manifest against the declaration).
 pub fn assert_methods_in_manifest(emu: &SlackEmulator) {
     for call in emu.calls() {
         if call.method == "apps.connections.open" {

@@ -1,15 +1,22 @@
 //! Every follow-up flow of the knowledge base driven to its final guidance, once by clicking the
 //! buttons and once by replying in the thread in words (without mentioning the bot), asserting the
-//! facts the guidance must carry. One table, one driver. Then how an answered question shows: in
-//! place, answered in words as by a click, and re-answered by a click on another of its options.
+//! facts the guidance must carry. The flow table (`tests/data/flows.jsonl`, which `core` replays
+//! through the dialogue engine) played in Slack, each reply checked as the table says. Then how an
+//! answered question shows: in place, answered in words as by a click, and re-answered by a click on
+//! another of its options.
+
+use std::path::Path;
 
 use futures_util::future::join_all;
+use netrunbook::dialogue::{step, Conversation, Input};
+use netrunbook::kb::KnowledgeBase;
+use netrunbook_testkit::dialogues::{self, Case, Dialogue};
+use netrunbook_testkit::slack_emulator::ApiCall;
 use serde_json::Value;
 
-use crate::support::slack_emulator::ApiCall;
 use crate::{
     as_message, assert_methods_in_manifest, buttons, shown, shown_all, spawn_bot, with_button, TestBot, OTHER_USER,
-    USER,
+    QUIET, USER, WAIT,
 };
 
 /// One example dialogue of the knowledge base (`flow.examples` in intents/*.yaml), with what the pure
@@ -173,6 +180,100 @@ async fn every_flow_reaches_its_guidance_by_buttons() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_flow_reaches_its_guidance_by_replies_in_words() {
     every_flow(Mode::Words).await;
+}
+
+/// The flow table in Slack: each dialogue in a channel of its own, all at once; the first turn a
+/// mention, the others replies in its thread that do not mention the bot, each sent once the bot is
+/// done with the one before; each turn's checks against the messages the bot posted after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_flow_table_reads_the_same_in_slack() {
+    let table = dialogues::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/flows.jsonl"));
+    let kb = KnowledgeBase::builtin().expect("the shipped knowledge base loads");
+    let bot = spawn_bot().await;
+    let channels: Vec<String> = (0..table.len()).map(|i| format!("C0TABLE{i}")).collect();
+    let problems: Vec<String> = join_all(table.iter().zip(&channels).map(|(d, c)| play(&bot, &kb, d, c)))
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
+    assert!(problems.is_empty(), "{}", problems.join("\n-----\n"));
+    assert_methods_in_manifest(&bot.emu);
+    bot.stop().await;
+}
+
+/// Which turns of `d` the dialogue engine answers (those the bot is waited for).
+fn answered_turns(kb: &KnowledgeBase, d: &Dialogue) -> Vec<bool> {
+    let mut state: Option<Conversation> = None;
+    let mut out = Vec::new();
+    for (i, turn) in d.turns.iter().enumerate() {
+        let input = Input::Message {
+            text: turn.say.clone(),
+            addressed: i == 0,
+        };
+        let s = step(kb, state.as_ref(), &input, 1_700_000_000 + 30 * i as u64);
+        out.push(!s.replies.is_empty());
+        state = s.state;
+    }
+    out
+}
+
+/// Play `d` in `channel`; what the bot's replies got wrong, turn by turn.
+async fn play(bot: &TestBot, kb: &KnowledgeBase, d: &Dialogue, channel: &str) -> Vec<String> {
+    let answered = answered_turns(kb, d);
+    let mut thread: Option<String> = None;
+    let mut problems = Vec::new();
+    for (i, turn) in d.turns.iter().enumerate() {
+        let before = thread.as_ref().map_or(0, |t| bot.thread(channel, t).len());
+        let post = match &thread {
+            None => bot.mention(channel, &turn.say, None).await,
+            Some(t) => bot.say(channel, USER, &turn.say, Some(t)).await,
+        };
+        let t = thread.get_or_insert(post.ts).clone();
+        for p in &post.pushed {
+            assert!(
+                bot.emu.wait_ack(&p.envelope_id, WAIT).await.is_some(),
+                "{}: acked",
+                d.id
+            );
+        }
+        if answered[i] {
+            let what = format!("{}: the answer to {:?}", d.id, turn.say);
+            bot.wait_thread(channel, &t, &what, |m| m.len() > before).await;
+        }
+        quiet(bot, channel).await;
+        let msgs = bot.thread(channel, &t);
+        let reply = shown_all(&msgs[before.min(msgs.len())..]);
+        for p in turn.problems(&reply, Case::Exact) {
+            problems.push(format!(
+                "{} ({}), turn {}: the reply {p}:\n{reply}",
+                d.id,
+                d.kind,
+                i + 1
+            ));
+        }
+    }
+    problems
+}
+
+/// Wait until no Web API call about `channel` arrives for [`QUIET`].
+async fn quiet(bot: &TestBot, channel: &str) {
+    let calls = || {
+        bot.emu
+            .calls()
+            .iter()
+            .filter(|c| c.param("channel") == Some(channel))
+            .count()
+    };
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let mut n = calls();
+    loop {
+        tokio::time::sleep(QUIET).await;
+        let now = calls();
+        if now == n || tokio::time::Instant::now() > deadline {
+            return;
+        }
+        n = now;
+    }
 }
 
 const LB_START: &str = "LoadBalancer service stuck with pending external IP";

@@ -1,17 +1,15 @@
-//! Self-tests of the Slack emulator (`tests/support/slack_emulator.rs`): a raw WebSocket client
+//! Self-tests of the Slack emulator (`netrunbook_testkit::slack_emulator`): a raw WebSocket client
 //! and hand-written HTTP requests check the wire format, and slack-morphism's own Socket Mode
 //! listener and Web API client check that the library the bot uses gets along with it.
-
-mod support;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
+use netrunbook_testkit::slack_emulator::{Fault, SlackEmulator, APP_ID, BOT_ID, BOT_USER_ID, DISCONNECT_GRACE};
 use serde_json::{json, Value};
 use slack_morphism::errors::SlackClientError;
 use slack_morphism::prelude::*;
-use support::slack_emulator::{Fault, SlackEmulator, APP_ID, BOT_ID, BOT_USER_ID, DISCONNECT_GRACE};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;

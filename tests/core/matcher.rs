@@ -1,19 +1,20 @@
 //! The matcher on the shipped knowledge base: accuracy on the labelled sets (the quality bar) and a table
 //! of characteristic messages checked through one `check` helper.
 
+use netrunbook::dialogue::{step, Input, Reply};
 use netrunbook::eval::{evaluate, parse_cases};
-use netrunbook::kb::KnowledgeBase;
 use netrunbook::matcher::Verdict;
+use netrunbook::slack::blocks::{self, MAX_BLOCKS, SECTION_CHARS};
+use netrunbook::vocab::Message;
+use serde_json::Value;
 
-fn kb() -> KnowledgeBase {
-    KnowledgeBase::builtin().expect("the shipped knowledge base loads")
-}
+use crate::kb;
 
 fn accuracy_on(file: &str) -> f64 {
     let kb = kb();
     let text = std::fs::read_to_string(file).unwrap();
     let cases = parse_cases(&text).unwrap();
-    let report = evaluate(&kb, &cases);
+    let report = evaluate(kb, &cases);
     for m in &report.misses {
         eprintln!(
             "MISS {}:{}: expected {} got {} ({:.1})",
@@ -202,21 +203,99 @@ fn evidence_explains_the_choice() {
     assert!((points - best.score).abs() < 1e-9, "evidence adds up to the score");
 }
 
+/// Markup that would notify people if it reached Slack unescaped.
+const PINGS: &[&str] = &["<!channel>", "<!here>", "<@U123>"];
+
+/// Every string a rendered message shows (fallback and block texts), as Slack receives it.
+fn texts(v: &Value, out: &mut Vec<String>) {
+    match v {
+        Value::Object(o) => {
+            if let Some(Value::String(t)) = o.get("text") {
+                out.push(t.clone());
+            }
+            o.values().for_each(|x| texts(x, out));
+        }
+        Value::Array(a) => a.iter().for_each(|x| texts(x, out)),
+        _ => {}
+    }
+}
+
+/// Hostile text (empty, control characters, right-to-left script, emoji, broadcasts, a 50 KB log, a
+/// 200 KB word, 10,000 angle brackets): the matcher's outcome adds up, the first reply is an answer
+/// about the section the text is about or the polite no-match, and that reply rendered for Slack is
+/// within Slack's limits and pings nobody.
 #[test]
-fn hostile_text_never_panics() {
+fn hostile_text_gets_an_answer_or_a_polite_no_match_within_slacks_limits() {
     let kb = kb();
     let big = "calico-node log line 10.0.0.1 2024-01-01T00:00:00Z\n".repeat(1000);
+    // (what, text, the section it is about; "NONE" for the no-match)
     let inputs = [
-        String::new(),
-        "\u{0}\u{1}\u{2}\u{fffd}".repeat(100),
-        "שלום, ה-DNS לא עובד בקלאסטר".to_string(),
-        "🔥🔥🔥 🚨".repeat(50),
-        "<!channel> <!here> <@U123> <#C1|x> <https://a|b>".to_string(),
-        big,
-        "a".repeat(200_000),
-        "<".repeat(5000) + &">".repeat(5000),
+        ("empty", String::new(), "NONE"),
+        ("control characters", "\u{0}\u{1}\u{2}\u{fffd}".repeat(100), "NONE"),
+        ("right-to-left", "שלום, ה-DNS לא עובד בקלאסטר".to_string(), "dns"),
+        ("emoji", "🔥🔥🔥 🚨".repeat(50), "NONE"),
+        (
+            "broadcasts and links",
+            "<!channel> <!here> <@U123> <#C1|x> <https://a|b>".to_string(),
+            "NONE",
+        ),
+        ("a 50 KB log", big, "calico-node"),
+        ("a 200 KB word", "a".repeat(200_000), "NONE"),
+        ("angle brackets", "<".repeat(5000) + &">".repeat(5000), "NONE"),
     ];
-    for text in inputs {
-        let _ = kb.match_text(&text);
+    for (what, text, about) in inputs {
+        let outcome = kb.match_text(&text);
+        for r in &outcome.ranked {
+            let points: f64 = r.evidence.iter().map(|e| e.points).sum();
+            assert!(
+                r.score.is_finite() && (points - r.score).abs() < 1e-6,
+                "{what}: the evidence adds up to the score: {r:#?}"
+            );
+        }
+        assert!(
+            outcome.ranked.windows(2).all(|w| w[0].score >= w[1].score),
+            "{what}: ranked best first"
+        );
+        let got = outcome.best().map_or("NONE", |r| kb.intents[r.intent].id.as_str());
+        assert_eq!(got, about, "{what}: {outcome:#?}");
+
+        let replies = step(
+            kb,
+            None,
+            &Input::Message {
+                text: text.clone(),
+                addressed: true,
+            },
+            1_700_000_000,
+        )
+        .replies;
+        match (about, replies.first()) {
+            ("NONE", Some(Reply::NoMatch)) => {}
+            (id, Some(Reply::Answer(a))) if a.intent == id => {}
+            _ => panic!("{what}: about {about}, the bot says {replies:#?}"),
+        }
+        let rendered = blocks::render(kb, &Message::Replies(replies));
+        assert!(!rendered.is_empty(), "{what}: nothing to post");
+        for r in &rendered {
+            assert!(!r.text.trim().is_empty(), "{what}: a notification fallback");
+            assert!(
+                r.blocks.len() <= MAX_BLOCKS,
+                "{what}: {} blocks, Slack takes {MAX_BLOCKS}",
+                r.blocks.len()
+            );
+            let blocks = serde_json::to_value(&r.blocks).expect("blocks serialise");
+            let mut shown = vec![r.text.clone()];
+            texts(&blocks, &mut shown);
+            for t in &shown {
+                assert!(
+                    t.chars().count() <= SECTION_CHARS,
+                    "{what}: a text of {} characters, Slack takes {SECTION_CHARS}",
+                    t.chars().count()
+                );
+                for p in PINGS {
+                    assert!(!t.contains(p), "{what}: {p} would go out live in {t}");
+                }
+            }
+        }
     }
 }

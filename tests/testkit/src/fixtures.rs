@@ -1,31 +1,20 @@
-//! Generated inputs for the cost-growth runs: a knowledge base `factor` times the shipped one, and a
-//! sled store holding `n` conversations written by the library's own store.
+//! Generated inputs for the cost-growth runs: a knowledge base `factor` times the shipped one (the
+//! `load` test and `cargo run --example scaled_kb`), and the size of a store on disk.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
 
-use netrunbook::dialogue::{self, Input};
-use netrunbook::kb::KnowledgeBase;
-use netrunbook::store::{SledStore, Store};
-use netrunbook::vocab::ThreadKey;
 use serde_yaml_ng::Value;
 
-use crate::support::slack_emulator::TEAM_ID;
-
-/// The shipped `intents/` directory.
-pub fn shipped_intents() -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("intents")
-}
-
-/// Write into `out` the shipped intents plus `factor - 1` copies of every section: new ids, headings
-/// and titles, and new words in every term and signature (each word gets a suffix of its own per
-/// copy, so the vocabulary, the lexicon and the signature set all grow `factor` times). Flows, links
-/// and facts are kept. Returns the number of sections written.
-pub fn scaled_intents(out: &Path, factor: usize) -> usize {
+/// Write into `out` the intents of `intents` (the shipped `intents/` directory) plus `factor - 1`
+/// copies of every section: new ids, headings and titles, and new words in every term and signature
+/// (each word gets a suffix of its own per copy, so the vocabulary, the lexicon and the signature set
+/// all grow `factor` times). Flows, links and facts are kept. Returns the number of sections written.
+/// The caller loads the result with netrunbook to prove it valid.
+pub fn scaled_intents(intents: &Path, out: &Path, factor: usize) -> usize {
     std::fs::create_dir_all(out).expect("create the intents directory");
     let mut sections = 0;
-    let mut entries: Vec<_> = std::fs::read_dir(shipped_intents())
-        .expect("read intents/")
+    let mut entries: Vec<_> = std::fs::read_dir(intents)
+        .expect("read the intents directory")
         .map(|e| e.expect("a directory entry").path())
         .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
         .collect();
@@ -75,8 +64,6 @@ pub fn scaled_intents(out: &Path, factor: usize) -> usize {
             sections += 1;
         }
     }
-    KnowledgeBase::load_dir(out, &Default::default())
-        .unwrap_or_else(|e| panic!("the scaled knowledge base loads: {e}"));
     sections
 }
 
@@ -91,35 +78,6 @@ fn copy_suffix(k: usize) -> String {
             return s;
         }
     }
-}
-
-/// Write `n` conversations (each waiting for its first follow-up answer, as after a mention) into a
-/// new store at `db` with the library's `SledStore`, flushed. Returns how long that took.
-pub fn populate_store(db: &Path, n: usize) -> Duration {
-    let started = Instant::now();
-    let kb = KnowledgeBase::builtin().expect("the shipped knowledge base loads");
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    let step = dialogue::step(
-        &kb,
-        None,
-        &Input::Message {
-            text: "LoadBalancer service stuck with pending external IP on prod-dal10".into(),
-            addressed: true,
-        },
-        now,
-    );
-    let conversation = step.state.expect("the question starts a conversation");
-    let store = SledStore::open(db).expect("open a new store");
-    for i in 0..n {
-        let key = ThreadKey::new(TEAM_ID, format!("C0OLD{:04}", i % 1000), format!("1600000000.{i:06}"));
-        store.put(&key, &conversation).expect("store a conversation");
-    }
-    store.flush().expect("flush the store");
-    drop(store);
-    started.elapsed()
 }
 
 /// Bytes on disk under `dir`.

@@ -4,9 +4,9 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use netrunbook_testkit::slack_emulator::{Fault, SlackEmulator};
 use serde_json::Value;
 
-use crate::support::slack_emulator::{Fault, SlackEmulator};
 use crate::{buttons, launch, shown, shown_all, spawn_bot, spawn_bot_with, with_button, OTHER_USER, USER, WAIT};
 
 const DNS_QUESTION: &str = "coredns lookups fail in pods";
@@ -96,7 +96,10 @@ async fn healthz_and_readyz_follow_the_socket_mode_connection() {
 async fn metrics_count_an_answer_by_intent_a_dropped_duplicate_and_the_reply_time() {
     let bot = spawn_bot().await;
     let ts = bot.emu.next_ts();
-    let text = format!("<@{}> {NO_FLOW_QUESTION}", crate::support::slack_emulator::BOT_USER_ID);
+    let text = format!(
+        "<@{}> {NO_FLOW_QUESTION}",
+        netrunbook_testkit::slack_emulator::BOT_USER_ID
+    );
     bot.emu.add_message("C0INC", &ts, None, USER, &text);
     let event = SlackEmulator::user_event("app_mention", "C0INC", USER, &ts, None, &text);
     bot.emu.push_event_with_id("Ev0METRICS", 0, event.clone()).await;

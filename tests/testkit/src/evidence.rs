@@ -1,12 +1,25 @@
-//! The evidence file writer, shared by the evidence tests (through `evidence/mod.rs`) and
-//! `tests/proptest_inputs.rs` (which includes this file alone, without the emulator).
+//! The evidence file writer: what the fault, fuzz and load tests measured, kept per test in
+//! `<target>/tmp/evidence/` so that `.ci/run` can print it without `--nocapture`.
 
-/// Appends `line` to this test's `<target>/tmp/evidence/<binary>-<test>.txt` (truncated at its first
-/// line in this process), so that `.ci/run` can show what the tests measured without `--nocapture`.
-pub fn keep(line: &str) {
+use std::path::Path;
+
+/// Prints a line and keeps it in `<target>/tmp/evidence/<binary>-<test>.txt` (see [`keep`]). Expands
+/// in the test binary, where `CARGO_TARGET_TMPDIR` is set.
+#[macro_export]
+macro_rules! evidence {
+    ($($arg:tt)*) => {{
+        let line = format!($($arg)*);
+        println!("{line}");
+        $crate::evidence::keep(::std::path::Path::new(env!("CARGO_TARGET_TMPDIR")), &line);
+    }};
+}
+
+/// Appends `line` to this test's `<tmp>/evidence/<binary>-<test>.txt` (truncated at its first line in
+/// this process), where `tmp` is the test binary's `CARGO_TARGET_TMPDIR`.
+pub fn keep(tmp: &Path, line: &str) {
     use std::io::Write;
     static STARTED: std::sync::Mutex<Vec<std::path::PathBuf>> = std::sync::Mutex::new(Vec::new());
-    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("evidence");
+    let dir = tmp.join("evidence");
     let binary = std::env::current_exe()
         .ok()
         .and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))

@@ -20,8 +20,8 @@ use serde_json::Value;
 use tokio::sync::{oneshot, Notify};
 use tokio::time::Instant;
 
-use super::stats::Summary;
-use crate::support::slack_emulator::{Ack, ApiCall, Fault, SlackEmulator, BOT_USER_ID};
+use crate::slack_emulator::{Ack, ApiCall, Fault, SlackEmulator, BOT_USER_ID};
+use crate::stats::Summary;
 
 /// The person talking to the bot.
 pub const USER: &str = "U0LOAD";
@@ -107,6 +107,10 @@ pub struct ChannelLog {
 impl ChannelLog {
     pub fn len(&self) -> usize {
         self.calls.lock().unwrap().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 
     pub fn calls(&self) -> Vec<ApiCall> {
@@ -446,7 +450,7 @@ impl Tracker {
         thread: &mut Option<String>,
         deadline: Instant,
     ) -> Result<(Vec<Sent>, Option<String>), String> {
-        let sent = |p: crate::support::slack_emulator::Pushed| Sent {
+        let sent = |p: crate::slack_emulator::Pushed| Sent {
             envelope: p.envelope_id,
             at: p.at,
             event_id: p.event_id,

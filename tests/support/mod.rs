@@ -1,3 +1,0 @@
-//! Helpers shared by the integration test binaries; each binary includes them with `mod support;`.
-
-pub mod slack_emulator;
