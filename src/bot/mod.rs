@@ -447,6 +447,10 @@ impl<S: Store> Bot<S> {
                 },
             })
             .collect();
+        if inbound.kind == InboundKind::Shortcut {
+            let user = inbound.user.clone();
+            out.insert(0, reply_in(inbound, key, Message::AskedBy { user }));
+        }
         if !step.replies.is_empty() {
             out.push(reply_in(inbound, key, Message::Replies(step.replies)));
         }

@@ -18,9 +18,9 @@ use super::buttons::encode_action;
 use super::mrkdwn::{escape, first_chars, link, quote, split_text};
 
 /// Slack rejects a section whose text is longer (`invalid_blocks`).
-pub(crate) const SECTION_CHARS: usize = 3000;
+pub const SECTION_CHARS: usize = 3000;
 /// Slack rejects a message with more blocks.
-pub(crate) const MAX_BLOCKS: usize = 50;
+pub const MAX_BLOCKS: usize = 50;
 /// Button label limit (plain text).
 const BUTTON_CHARS: usize = 75;
 /// How long the notification fallback may get.
@@ -34,7 +34,7 @@ const NO_MATCH: &str = "No runbook section fits that. I cover in-cluster network
 
 /// One Slack message: the fallback text and the blocks.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Rendered {
+pub struct Rendered {
     pub text: String,
     pub blocks: Vec<SlackBlock>,
 }
@@ -383,7 +383,7 @@ impl<'k> Builder<'k> {
 
 /// The Slack messages for `message`, decided with knowledge base `version`, in order (usually one; a
 /// question adds one; very long content more). Everything shown comes from the message itself.
-pub(crate) fn render(message: &Message, version: &str) -> Vec<Rendered> {
+pub fn render(message: &Message, version: &str) -> Vec<Rendered> {
     let mut b = Builder::new(version, true);
     match message {
         Message::Replies(replies) => {

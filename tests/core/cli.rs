@@ -316,3 +316,47 @@ fn chat_help_lists_the_topics() {
     assert!(out.contains("calico-node problems"), "{out}");
     assert!(!out.contains("No runbook section fits"), "{out}");
 }
+
+#[test]
+fn a_closed_pipe_ends_the_output_quietly() {
+    // `eval --json | head -c 1`: the reader goes away after one byte
+    let mut child = bin()
+        .args(["eval", "tests/data/labelled.jsonl", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = child.stdout.take().unwrap();
+    let mut one = [0u8; 1];
+    std::io::Read::read_exact(&mut out, &mut one).unwrap();
+    drop(out);
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "{:?}: {}", o.status, stderr(&o));
+    assert_eq!(stderr(&o), "");
+}
+
+#[test]
+fn health_lists_only_its_own_flags_and_every_argument_is_described() {
+    let o = run(&["health", "--help"], None);
+    let help = stdout(&o);
+    assert!(help.contains("--url") && help.contains("--http-addr"), "{help}");
+    assert!(!help.contains("--intents"), "{help}");
+    for cmd in ["ask", "chat", "serve", "check", "health", "report", "eval"] {
+        let help = stdout(&run(&[cmd, "--help"], None));
+        // clap prints a description beside the argument, or on the lines below it, more indented
+        let lines: Vec<&str> = help.lines().collect();
+        for (i, line) in lines.iter().enumerate() {
+            let arg = line.trim_start();
+            if !(arg.starts_with('-') || arg.starts_with('<') || arg.starts_with('[')) || !line.starts_with("  ") {
+                continue;
+            }
+            let beside = arg.split("  ").filter(|p| !p.trim().is_empty()).count() > 1;
+            let indent = line.len() - arg.len();
+            let below = lines.get(i + 1).is_some_and(|next| {
+                let t = next.trim_start();
+                !t.is_empty() && next.len() - t.len() > indent && !t.starts_with('-')
+            });
+            assert!(beside || below, "`netrunbook {cmd}`: {line:?} has no description");
+        }
+    }
+}

@@ -274,7 +274,7 @@ fn hostile_text_gets_an_answer_or_a_polite_no_match_within_slacks_limits() {
             (id, Some(Reply::Answer(a))) if a.intent == id => {}
             _ => panic!("{what}: about {about}, the bot says {replies:#?}"),
         }
-        let rendered = blocks::render(kb, &Message::Replies(replies));
+        let rendered = blocks::render(&Message::Replies(replies), &kb.version);
         assert!(!rendered.is_empty(), "{what}: nothing to post");
         for r in &rendered {
             assert!(!r.text.trim().is_empty(), "{what}: a notification fallback");

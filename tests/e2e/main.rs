@@ -3,6 +3,7 @@
 //! directory and ports the OS picks on 127.0.0.1. Every assertion is about what Slack would show.
 //! `emulator` is the emulator's own self-test against slack-morphism.
 
+mod alerts;
 mod delivery;
 mod emulator;
 mod flows;
@@ -340,9 +341,20 @@ pub async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
 
 /// The value of `series` (name with labels, exactly as exposed) in a `/metrics` body.
 pub fn metric_value(body: &str, series: &str) -> Option<f64> {
-    body.lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
-        .and_then(|v| v.trim().parse().ok())
+    // `name{labels}` is one series; a bare name sums every series of that name (all label sets)
+    let values: Vec<f64> = body
+        .lines()
+        .filter_map(|l| {
+            let (name, value) = l.rsplit_once(' ')?;
+            let matches = if series.contains('{') {
+                name == series
+            } else {
+                name == series || name.strip_prefix(series).is_some_and(|rest| rest.starts_with('{'))
+            };
+            matches.then(|| value.trim().parse::<f64>().ok()).flatten()
+        })
+        .collect();
+    (!values.is_empty()).then(|| values.iter().sum())
 }
 
 /// Every piece of text a message shows: fallback, section and context text, button labels.

@@ -178,11 +178,11 @@ async fn a_thumbs_up_is_recorded_and_shown_by_the_report() {
     assert!(shown(&ack).contains("Putting the report together"), "{}", shown(&ack));
     let report = shown(&bot.wait_ephemeral(USER, "netrunbook report").await);
     let row = report_row(&report, &intent);
-    let numbers: Vec<&str> = row.split_whitespace().skip(1).take(4).collect();
+    let numbers: Vec<&str> = row.split_whitespace().skip(1).take(5).collect();
     assert_eq!(
         numbers,
-        ["1", "1", "0", "0"],
-        "answers, up, down, wrong topic:\n{report}"
+        ["1", "0", "1", "0", "0"],
+        "answers, alerts, up, down, wrong topic:\n{report}"
     );
 
     // the CLI cannot read the store while the bot holds it, and says so
@@ -411,7 +411,8 @@ async fn reload_is_refused_to_non_admins_and_for_the_built_in_knowledge_base() {
             .all(|c| c.param("user") != Some(OTHER_USER)),
         "nothing ran for the non-admin"
     );
-    assert_eq!(bot.metric("netrunbook_kb_reloads_total{result=\"ok\"}").await, None);
+    // exported from the start, and still at 0
+    assert_eq!(bot.metric("netrunbook_kb_reloads_total{result=\"ok\"}").await, Some(0.0));
     bot.stop().await;
 }
 
@@ -490,7 +491,7 @@ async fn wrong_topic_switches_to_the_pick_and_is_counted_against_the_old_intent(
     let report = shown(&bot.wait_ephemeral(USER, "netrunbook report").await);
     let row = report_row(&report, &from);
     assert!(row.contains(&format!("→ {to} ×1")), "{row}");
-    assert_eq!(row.split_whitespace().nth(4), Some("1"), "one wrong-topic vote: {row}");
+    assert_eq!(row.split_whitespace().nth(5), Some("1"), "one wrong-topic vote: {row}");
     bot.wait_metric("netrunbook_feedback_total{vote=\"wrong_topic\"}", 1.0)
         .await;
     bot.stop().await;

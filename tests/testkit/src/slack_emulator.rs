@@ -530,6 +530,81 @@ impl SlackEmulator {
         self.inner.state().store_message(channel, message);
     }
 
+    /// Another app posts a top-level message (a PagerDuty post, an incoming webhook's `bot_message`):
+    /// a `message` event from `bot_id` with `text`, plus `fields` (`attachments`, `blocks`,
+    /// `username`, `subtype`...), stored with a fresh `ts` and pushed.
+    pub async fn post_app_message(&self, channel: &str, bot_id: &str, text: &str, fields: Value) -> UserPost {
+        let ts = self.next_ts();
+        let mut event = json!({
+            "type": "message",
+            "bot_id": bot_id,
+            "text": text,
+            "ts": ts,
+            "team": TEAM_ID,
+            "channel": channel,
+            "event_ts": ts,
+            "channel_type": channel_type(channel),
+        });
+        if let Value::Object(extra) = fields {
+            for (k, v) in extra {
+                event[k] = v;
+            }
+        }
+        self.add_raw_message(channel, event.clone());
+        let pushed = self.push_event(event).await;
+        UserPost {
+            ts,
+            pushed: vec![pushed],
+        }
+    }
+
+    /// A stored message of `channel` (as `conversations.replies` would show it).
+    pub fn find_message(&self, channel: &str, ts: &str) -> Option<Value> {
+        self.inner.state().find_message(channel, ts).cloned()
+    }
+
+    /// `user` uses the message shortcut `callback_id` on message `message_ts` of `channel` (a
+    /// `message_action` interaction carrying the stored message).
+    pub async fn push_message_shortcut(
+        &self,
+        channel: &str,
+        user: &str,
+        callback_id: &str,
+        message_ts: &str,
+    ) -> Pushed {
+        let (envelope_id, trigger_id, action_ts, stored) = {
+            let mut s = self.inner.state();
+            let stored = s.find_message(channel, message_ts).cloned();
+            (
+                s.next_id("emu-envelope-"),
+                s.next_id("emu-trigger-"),
+                s.next_ts(),
+                stored,
+            )
+        };
+        let message = stored.unwrap_or_else(|| json!({"type": "message", "ts": message_ts, "text": ""}));
+        let frame = json!({
+            "envelope_id": envelope_id,
+            "type": "interactive",
+            "accepts_response_payload": false,
+            "payload": {
+                "type": "message_action",
+                "token": "emu-verification-token",
+                "action_ts": action_ts,
+                "team": {"id": TEAM_ID, "domain": TEAM_DOMAIN},
+                "user": {"id": user, "username": user.to_lowercase(), "name": user.to_lowercase(), "team_id": TEAM_ID},
+                "channel": {"id": channel, "name": channel.to_lowercase()},
+                "is_enterprise_install": false,
+                "callback_id": callback_id,
+                "trigger_id": trigger_id,
+                "response_url": self.response_url(&envelope_id),
+                "message_ts": message_ts,
+                "message": message,
+            }
+        });
+        self.push_envelope(envelope_id, None, frame).await
+    }
+
     /// A channel's stored messages, oldest first.
     pub fn messages(&self, channel: &str) -> Vec<Value> {
         let mut messages = self.inner.state().messages.get(channel).cloned().unwrap_or_default();
