@@ -412,7 +412,10 @@ async fn reload_is_refused_to_non_admins_and_for_the_built_in_knowledge_base() {
         "nothing ran for the non-admin"
     );
     // exported from the start, and still at 0
-    assert_eq!(bot.metric("netrunbook_kb_reloads_total{result=\"ok\"}").await, Some(0.0));
+    assert_eq!(
+        bot.metric("netrunbook_kb_reloads_total{result=\"ok\"}").await,
+        Some(0.0)
+    );
     bot.stop().await;
 }
 
