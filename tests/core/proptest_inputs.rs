@@ -17,7 +17,7 @@ use netrunbook::kb::{builtin_sources, KnowledgeBase, LoadOptions, Node, Source};
 use netrunbook::matcher::Verdict;
 use netrunbook::text::{clean_slack, MAX_INPUT_BYTES};
 use proptest::prelude::*;
-use proptest::test_runner::{Config, TestCaseError, TestRunner};
+use proptest::test_runner::{Config, TestCaseError, TestRng, TestRunner};
 
 use crate::kb;
 
@@ -67,6 +67,60 @@ where
     let ran = ran.into_inner();
     keep(&format!(
         "proptest {name}: {ran} inputs, no panic, every case within its bound ({:.1?} in all)",
+        started.elapsed()
+    ));
+    assert!(ran >= want, "{name}: ran {ran} of {want} cases");
+}
+
+/// As [`fuzz`], with the cases shared out over `parts` runners on threads of their own, for a harness
+/// whose cases are slow: run on one thread it would go on long after the rest of the binary has
+/// finished. Each runner's random generator is forked from one seed runner's, so
+/// `PROPTEST_RNG_SEED` still replays a run.
+fn fuzz_split<S: Strategy>(
+    name: &str,
+    cases: u32,
+    parts: u32,
+    strategy: impl Fn() -> S + Sync,
+    test: impl Fn(S::Value) -> Result<(), TestCaseError> + Sync,
+) where
+    S::Value: std::fmt::Debug,
+{
+    let config = config(cases);
+    let want = config.cases as usize;
+    let ran = AtomicUsize::new(0);
+    let started = Instant::now();
+    let mut seed = TestRunner::new(config.clone());
+    let shares: Vec<(Config, TestRng)> = (0..parts)
+        .map(|p| {
+            let mut c = config.clone();
+            c.cases = config.cases / parts + u32::from(p < config.cases % parts);
+            (c, seed.new_rng())
+        })
+        .collect();
+    let (strategy, test, ran_ref) = (&strategy, &test, &ran);
+    std::thread::scope(|scope| {
+        let runners: Vec<_> = shares
+            .into_iter()
+            .map(|(c, rng)| {
+                scope.spawn(move || {
+                    TestRunner::new_with_rng(c, rng)
+                        .run(&strategy(), |v| {
+                            ran_ref.fetch_add(1, Ordering::Relaxed);
+                            test(v)
+                        })
+                        .map_err(|e| e.to_string())
+                })
+            })
+            .collect();
+        for runner in runners {
+            if let Err(e) = runner.join().expect("a runner does not panic") {
+                panic!("{name}: {e}");
+            }
+        }
+    });
+    let ran = ran.into_inner();
+    keep(&format!(
+        "proptest {name}: {ran} inputs on {parts} threads, no panic, every case within its bound ({:.1?} in all)",
         started.elapsed()
     ));
     assert!(ran >= want, "{name}: ran {ran} of {want} cases");
@@ -503,40 +557,47 @@ fn apply(text: &str, m: &Mutation) -> String {
 fn intents_loader_survives_mutated_yaml() {
     let sources = builtin_sources();
     let files = sources.len();
-    let strategy = prop::collection::vec((0..files, mutation()), 1..4);
-    // fewer cases: each one compiles a whole knowledge base (70-200 ms in a debug build)
-    fuzz("KnowledgeBase::from_sources (mutated YAML)", 300, strategy, |edits| {
-        let mut mutated: Vec<Source> = sources.clone();
-        for (file, m) in &edits {
-            mutated[*file].text = apply(&mutated[*file].text, m);
-        }
-        let names: Vec<String> = mutated.iter().map(|s| s.name.clone()).collect();
-        let start = Instant::now();
-        let result = KnowledgeBase::from_sources(mutated, &LoadOptions::default());
-        let took = start.elapsed();
-        prop_assert!(took < bound(60_000), "{took:?}");
-        match result {
-            Ok(kb) => {
-                // whatever loads must still answer
-                let _ = kb.match_text("calico-node CrashLoopBackOff on a VPC cluster");
-                prop_assert!(!kb.intents.is_empty());
+    let strategy = || prop::collection::vec((0..files, mutation()), 1..4);
+    // fewer cases: each one compiles a whole knowledge base (70-200 ms in a debug build), on two
+    // threads: the slowest harness of the binary
+    fuzz_split(
+        "KnowledgeBase::from_sources (mutated YAML)",
+        300,
+        2,
+        strategy,
+        |edits| {
+            let mut mutated: Vec<Source> = sources.clone();
+            for (file, m) in &edits {
+                mutated[*file].text = apply(&mutated[*file].text, m);
             }
-            Err(e) => {
-                // every problem names a file of the set, and says something
-                for p in e.problems() {
-                    prop_assert!(!p.message.trim().is_empty(), "empty problem message");
-                    prop_assert!(
-                        names
-                            .iter()
-                            .any(|n| n.ends_with(p.file.as_str()) || p.file.ends_with(n.as_str())),
-                        "problem names an unknown file: {p} (files: {names:?})"
-                    );
+            let names: Vec<String> = mutated.iter().map(|s| s.name.clone()).collect();
+            let start = Instant::now();
+            let result = KnowledgeBase::from_sources(mutated, &LoadOptions::default());
+            let took = start.elapsed();
+            prop_assert!(took < bound(60_000), "{took:?}");
+            match result {
+                Ok(kb) => {
+                    // whatever loads must still answer
+                    let _ = kb.match_text("calico-node CrashLoopBackOff on a VPC cluster");
+                    prop_assert!(!kb.intents.is_empty());
                 }
-                prop_assert!(!e.to_string().is_empty());
+                Err(e) => {
+                    // every problem names a file of the set, and says something
+                    for p in e.problems() {
+                        prop_assert!(!p.message.trim().is_empty(), "empty problem message");
+                        prop_assert!(
+                            names
+                                .iter()
+                                .any(|n| n.ends_with(p.file.as_str()) || p.file.ends_with(n.as_str())),
+                            "problem names an unknown file: {p} (files: {names:?})"
+                        );
+                    }
+                    prop_assert!(!e.to_string().is_empty());
+                }
             }
-        }
-        Ok(())
-    });
+            Ok(())
+        },
+    );
 }
 
 /// Hostile signatures in an otherwise valid knowledge base: rejected (or accepted and fast), never a
