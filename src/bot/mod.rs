@@ -254,7 +254,13 @@ impl<S: Store> Bot<S> {
             }
             // a click Slack re-sends must not vote, share or escalate twice
             InboundKind::Action { action, .. } if self.first_time(inbound, &mut fx) => {
-                self.action(kb, &key, inbound, action, now, &mut fx)
+                let click = actions::Click {
+                    kb,
+                    key: &key,
+                    inbound,
+                    now,
+                };
+                self.action(&click, action, &mut fx)
             }
             InboundKind::Action { .. } => vec![],
             InboundKind::Shared { state, rest } => self.shared(&key, inbound, state.as_deref(), rest, &mut fx),
