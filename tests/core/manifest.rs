@@ -169,3 +169,15 @@ fn the_app_has_a_bot_user_and_a_name() {
         "a bot user: events and chat:write need one"
     );
 }
+
+#[test]
+fn the_message_shortcut_is_declared_with_the_callback_the_code_reads() {
+    let m = manifest();
+    let shortcuts = m["features"]["shortcuts"].as_array().expect("features.shortcuts");
+    assert_eq!(shortcuts.len(), 1, "one shortcut: {shortcuts:?}");
+    let s = &shortcuts[0];
+    assert_eq!(s["type"], "message");
+    assert_eq!(s["callback_id"], netrunbook::slack::MESSAGE_SHORTCUT);
+    assert_eq!(s["name"], "Find the runbook section");
+    assert!(s["description"].as_str().is_some_and(|d| !d.trim().is_empty()));
+}
