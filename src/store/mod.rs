@@ -16,7 +16,7 @@
 //! answered per intent and day, votes on answers, and the messages the bot could not answer well (redacted, counted per
 //! signature). These expire after a retention the caller chooses.
 //!
-//! Every backend must pass the one generic conformance test in `tests/store_conformance.rs`.
+//! Every backend must pass the one generic conformance test in `tests/core/store_conformance.rs`.
 
 mod memory;
 mod sled_store;
