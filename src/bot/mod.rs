@@ -94,16 +94,7 @@ impl Outcome {
                     .and_then(|m| m.ranked.first())
                     .map(|r| kb.intents[r.intent].id.clone()),
             ),
-            _ => {
-                let (b, a) = (before?, step.state.as_ref()?);
-                let stepped = matches!(b.pending, Pending::Question { .. })
-                    && a.intent == b.intent
-                    && a.slots.len() > b.slots.len();
-                if !stepped {
-                    return None;
-                }
-                ("follow_up", a.intent.clone())
-            }
+            _ => ("follow_up", Some(followed_up(before, step)?.to_string())),
         };
         Some(Outcome { what, intent, score })
     }
@@ -510,12 +501,8 @@ impl<S: Store> Bot<S> {
                 _ => {}
             }
         }
-        if let (Some(b), Some(a)) = (before, step.state.as_ref()) {
-            let answered =
-                matches!(b.pending, Pending::Question { .. }) && a.intent == b.intent && a.slots.len() > b.slots.len();
-            if let (true, Some(intent)) = (answered, a.intent.as_deref()) {
-                self.metrics.follow_up_step(intent);
-            }
+        if let Some(intent) = followed_up(before, step) {
+            self.metrics.follow_up_step(intent);
         }
         // only a match that started (or restarted) a topic says how well the bot understood
         let started = matches!(
@@ -572,6 +559,14 @@ impl<S: Store> Bot<S> {
         }
         vec![reply_in(inbound, key, Message::Replies(rest.to_vec()))]
     }
+}
+
+/// The intent whose pending question `step` answered (its conversation learned a slot), if it did.
+fn followed_up<'a>(before: Option<&Conversation>, step: &'a Step) -> Option<&'a str> {
+    let (b, a) = (before?, step.state.as_ref()?);
+    let answered =
+        matches!(b.pending, Pending::Question { .. }) && a.intent == b.intent && a.slots.len() > b.slots.len();
+    answered.then_some(a.intent.as_deref()).flatten()
 }
 
 /// A post in the inbound's thread.

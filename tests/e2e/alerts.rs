@@ -5,40 +5,7 @@ use std::collections::BTreeSet;
 
 use serde_json::{json, Value};
 
-use netrunbook_testkit::slack_emulator::BOT_ID;
-
 use super::*;
-
-/// The bot's own messages in `thread` (the thread shows the alerting app's root too).
-fn ours(bot: &TestBot, channel: &str, thread: &str) -> Vec<Value> {
-    bot.thread(channel, thread)
-        .into_iter()
-        .filter(|m| m["bot_id"] == BOT_ID)
-        .collect()
-}
-
-/// Wait until the bot's own messages in `thread` satisfy `done`.
-async fn wait_ours(
-    bot: &TestBot,
-    channel: &str,
-    thread: &str,
-    what: &str,
-    done: impl Fn(&[Value]) -> bool,
-) -> Vec<Value> {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let msgs = ours(bot, channel, thread);
-        if done(&msgs) {
-            return msgs;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}; the bot's messages in the thread:\n{}",
-            shown_all(&msgs)
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-    }
-}
 
 const ALERTS: &str = "C0ALERTS";
 const GENERAL: &str = "C0GENERAL";
@@ -103,31 +70,22 @@ async fn alerts_in_attachments_and_from_webhooks_are_answered_in_their_threads_a
             pagerduty(4821, "armada-network_endpoint_scrape_failure"),
         )
         .await;
-    wait_ours(
-        &bot,
-        ALERTS,
-        &pd.ts,
-        "the scrape-failure answer in the alert's thread",
-        |m| shown_all(m).contains("Scrape Failure"),
-    )
+    bot.wait_thread(ALERTS, &pd.ts, "the scrape-failure answer in the alert's thread", |m| {
+        shown_all(m).contains("Scrape Failure")
+    })
     .await;
     let am = bot.emu.post_app_message(ALERTS, WEBHOOK, "", alertmanager(30)).await;
-    let asked = wait_ours(
-        &bot,
-        ALERTS,
-        &am.ts,
-        "the load balancer answer and its first question",
-        |m| m.iter().any(|x| !buttons(x).is_empty()),
-    )
-    .await;
+    let asked = bot
+        .wait_thread(ALERTS, &am.ts, "the load balancer answer and its first question", |m| {
+            m.iter().any(|x| !buttons(x).is_empty())
+        })
+        .await;
     assert!(shown_all(&asked).contains("Loadbalancer"), "{}", shown_all(&asked));
     // the thread works like a mention's: a reply in words answers the question
     let before = asked.len();
     bot.say(ALERTS, USER, "it's a VPC cluster", Some(&am.ts)).await;
-    wait_ours(&bot, ALERTS, &am.ts, "the next step after the answer", |m| {
-        m.len() > before
-    })
-    .await;
+    bot.wait_thread(ALERTS, &am.ts, "the next step after the answer", |m| m.len() > before)
+        .await;
     bot.wait_metric(
         "netrunbook_alerts_total{outcome=\"answered\",intent=\"loadbalancer\"}",
         1.0,
@@ -185,7 +143,8 @@ async fn a_refire_gets_a_pointer_a_redelivery_nothing_and_a_storm_one_line() {
             pagerduty(100, "armada-network_endpoint_scrape_failure"),
         )
         .await;
-    wait_ours(&bot, ALERTS, &first.ts, "the first answer", |m| !m.is_empty()).await;
+    bot.wait_thread(ALERTS, &first.ts, "the first answer", |m| !m.is_empty())
+        .await;
     // Slack sends the same event again: answered once
     let event_id = first.pushed[0].event_id.clone().expect("an event id");
     let again = bot.emu.find_message(ALERTS, &first.ts).expect("the alert is stored");
@@ -200,10 +159,9 @@ async fn a_refire_gets_a_pointer_a_redelivery_nothing_and_a_storm_one_line() {
             pagerduty(101, "armada-network_endpoint_scrape_failure"),
         )
         .await;
-    let pointer = wait_ours(&bot, ALERTS, &refire.ts, "a pointer to the first answer", |m| {
-        !m.is_empty()
-    })
-    .await;
+    let pointer = bot
+        .wait_thread(ALERTS, &refire.ts, "a pointer to the first answer", |m| !m.is_empty())
+        .await;
     assert_eq!(pointer.len(), 1, "{}", shown_all(&pointer));
     let link = format!("p{}", first.ts.replace('.', ""));
     assert!(
@@ -269,10 +227,11 @@ async fn the_shortcut_answers_in_the_messages_thread_naming_who_asked() {
     bot.emu
         .push_message_shortcut(GENERAL, OTHER_USER, "find_runbook_section", &post.ts)
         .await;
-    let msgs = wait_ours(&bot, GENERAL, &post.ts, "the answer in the message's thread", |m| {
-        m.len() >= 2
-    })
-    .await;
+    let msgs = bot
+        .wait_thread(GENERAL, &post.ts, "the answer in the message's thread", |m| {
+            m.len() >= 2
+        })
+        .await;
     let all = shown_all(&msgs);
     assert!(
         all.contains(&format!("<@{OTHER_USER}>")) && all.contains("calico-node"),

@@ -25,7 +25,7 @@ use netrunbook::config::Settings;
 use netrunbook::slack::{RetryPolicy, SocketModeWatch, StopReason, Tuning};
 use netrunbook::store::StoreError;
 use netrunbook_testkit::process::Options;
-use netrunbook_testkit::slack_emulator::{ApiCall, SlackEmulator, UserPost, BOT_USER_ID};
+use netrunbook_testkit::slack_emulator::{ApiCall, SlackEmulator, UserPost, BOT_ID, BOT_USER_ID};
 use secrecy::SecretString;
 use serde_json::Value;
 use tempfile::TempDir;
@@ -283,12 +283,13 @@ impl TestBot {
             .await
     }
 
-    /// The bot's messages in `thread` (root included when it is the bot's), oldest first, as shown.
+    /// The bot's own messages in `thread` (root included when it is the bot's; another app's, such as
+    /// an alert, is not), oldest first, as shown.
     pub fn thread(&self, channel: &str, thread: &str) -> Vec<Value> {
         self.emu
             .messages(channel)
             .into_iter()
-            .filter(|m| m["bot_id"].is_string())
+            .filter(|m| m["bot_id"] == BOT_ID)
             .filter(|m| m["thread_ts"] == thread || m["ts"] == thread)
             .collect()
     }
