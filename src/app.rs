@@ -21,9 +21,10 @@ use crate::config::Settings;
 use crate::error::error_chain;
 use crate::inbox::{Inbox, Ticket};
 use crate::metrics::Metrics;
+use crate::replica::{replica_id, Replicas, Solo};
 use crate::slack::socket::SocketMode;
 use crate::slack::{unix_now, Engine, StopReason, Web};
-use crate::store::{FeedbackStore, SledStore, Store};
+use crate::store::{FeedbackStore, PgStore, SledStore, Store};
 use crate::vocab::Identity;
 use crate::vocab::Inbound;
 
@@ -33,12 +34,17 @@ const INBOX_DIR: &str = "inbox";
 /// How often expired conversations and old event ids are purged.
 const PURGE_EVERY: Duration = Duration::from_secs(10 * 60);
 
+/// The store every part of the bot shares: sled in a directory, or PostgreSQL for replicas.
+type Shared = Arc<dyn Store>;
+
 /// A built, not yet running, bot.
 pub struct Application {
-    engine: Arc<Engine<SledStore>>,
-    /// Events an earlier process acknowledged and did not finish, to handle first.
+    engine: Arc<Engine<Shared>>,
+    /// Events an earlier process (or a replica that stopped) acknowledged and did not finish, to
+    /// handle first.
     journaled: Vec<(Inbound, Ticket)>,
-    store: SledStore,
+    store: Shared,
+    replicas: Arc<dyn Replicas>,
     metrics: Arc<Metrics>,
     /// Bound at build time, so the port is known (and taken) before anything runs.
     http: TcpListener,
@@ -49,10 +55,7 @@ pub struct Application {
 
 impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
-        let db = settings.db.clone();
-        let store = tokio::task::spawn_blocking(move || SledStore::open(db))
-            .await
-            .context("opening the conversation store panicked")??;
+        let (store, replicas, journaled, where_) = open_store(&settings).await?;
         let metrics = Arc::new(Metrics::new());
         metrics.set_store_open(true);
         metrics.expect_methods(
@@ -94,7 +97,8 @@ impl Application {
             kb_version = %current.version,
             intents = current.intents.len(),
             kb_reloadable = kb.dir().is_some(),
-            db = %settings.db.display(),
+            store = %where_,
+            replica = %replicas.id(),
             http = %http.local_addr().map_or_else(|_| settings.http_addr.to_string(), |a| a.to_string()),
             allowed_channels = settings.access.channels.as_ref().map_or(0, |c| c.len()),
             admins = settings.access.admins.len(),
@@ -105,11 +109,11 @@ impl Application {
             .with_access(settings.access.clone())
             .with_alerts(settings.alerts.clone())
             .with_metrics(metrics.clone());
-        let (inbox, journaled) = Inbox::open(settings.db.join(INBOX_DIR))?;
         Ok(Application {
-            engine: Engine::new(bot, web, settings.tuning.clone(), Some(inbox)),
+            engine: Engine::new(bot, web, settings.tuning.clone(), replicas.clone()),
             journaled,
             store,
+            replicas,
             metrics,
             http,
             idle_ttl: settings.idle_ttl,
@@ -149,6 +153,7 @@ impl Application {
             }
         };
         let listener = tokio::spawn(socket_mode.run(engine.clone()));
+        let beater = tokio::spawn(beat_loop(engine.clone(), self.replicas.clone(), self.metrics.clone()));
         let purger = tokio::spawn(purge_loop(self.store.clone(), self.idle_ttl, self.feedback_retention));
         tokio::select! {
             _ = shutdown => {
@@ -164,6 +169,11 @@ impl Application {
         reloader.abort();
         redeliverer.abort();
         engine.drain(self.shutdown_grace).await;
+        beater.abort();
+        let replicas = self.replicas.clone();
+        if let Err(e) = tokio::task::spawn_blocking(move || replicas.leave()).await {
+            error!(error = %e, "leaving the replicas panicked");
+        }
         let store = self.store.clone();
         match tokio::task::spawn_blocking(move || store.flush()).await {
             Ok(Ok(())) => info!("conversation store flushed"),
@@ -179,7 +189,72 @@ impl Application {
     }
 }
 
-async fn purge_loop(store: SledStore, idle: Duration, retention: Duration) {
+/// Open the store `settings` name: PostgreSQL with `--database-url` (migrated, this replica's first
+/// heartbeat given, the events of replicas that stopped taken over), else sled in `--db` with the
+/// inbox journal beside it. Also returns where it is, for the log.
+async fn open_store(
+    settings: &Settings,
+) -> anyhow::Result<(Shared, Arc<dyn Replicas>, Vec<(Inbound, Ticket)>, String)> {
+    if let Some(database) = &settings.database {
+        let url = secrecy::ExposeSecret::expose_secret(&database.url).to_string();
+        let (pool, lease) = (database.pool, database.lease);
+        let pg = tokio::task::spawn_blocking(move || PgStore::open(&url, pool))
+            .await
+            .context("opening the database panicked")?
+            .context("cannot open the database (--database-url)")?;
+        let where_ = pg.target().to_string();
+        let replicas: Arc<dyn Replicas> = Arc::new(pg.replicas(replica_id(), lease));
+        let r = replicas.clone();
+        let journaled = tokio::task::spawn_blocking(move || r.beat())
+            .await
+            .context("joining the replicas panicked")?
+            .context("cannot join the replicas in the database")?;
+        return Ok((Arc::new(pg), replicas, journaled, where_));
+    }
+    let db = settings.db.clone();
+    let sled = tokio::task::spawn_blocking(move || SledStore::open(db))
+        .await
+        .context("opening the conversation store panicked")??;
+    let (inbox, journaled) = Inbox::open(settings.db.join(INBOX_DIR))?;
+    let where_ = settings.db.display().to_string();
+    Ok((Arc::new(sled), Arc::new(Solo::new(Some(inbox))), journaled, where_))
+}
+
+/// Beat every [`Replicas::beat_every`] (replicas only): readiness follows whether the beat reached
+/// the database, and the events it hands over (a stopped replica's, or this one's put off while the
+/// database was away) go to their threads.
+async fn beat_loop<S: Store + 'static>(engine: Arc<Engine<S>>, replicas: Arc<dyn Replicas>, metrics: Arc<Metrics>) {
+    let Some(every) = replicas.beat_every() else {
+        return;
+    };
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut was_up = true;
+    loop {
+        ticks.tick().await;
+        let r = replicas.clone();
+        match tokio::task::spawn_blocking(move || r.beat()).await {
+            Ok(Ok(left)) => {
+                if !was_up {
+                    info!("the database is back");
+                }
+                was_up = true;
+                metrics.set_store_open(true);
+                engine.replay(left);
+            }
+            Ok(Err(e)) => {
+                if was_up {
+                    error!(error = %error_chain(&e), "cannot reach the database: not ready until it is back");
+                }
+                was_up = false;
+                metrics.set_store_open(false);
+            }
+            Err(e) => error!(error = %e, "the heartbeat panicked"),
+        }
+    }
+}
+
+async fn purge_loop(store: Shared, idle: Duration, retention: Duration) {
     let mut every = tokio::time::interval(PURGE_EVERY);
     loop {
         every.tick().await;
@@ -212,7 +287,7 @@ async fn purge_loop(store: SledStore, idle: Duration, retention: Duration) {
 
 /// Reload the knowledge base on every SIGHUP (Unix only). The handler is installed before this
 /// returns, so a SIGHUP sent once the bot is up never takes the default action (exit).
-fn reload_on_sighup(engine: Arc<Engine<SledStore>>) -> tokio::task::JoinHandle<()> {
+fn reload_on_sighup(engine: Arc<Engine<Shared>>) -> tokio::task::JoinHandle<()> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};

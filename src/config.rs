@@ -80,9 +80,18 @@ pub struct ServeArgs {
     /// Bot token (xoxb-...); prefer the environment variable
     #[arg(long, env = "SLACK_BOT_TOKEN", hide_env_values = true)]
     pub bot_token: Option<String>,
-    /// Directory of the conversation store (sled) [default: /data in a container, else ./netrunbook.sled]
+    /// Directory of the conversation store (sled) [default: /data in a container, else ./netrunbook.sled]; not used with --database-url
     #[arg(long, env = "NETRUNBOOK_DB")]
     pub db: Option<PathBuf>,
+    /// PostgreSQL for two or more replicas (postgres://user:pass@host:5432/db?sslmode=verify-full&sslrootcert=ca.pem): every piece of state there instead of in --db; prefer the environment variable
+    #[arg(long, env = "NETRUNBOOK_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// Connections each replica keeps to PostgreSQL, at most
+    #[arg(long, env = "NETRUNBOOK_DATABASE_POOL", default_value_t = crate::store::postgres::DEFAULT_POOL_SIZE as u16, value_parser = clap::value_parser!(u16).range(1..=100))]
+    pub database_pool: u16,
+    /// A replica silent for this long (no heartbeat) is dead: its threads and unfinished events are taken over (500ms to 30s)
+    #[arg(long, env = "NETRUNBOOK_REPLICA_LEASE", default_value = "30s", value_parser = parse_lease)]
+    pub replica_lease: Duration,
     /// Slack Web API base URL
     #[arg(long, env = "SLACK_API_URL", default_value = "https://slack.com/api")]
     pub slack_api_url: String,
@@ -130,12 +139,25 @@ pub enum LogFormat {
     Json,
 }
 
+/// PostgreSQL, for replicas.
+#[derive(Debug, Clone)]
+pub struct Database {
+    /// The URL (it may hold a password).
+    pub url: SecretString,
+    /// Connections in the pool, at most.
+    pub pool: usize,
+    /// A replica silent for this long is taken over.
+    pub lease: Duration,
+}
+
 /// Everything `serve` needs, checked.
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub app_token: SecretString,
     pub bot_token: SecretString,
     pub db: PathBuf,
+    /// With a database, state lives there and `db` is not used.
+    pub database: Option<Database>,
     pub slack_api_url: String,
     pub idle_ttl: Duration,
     pub shutdown_grace: Duration,
@@ -183,6 +205,15 @@ impl Settings {
             app_token,
             bot_token,
             db: args.db.unwrap_or_else(default_db_dir),
+            database: args
+                .database_url
+                .map(|u| u.trim().to_string())
+                .filter(|u| !u.is_empty())
+                .map(|url| Database {
+                    url: SecretString::from(url),
+                    pool: args.database_pool.into(),
+                    lease: args.replica_lease,
+                }),
             slack_api_url: url,
             idle_ttl: args.idle_ttl,
             shutdown_grace: args.shutdown_grace,
@@ -290,6 +321,15 @@ pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
         _ => return Err(format!("`{s}` is not a duration: use e.g. 7d, 12h, 90m, 30s")),
     };
     Ok(Duration::from_secs(secs))
+}
+
+/// `--replica-lease`: a duration from 500 ms to 30 s (a dead replica's work waits this long).
+fn parse_lease(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d < Duration::from_millis(500) || d > Duration::from_secs(30) {
+        return Err(format!("`{s}` is outside 500ms..30s"));
+    }
+    Ok(d)
 }
 
 #[cfg(test)]

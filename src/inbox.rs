@@ -92,29 +92,64 @@ impl Drop for Segment {
 }
 
 /// The claim of one journaled event: call [`Ticket::done`] once the event was handled (its effects
-/// committed, or it was ignored).
+/// committed, or it was ignored). Dropped without `done` (work abandoned at shutdown, or put off while
+/// the database is away), the entry stays journaled and is handed back later.
 #[derive(Debug)]
 pub struct Ticket {
-    segment: Option<Arc<Segment>>,
+    claim: Claim,
+}
+
+#[derive(Debug)]
+enum Claim {
+    None,
+    /// An entry of a segment file here.
+    Segment(Arc<Segment>),
+    /// An entry of a journal shared by replicas (see [`crate::replica`]).
+    Shared(Box<dyn SharedEntry>),
+}
+
+/// An entry of a journal kept elsewhere than in this directory: removed when done, left when
+/// abandoned.
+pub(crate) trait SharedEntry: Send + Sync + std::fmt::Debug {
+    fn done(self: Box<Self>);
+    fn abandon(self: Box<Self>);
 }
 
 impl Ticket {
     /// A ticket for an event that was not journaled.
     pub(crate) fn none() -> Ticket {
-        Ticket { segment: None }
+        Ticket { claim: Claim::None }
     }
 
-    pub(crate) fn done(mut self) {
-        if let Some(s) = self.segment.take() {
-            s.pending.fetch_sub(1, Ordering::AcqRel);
+    /// A ticket for an entry of a shared journal.
+    pub(crate) fn shared(entry: Box<dyn SharedEntry>) -> Ticket {
+        Ticket {
+            claim: Claim::Shared(entry),
+        }
+    }
+
+    /// True when the event is journaled (put off, it comes back).
+    pub(crate) fn is_journaled(&self) -> bool {
+        !matches!(self.claim, Claim::None)
+    }
+
+    pub fn done(mut self) {
+        match std::mem::replace(&mut self.claim, Claim::None) {
+            Claim::None => {}
+            Claim::Segment(s) => {
+                s.pending.fetch_sub(1, Ordering::AcqRel);
+            }
+            Claim::Shared(e) => e.done(),
         }
     }
 }
 
 impl Drop for Ticket {
     fn drop(&mut self) {
-        if let Some(s) = self.segment.take() {
-            s.abandoned.store(true, Ordering::Release);
+        match std::mem::replace(&mut self.claim, Claim::None) {
+            Claim::None => {}
+            Claim::Segment(s) => s.abandoned.store(true, Ordering::Release),
+            Claim::Shared(e) => e.abandon(),
         }
     }
 }
@@ -172,7 +207,7 @@ impl Inbox {
                 left.push((
                     inbound,
                     Ticket {
-                        segment: Some(segment.clone()),
+                        claim: Claim::Segment(segment.clone()),
                     },
                 ));
             }
@@ -216,7 +251,7 @@ impl Inbox {
         }
         c.segment.pending.fetch_add(1, Ordering::AcqRel);
         Ticket {
-            segment: Some(c.segment.clone()),
+            claim: Claim::Segment(c.segment.clone()),
         }
     }
 

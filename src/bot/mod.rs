@@ -34,7 +34,7 @@ use crate::kb::{KnowledgeBase, LiveKb};
 use crate::matcher::Verdict;
 use crate::metrics::{Duplicate, Metrics};
 use crate::outbox::{Outbox, Parcel};
-use crate::store::{Change, Commit, Store};
+use crate::store::{Change, Commit, Store, StoreError};
 use crate::vocab::{Identity, Inbound, InboundKind, Message, Outbound, ThreadKey};
 
 use route::Route;
@@ -52,6 +52,9 @@ pub(crate) struct Handled {
     /// The replies, in the record they were saved as (its items are empty when there are none).
     pub parcel: Parcel,
     pub outbox: Option<u64>,
+    /// The store could not be reached to save the step (a database away): nothing was saved and
+    /// nothing is to be delivered; the event is handled again later.
+    pub put_off: bool,
 }
 
 /// What handling one event changes in the store, written at once when it is done.
@@ -257,17 +260,30 @@ impl<S: Store> Bot<S> {
             InboundKind::Shared { state, rest } => self.shared(&key, inbound, state.as_deref(), rest, &mut fx),
         };
         let mut parcel = Parcel::new(key, now, &kb.version, out);
-        let outbox = self.commit(&fx, &mut parcel, now);
+        let Ok(outbox) = self.commit(&fx, &mut parcel, now) else {
+            parcel.items.clear();
+            return Handled {
+                parcel,
+                outbox: None,
+                put_off: true,
+            };
+        };
         if let Some(o) = &fx.outcome {
             o.log(inbound.kind.label(), started);
         }
-        Handled { parcel, outbox }
+        Handled {
+            parcel,
+            outbox,
+            put_off: false,
+        }
     }
 
     /// Save what handling an event changed, with `parcel` as its outbox record; the record's id. When
-    /// the store fails, the replies still go out (better than silence), with a warning when the
-    /// conversation could not be kept.
-    fn commit(&self, fx: &Effects, parcel: &mut Parcel, now: u64) -> Option<u64> {
+    /// the store cannot be reached for now ([`StoreError::is_transient`]: a database away), `Err`:
+    /// the step is put off, not answered, since answering unsaved would answer again when the event
+    /// is handled later. When the store fails otherwise, the replies still go out (better than
+    /// silence), with a warning when the conversation could not be kept.
+    fn commit(&self, fx: &Effects, parcel: &mut Parcel, now: u64) -> Result<Option<u64>, StoreError> {
         let key = parcel.thread.clone();
         let record = (!parcel.items.is_empty()).then(|| parcel.encode());
         let commit = Commit {
@@ -278,12 +294,17 @@ impl<S: Store> Bot<S> {
             now,
         };
         if commit.is_empty() {
-            return None;
+            return Ok(None);
         }
         match self.store.commit(&commit) {
             Ok(id) => {
                 self.metrics.store_write(true);
-                id
+                Ok(id)
+            }
+            Err(e) if e.is_transient() => {
+                self.metrics.store_write(false);
+                warn!(thread = %key, error = %error_chain(&e), "the store is unavailable: this turn is put off until it is back");
+                Err(e)
             }
             Err(e) => {
                 self.metrics.store_write(false);
@@ -305,7 +326,7 @@ impl<S: Store> Bot<S> {
                         });
                     }
                 }
-                None
+                Ok(None)
             }
         }
     }

@@ -204,7 +204,10 @@ impl<S: Store + 'static> Engine<S> {
                     let mut then = (**then).clone();
                     then.ts = ts.clone();
                     then.thread_ts = Some(ts);
-                    self.dispatch(then, Span::current());
+                    // a shared answer's follow-up is not journaled, so queuing it cannot fail
+                    if let Err(e) = self.dispatch(then, Span::current()) {
+                        error!(error = %error_chain(&e), "cannot queue a shared answer's follow-up");
+                    }
                 }
                 Ok(())
             }

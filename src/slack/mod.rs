@@ -81,8 +81,9 @@ use tokio_util::task::TaskTracker;
 use tracing::{error, info, Instrument, Span};
 
 use crate::bot::Bot;
-use crate::inbox::{Inbox, Ticket};
-use crate::store::Store;
+use crate::inbox::Ticket;
+use crate::replica::Replicas;
+use crate::store::{Store, StoreError};
 use crate::vocab::{Inbound, InboundKind, ThreadKey};
 
 pub use watch::SocketModeWatch;
@@ -178,6 +179,9 @@ pub struct Tuning {
     /// for every thread that was active this long ago.
     pub worker_idle: Duration,
     pub retry: RetryPolicy,
+    /// How long a turn waits for its thread while another replica works it, or for the database to
+    /// come back, before it is put off (a journaled event comes back with a later beat).
+    pub claim_patience: Duration,
     /// How often replies left in the outbox (Slack unreachable for longer than `retry` lasts) are
     /// tried again. Also done once at start, for what a crash left.
     pub redeliver_every: Duration,
@@ -198,6 +202,7 @@ impl Default for Tuning {
             dead_after: Duration::from_secs(60),
             worker_idle: Duration::from_secs(1),
             retry: RetryPolicy::default(),
+            claim_patience: Duration::from_secs(30),
             redeliver_every: Duration::from_secs(10),
             reply_max_age: Duration::from_secs(60 * 60),
             watch: SocketModeWatch::global().clone(),
@@ -222,6 +227,16 @@ enum Work {
     Event(Box<Inbound>),
     /// Deliver what the thread's outbox records still hold.
     Redeliver,
+}
+
+/// How a turn ended.
+enum Turn {
+    /// Replies were saved and handed to delivery.
+    Replied,
+    /// Handled, nothing to say.
+    Quiet,
+    /// Not handled: the store could not save it. The event is handled again later.
+    PutOff,
 }
 
 /// The longest wait between two redeliveries to a thread that keep failing.
@@ -260,8 +275,9 @@ pub(crate) struct Engine<S> {
     pub(crate) bot: Bot<S>,
     pub(crate) web: Web,
     pub(crate) tuning: Tuning,
-    /// Where mentions and messages are journaled before they are acknowledged.
-    inbox: Option<Inbox>,
+    /// Where mentions and messages are journaled before they are acknowledged, and how a thread's
+    /// turn is claimed among replicas (see [`crate::replica`]).
+    replicas: Arc<dyn Replicas>,
     queues: Mutex<HashMap<ThreadKey, Queue>>,
     generations: AtomicU64,
     /// Set once shutdown began: new work no longer gets a long-lived queue.
@@ -281,14 +297,14 @@ pub(crate) struct Engine<S> {
 }
 
 impl<S: Store + 'static> Engine<S> {
-    /// The engine; with an `inbox`, mentions and messages are journaled there before they are
-    /// acknowledged (see [`crate::inbox`]).
-    pub(crate) fn new(bot: Bot<S>, web: Web, tuning: Tuning, inbox: Option<Inbox>) -> Arc<Engine<S>> {
+    /// The engine; mentions and messages are journaled by `replicas` before they are acknowledged,
+    /// and each turn of a thread is claimed there.
+    pub(crate) fn new(bot: Bot<S>, web: Web, tuning: Tuning, replicas: Arc<dyn Replicas>) -> Arc<Engine<S>> {
         Arc::new(Engine {
             bot,
             web,
             tuning,
-            inbox,
+            replicas,
             queues: Mutex::new(HashMap::new()),
             generations: AtomicU64::new(0),
             closing: AtomicBool::new(false),
@@ -320,8 +336,9 @@ impl<S: Store + 'static> Engine<S> {
         self.stop.cancelled().await
     }
 
-    /// Queue an event for its thread's worker (starting one when the thread has none).
-    pub(crate) fn dispatch(self: &Arc<Self>, inbound: Inbound, span: Span) {
+    /// Queue an event for its thread's worker (starting one when the thread has none). An error
+    /// when it had to be journaled and could not be: it must not be acknowledged then.
+    pub(crate) fn dispatch(self: &Arc<Self>, inbound: Inbound, span: Span) -> Result<(), StoreError> {
         // slash commands are answered in the ack and counted there; a shared answer's follow-up is
         // ours, not something Slack sent
         if !matches!(inbound.kind, InboundKind::Shared { .. }) {
@@ -329,16 +346,18 @@ impl<S: Store + 'static> Engine<S> {
         }
         // bots' messages (our own posts echoed back among them) are ignored anyway: not worth a write
         let journaled = matches!(inbound.kind, InboundKind::Mention | InboundKind::Message) && !inbound.is_bot;
-        let ticket = match (&self.inbox, journaled) {
-            (Some(inbox), true) => inbox.append(&inbound),
-            _ => Ticket::none(),
+        let ticket = if journaled {
+            self.replicas.journal(&inbound)?
+        } else {
+            Ticket::none()
         };
         let key = inbound.thread();
         self.enqueue(key, Work::Event(Box::new(inbound)), ticket, span);
+        Ok(())
     }
 
-    /// Hand the events an earlier process journaled and did not finish (see [`Inbox::open`]) to
-    /// their threads' workers; those it had handled are dropped there as duplicates.
+    /// Hand the events an earlier process (or a replica that stopped) journaled and did not finish
+    /// to their threads' workers; those it had handled are dropped there as duplicates.
     pub(crate) fn replay(self: &Arc<Self>, left: Vec<(Inbound, Ticket)>) {
         if !left.is_empty() {
             info!(
@@ -394,14 +413,32 @@ impl<S: Store + 'static> Engine<S> {
                     // boxed: the handling future is several KB, which an idle worker need not keep
                     match work {
                         Work::Event(inbound) => {
-                            if Box::pin(self.process(*inbound)).instrument(span).await {
-                                self.bot.metrics().replied_after(received.elapsed());
+                            if !self.claim_turn(&key, true).await {
+                                // put off: a journaled event stays journaled and comes back
+                                // with a later beat; one that was not is let go
+                                if !ticket.is_journaled() {
+                                    tracing::warn!(parent: &span, thread = %key, "an event that was not journaled could not be handled (its thread could not be claimed) and is dropped");
+                                }
+                                continue;
                             }
-                            ticket.done();
+                            let turn = Box::pin(self.process(*inbound)).instrument(span).await;
+                            self.replicas.release(&key);
+                            match turn {
+                                Turn::Replied => {
+                                    self.bot.metrics().replied_after(received.elapsed());
+                                    ticket.done();
+                                }
+                                Turn::Quiet => ticket.done(),
+                                Turn::PutOff => drop(ticket),
+                            }
                         }
                         Work::Redeliver => {
                             self.lock(&self.redeliver_queued).remove(&key);
-                            Box::pin(self.redeliver(&key)).instrument(span).await;
+                            // a live replica working the thread delivers its outbox itself
+                            if self.claim_turn(&key, false).await {
+                                Box::pin(self.redeliver(&key)).instrument(span).await;
+                                self.replicas.release(&key);
+                            }
                         }
                     }
                 }
@@ -420,21 +457,51 @@ impl<S: Store + 'static> Engine<S> {
         }
     }
 
-    /// Handle one event and deliver its replies, all from one knowledge base; true when there were
-    /// replies. The replies were saved with the conversation (see [`crate::outbox`]); when the thread
-    /// has older replies still waiting, these go out after them.
-    async fn process(self: &Arc<Self>, inbound: Inbound) -> bool {
+    /// Claim `key`'s turn among replicas (granted at once with one replica). With `wait`, a thread
+    /// another replica is working is waited for, and a database away is tried again, with back-off,
+    /// for up to [`Tuning::claim_patience`]; without, one try. False when the turn is not ours.
+    async fn claim_turn(&self, key: &ThreadKey, wait: bool) -> bool {
+        let give_up = Instant::now() + self.tuning.claim_patience;
+        let mut pause = Duration::from_millis(10);
+        loop {
+            match self.replicas.claim(key) {
+                Ok(true) => return true,
+                Ok(false) if !wait => return false,
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(thread = %key, error = %crate::error::error_chain(&e), "cannot claim the thread's turn");
+                    if !wait {
+                        return false;
+                    }
+                }
+            }
+            if Instant::now() + pause > give_up || self.stop.is_cancelled() {
+                tracing::warn!(thread = %key, "the thread's turn was not ours in time: put off");
+                return false;
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_secs(1));
+        }
+    }
+
+    /// Handle one event and deliver its replies, all from one knowledge base. The replies were saved
+    /// with the conversation (see [`crate::outbox`]); when the thread has older replies still
+    /// waiting, these go out after them.
+    async fn process(self: &Arc<Self>, inbound: Inbound) -> Turn {
         let kb = self.bot.kb();
         let now = unix_now();
         let handled = self.bot.handle_in(&kb, &inbound, &self.web, now).await;
+        if handled.put_off {
+            return Turn::PutOff;
+        }
         if handled.parcel.items.is_empty() {
-            return false;
+            return Turn::Quiet;
         }
         let key = handled.parcel.thread.clone();
         if handled.outbox.is_some() && self.lock(&self.stuck).contains_key(&key) {
             // the thread's earlier replies are still waiting: keep the order
             self.redeliver(&key).await;
-            return true;
+            return Turn::Replied;
         }
         if let Err(wait) = self.deliver_parcel(handled.outbox, handled.parcel, false).await {
             self.lock(&self.stuck).insert(
@@ -445,7 +512,7 @@ impl<S: Store + 'static> Engine<S> {
                 },
             );
         }
-        true
+        Turn::Replied
     }
 
     fn lock<'a, T>(&self, m: &'a Mutex<T>) -> std::sync::MutexGuard<'a, T> {

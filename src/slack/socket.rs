@@ -197,8 +197,10 @@ async fn on_push<S: Store + 'static>(
     match events::push_inbound(&event, engine.bot.identity()) {
         Some(inbound) => {
             let span = event_span(&inbound);
+            engine
+                .dispatch(inbound, span.clone())
+                .map_err(|source| Box::new(NotJournaled { source }) as BoxError)?;
             span.in_scope(|| debug!("event queued"));
-            engine.dispatch(inbound, span);
         }
         None => debug!(event_id = %event.event_id, "ignoring an event the bot does not read"),
     }
@@ -214,7 +216,10 @@ async fn on_interaction<S: Store + 'static>(
     match events::interaction_inbound(&event) {
         Some(inbound) => {
             let span = event_span(&inbound);
-            engine.dispatch(inbound, span);
+            // clicks are not journaled: queuing one cannot fail
+            if let Err(e) = engine.dispatch(inbound, span) {
+                warn!(error = %crate::error::error_chain(&e), "cannot queue a click");
+            }
         }
         None => debug!("ignoring an interaction that is not a click on our buttons"),
     }
@@ -245,10 +250,23 @@ async fn on_command<S: Store + 'static>(
     }))
 }
 
+/// An event that could not be journaled (the database is away): it is not acknowledged, so Slack
+/// sends it again.
+#[derive(Debug, thiserror::Error)]
+#[error("the event could not be journaled")]
+struct NotJournaled {
+    #[source]
+    source: crate::store::StoreError,
+}
+
 /// Called for envelopes that do not parse, for callback errors and for socket errors. The status
-/// says whether to acknowledge anyway: always, since a frame that did not parse will not parse when
-/// Slack re-sends it.
+/// says whether to acknowledge anyway: yes, since a frame that did not parse will not parse when
+/// Slack re-sends it; no for an event that could not be journaled, which Slack should send again.
 fn on_error(err: BoxError, _: Arc<SlackClient<Connector>>, _: SlackClientEventsUserState) -> HttpStatusCode {
+    if let Some(e) = err.downcast_ref::<NotJournaled>() {
+        warn!(error = %crate::error::error_chain(e), "event not acknowledged: Slack will send it again");
+        return HttpStatusCode::SERVICE_UNAVAILABLE;
+    }
     let unreadable =
         err.downcast_ref::<SlackClientProtocolError>()
             .or_else(|| match err.downcast_ref::<SlackClientError>() {

@@ -19,6 +19,7 @@
 //! Every backend must pass the one generic conformance test in `tests/core/store_conformance.rs`.
 
 mod memory;
+pub mod postgres;
 mod sled_store;
 
 use std::collections::BTreeMap;
@@ -31,6 +32,7 @@ use crate::feedback::{Unanswered, Vote};
 use crate::vocab::ThreadKey;
 
 pub use memory::MemoryStore;
+pub use postgres::PgStore;
 pub use sled_store::SledStore;
 
 /// How long handled event ids are remembered. Slack retries within minutes and re-delivers after a
@@ -117,6 +119,40 @@ pub enum StoreError {
     },
     #[error("cannot serialise a conversation")]
     Encode(#[source] serde_json::Error),
+    #[error("{0}")]
+    Config(String),
+    #[error("the database is unavailable: {0}")]
+    Unavailable(String),
+    #[error("database request failed ({what})")]
+    Database {
+        what: &'static str,
+        #[source]
+        source: tokio_postgres::Error,
+    },
+    #[error("{0}")]
+    Schema(String),
+}
+
+impl StoreError {
+    /// True when the same call may succeed later: the database could not be reached, a connection
+    /// broke, or the server is shutting down or starting. The caller puts the work off instead of
+    /// acting on a state it could not read or write.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            StoreError::Unavailable(_) => true,
+            StoreError::Database { source, .. } => match source.code() {
+                // no SQLSTATE: the connection, not the statement, failed
+                None => true,
+                Some(code) => {
+                    let c = code.code();
+                    // 08: connection exception; 57P0x: admin/crash shutdown, cannot connect now;
+                    // 40001 / 40P01: serialization failure, deadlock
+                    c.starts_with("08") || c.starts_with("57P") || c == "40001" || c == "40P01"
+                }
+            },
+            _ => false,
+        }
+    }
 }
 
 /// A feedback record as stored: the record with its format version.

@@ -11,6 +11,7 @@ mod dialogue_sets;
 mod manifest;
 mod matcher;
 mod proptest_inputs;
+mod postgres;
 mod store_conformance;
 
 use std::path::PathBuf;

@@ -12,7 +12,7 @@ use netrunbook::store::{
 };
 use netrunbook::vocab::ThreadKey;
 
-fn conversation(intent: &str, updated_at: u64) -> Conversation {
+pub(crate) fn conversation(intent: &str, updated_at: u64) -> Conversation {
     Conversation {
         format: FORMAT_VERSION,
         kb_version: "test".into(),
@@ -29,7 +29,7 @@ fn conversation(intent: &str, updated_at: u64) -> Conversation {
 }
 
 /// Everything a backend must do, in one place.
-fn conformance(store: &dyn Store) {
+pub(crate) fn conformance(store: &dyn Store) {
     let a = ThreadKey::new("T1", "C1", "1700000000.000100");
     let b = ThreadKey::new("T1", "C1", "1700000000.000200");
     let other_team = ThreadKey::new("T2", "C1", "1700000000.000100");

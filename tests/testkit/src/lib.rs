@@ -22,6 +22,7 @@ pub mod dialogues;
 pub mod driver;
 pub mod evidence;
 pub mod fixtures;
+pub mod pg;
 pub mod process;
 pub mod slack_emulator;
 pub mod stats;

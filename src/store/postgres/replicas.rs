@@ -1,0 +1,284 @@
+//! [`PgReplicas`]: heartbeats, thread claims and the inbox journal in PostgreSQL (see
+//! [`crate::replica`]). Leases are judged by the database's clock (`now()`), so replicas' clocks
+//! need not agree.
+//!
+//! - `replicas`: one row per live replica, its heartbeat `seen_at` renewed by [`Replicas::beat`].
+//! - `thread_claims`: one row per thread being worked; taken when absent, held by this replica, or
+//!   held by a replica whose heartbeat is older than the lease.
+//! - `inbox`: journaled events with the replica working them. Done entries are deleted; a beat takes
+//!   over entries of dead replicas and re-reads this replica's own entries that are not in hand
+//!   (their ticket was dropped: the turn was put off while the database was away).
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use tracing::{info, warn};
+
+use super::connect::Bridge;
+use super::{db, pool_error};
+use crate::error::error_chain;
+use crate::inbox::{Entry, SharedEntry, Ticket};
+use crate::replica::Replicas;
+use crate::store::StoreError;
+use crate::vocab::{Inbound, ThreadKey};
+
+/// Journaled events taken over in one beat, at most.
+const TAKE_OVER_BATCH: i64 = 500;
+
+/// Replicas coordinated through one PostgreSQL database.
+pub struct PgReplicas {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    bridge: Arc<Bridge>,
+    id: String,
+    lease: Duration,
+    /// Journal entries this replica holds a ticket for.
+    in_hand: Mutex<HashSet<i64>>,
+    /// Held for reading while an entry is journaled and for writing by a beat, which must not mistake
+    /// an entry being journaled for a put-off one.
+    gate: RwLock<()>,
+}
+
+impl std::fmt::Debug for PgReplicas {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgReplicas").field("id", &self.shared.id).finish()
+    }
+}
+
+/// A journaled event's row.
+struct Row {
+    id: i64,
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Row {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Row").field("id", &self.id).finish()
+    }
+}
+
+impl SharedEntry for Row {
+    fn done(self: Box<Self>) {
+        let id = self.id;
+        let result = self.shared.bridge.run(move |pool| async move {
+            let client = pool.get().await.map_err(pool_error)?;
+            client
+                .execute("DELETE FROM inbox WHERE id = $1", &[&id])
+                .await
+                .map_err(db("removing a handled event from the journal"))
+        });
+        if let Err(e) = result {
+            // it is handed back later and dropped then as a duplicate (its marks were committed)
+            warn!(error = %error_chain(&e), "cannot remove a handled event from the journal");
+        }
+        self.shared.forget(id);
+    }
+
+    fn abandon(self: Box<Self>) {
+        self.shared.forget(self.id);
+    }
+}
+
+impl Shared {
+    fn forget(&self, id: i64) {
+        self.in_hand().remove(&id);
+    }
+
+    fn in_hand(&self) -> std::sync::MutexGuard<'_, HashSet<i64>> {
+        self.in_hand.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn ticket(self: &Arc<Self>, id: i64) -> Ticket {
+        Ticket::shared(Box::new(Row {
+            id,
+            shared: self.clone(),
+        }))
+    }
+
+    fn lease_secs(&self) -> f64 {
+        self.lease.as_secs_f64()
+    }
+}
+
+impl PgReplicas {
+    pub(super) fn new(bridge: Arc<Bridge>, id: String, lease: Duration) -> PgReplicas {
+        PgReplicas {
+            shared: Arc::new(Shared {
+                bridge,
+                id,
+                lease,
+                in_hand: Mutex::new(HashSet::new()),
+                gate: RwLock::new(()),
+            }),
+        }
+    }
+
+    /// The lease: a replica silent for this long is taken over.
+    pub fn lease(&self) -> Duration {
+        self.shared.lease
+    }
+}
+
+impl Replicas for PgReplicas {
+    fn id(&self) -> &str {
+        &self.shared.id
+    }
+
+    fn journal(&self, inbound: &Inbound) -> Result<Ticket, StoreError> {
+        let entry = Entry::encode(inbound).map_err(StoreError::Encode)?;
+        let owner = self.shared.id.clone();
+        let _gate = self.shared.gate.read().unwrap_or_else(|e| e.into_inner());
+        let id = self.shared.bridge.run(move |pool| async move {
+            let client = pool.get().await.map_err(pool_error)?;
+            let row = client
+                .query_one(
+                    "INSERT INTO inbox (owner, entry) VALUES ($1, $2) RETURNING id",
+                    &[&owner, &entry],
+                )
+                .await
+                .map_err(db("journaling an event"))?;
+            Ok(row.get::<_, i64>(0))
+        })?;
+        self.shared.in_hand().insert(id);
+        Ok(self.shared.ticket(id))
+    }
+
+    fn claim(&self, thread: &ThreadKey) -> Result<bool, StoreError> {
+        let (t, c, ts) = (thread.team.clone(), thread.channel.clone(), thread.thread_ts.clone());
+        let owner = self.shared.id.clone();
+        let lease = self.shared.lease_secs();
+        self.shared.bridge.run(move |pool| async move {
+            let client = pool.get().await.map_err(pool_error)?;
+            let stmt = client
+                .prepare_cached(
+                    "INSERT INTO thread_claims AS c (team, channel, thread_ts, owner) VALUES ($1, $2, $3, $4)
+                     ON CONFLICT (team, channel, thread_ts) DO UPDATE SET owner = EXCLUDED.owner, since = now()
+                     WHERE c.owner = EXCLUDED.owner OR NOT EXISTS (
+                         SELECT 1 FROM replicas r
+                         WHERE r.id = c.owner AND r.seen_at > now() - make_interval(secs => $5))
+                     RETURNING owner",
+                )
+                .await
+                .map_err(db("claiming a thread"))?;
+            let rows = client
+                .query(&stmt, &[&t, &c, &ts, &owner, &lease])
+                .await
+                .map_err(db("claiming a thread"))?;
+            Ok(!rows.is_empty())
+        })
+    }
+
+    fn release(&self, thread: &ThreadKey) {
+        let (t, c, ts) = (thread.team.clone(), thread.channel.clone(), thread.thread_ts.clone());
+        let owner = self.shared.id.clone();
+        let result = self.shared.bridge.run(move |pool| async move {
+            let client = pool.get().await.map_err(pool_error)?;
+            let stmt = client
+                .prepare_cached(
+                    "DELETE FROM thread_claims WHERE team = $1 AND channel = $2 AND thread_ts = $3 AND owner = $4",
+                )
+                .await
+                .map_err(db("releasing a thread"))?;
+            client
+                .execute(&stmt, &[&t, &c, &ts, &owner])
+                .await
+                .map_err(db("releasing a thread"))
+        });
+        if let Err(e) = result {
+            warn!(thread = %thread, error = %error_chain(&e), "cannot release a thread's claim; it lapses with the lease");
+        }
+    }
+
+    fn beat(&self) -> Result<Vec<(Inbound, Ticket)>, StoreError> {
+        let owner = self.shared.id.clone();
+        let lease = self.shared.lease_secs();
+        // no entry is journaled while the beat decides which of ours are in hand
+        let _gate = self.shared.gate.write().unwrap_or_else(|e| e.into_inner());
+        let held: Vec<i64> = self.shared.in_hand().iter().copied().collect();
+        let (taken, rows) = self.shared.bridge.run(move |pool| async move {
+            let mut client = pool.get().await.map_err(pool_error)?;
+            let tx = client.transaction().await.map_err(db("beating"))?;
+            tx.execute(
+                "INSERT INTO replicas (id) VALUES ($1) ON CONFLICT (id) DO UPDATE SET seen_at = now()",
+                &[&owner],
+            )
+            .await
+            .map_err(db("beating"))?;
+            let taken = tx
+                .execute(
+                    "UPDATE inbox SET owner = $1 WHERE id IN (
+                         SELECT i.id FROM inbox i
+                         WHERE i.owner <> $1 AND NOT EXISTS (
+                             SELECT 1 FROM replicas r
+                             WHERE r.id = i.owner AND r.seen_at > now() - make_interval(secs => $2))
+                         ORDER BY i.id LIMIT $3 FOR UPDATE SKIP LOCKED)",
+                    &[&owner, &lease, &TAKE_OVER_BATCH],
+                )
+                .await
+                .map_err(db("taking over journaled events"))?;
+            let rows = tx
+                .query(
+                    "SELECT id, entry FROM inbox WHERE owner = $1 AND NOT (id = ANY($2)) ORDER BY id LIMIT $3",
+                    &[&owner, &held, &TAKE_OVER_BATCH],
+                )
+                .await
+                .map_err(db("reading journaled events"))?;
+            tx.commit().await.map_err(db("beating"))?;
+            Ok((taken, rows))
+        })?;
+        if taken > 0 {
+            info!(
+                events = taken,
+                replica = %self.shared.id,
+                "took over events journaled by a replica that stopped beating"
+            );
+        }
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            let id: i64 = row.get(0);
+            match Entry::decode(row.get::<_, &[u8]>(1)) {
+                Ok(inbound) => {
+                    self.shared.in_hand().insert(id);
+                    out.push((inbound, self.shared.ticket(id)));
+                }
+                Err(why) => {
+                    warn!(id, why = %why, "dropping an unreadable journal entry");
+                    let _ = self.shared.bridge.run(move |pool| async move {
+                        let client = pool.get().await.map_err(pool_error)?;
+                        client
+                            .execute("DELETE FROM inbox WHERE id = $1", &[&id])
+                            .await
+                            .map_err(db("dropping a journal entry"))
+                    });
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn beat_every(&self) -> Option<Duration> {
+        Some((self.shared.lease / 3).max(Duration::from_millis(100)))
+    }
+
+    fn leave(&self) {
+        let owner = self.shared.id.clone();
+        let result = self.shared.bridge.run(move |pool| async move {
+            let client = pool.get().await.map_err(pool_error)?;
+            client
+                .execute("DELETE FROM thread_claims WHERE owner = $1", &[&owner])
+                .await
+                .map_err(db("leaving"))?;
+            client
+                .execute("DELETE FROM replicas WHERE id = $1", &[&owner])
+                .await
+                .map_err(db("leaving"))
+        });
+        match result {
+            Ok(_) => info!(replica = %self.shared.id, "left the replicas"),
+            Err(e) => warn!(error = %error_chain(&e), "cannot leave cleanly; the lease runs out instead"),
+        }
+    }
+}

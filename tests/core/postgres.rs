@@ -1,0 +1,220 @@
+//! The PostgreSQL backend against a real server: the store conformance test every backend passes,
+//! what the database keeps across reopening, migrations (concurrent, and a newer schema refused),
+//! the replicas' claims, heartbeats and journal, and TLS (`sslmode` require, verify-ca,
+//! verify-full). Each test makes a database of its own (`testkit::pg`); without
+//! `NETRUNBOOK_TEST_DATABASE_URL` they are skipped with a line saying so, unless
+//! `NETRUNBOOK_REQUIRE_POSTGRES=1` (`.ci/run` sets both).
+
+use std::time::Duration;
+
+use netrunbook::replica::Replicas;
+use netrunbook::store::{Change, Commit, FeedbackStore, PgStore, Store};
+use netrunbook::vocab::{Inbound, InboundKind, ThreadKey};
+use netrunbook_testkit::pg::TestDatabase;
+
+use crate::store_conformance::{conformance, conversation};
+
+fn event(ts: &str, thread: &str) -> Inbound {
+    Inbound {
+        event_id: Some(format!("Ev{ts}")),
+        team: "T1".into(),
+        channel: "C1".into(),
+        user: "U1".into(),
+        ts: ts.into(),
+        thread_ts: Some(thread.into()),
+        text: "calico-node is crashlooping".into(),
+        mentioned: true,
+        is_bot: false,
+        bot_id: None,
+        edited: false,
+        subtype: None,
+        kind: InboundKind::Mention,
+    }
+}
+
+#[test]
+fn postgres_store_conforms() {
+    let Some(db) = TestDatabase::create("conforms") else { return };
+    conformance(&PgStore::open(db.url(), 4).unwrap());
+}
+
+#[test]
+fn postgres_keeps_everything_across_reopening() {
+    let Some(db) = TestDatabase::create("reopen") else { return };
+    let key = ThreadKey::new("T", "C", "1.0");
+    let first = {
+        let s = PgStore::open(db.url(), 2).unwrap();
+        s.count_answer("dns", 7).unwrap();
+        s.commit(&Commit {
+            thread: &key,
+            conversation: Change::Put(&conversation("dns", 7)),
+            events: &["ev:T:E1".to_string()],
+            outbox: Some(b"replies"),
+            now: 7,
+        })
+        .unwrap()
+        .unwrap()
+    };
+    let s = PgStore::open(db.url(), 2).unwrap();
+    assert_eq!(s.get(&key).unwrap(), Some(conversation("dns", 7)));
+    assert!(s.was_seen("ev:T:E1").unwrap());
+    assert_eq!(s.outbox(&key).unwrap(), vec![(first, b"replies".to_vec())]);
+    assert_eq!(s.feedback().unwrap().answers["dns"], 1);
+    assert_eq!(s.conversations().unwrap(), vec![(key.clone(), conversation("dns", 7))]);
+    let second = s
+        .commit(&Commit {
+            thread: &key,
+            conversation: Change::Keep,
+            events: &[],
+            outbox: Some(b"later"),
+            now: 8,
+        })
+        .unwrap()
+        .unwrap();
+    assert!(second > first, "ids grow across reopening: {first} then {second}");
+}
+
+#[test]
+fn replicas_starting_together_migrate_once() {
+    let Some(db) = TestDatabase::create("migrate_once") else { return };
+    let url = db.url().to_string();
+    let opened: Vec<_> = (0..4)
+        .map(|_| {
+            let url = url.clone();
+            std::thread::spawn(move || PgStore::open(&url, 1).map(drop))
+        })
+        .collect();
+    for t in opened {
+        t.join().unwrap().unwrap();
+    }
+    assert_eq!(db.sql("SELECT count(*), max(version) FROM schema_migrations"), "1|1");
+}
+
+#[test]
+fn a_schema_newer_than_the_binary_is_refused() {
+    let Some(db) = TestDatabase::create("newer_schema") else { return };
+    PgStore::open(db.url(), 1).unwrap();
+    db.sql("INSERT INTO schema_migrations (version) VALUES (99)");
+    let err = PgStore::open(db.url(), 1).unwrap_err().to_string();
+    assert!(err.contains("version 99") && err.contains("newer"), "{err}");
+}
+
+#[test]
+fn an_unreachable_database_is_a_transient_error_without_the_password() {
+    // port 1 on loopback: nothing listens there
+    let err = PgStore::open("postgres://bot:s3cr3t-pw@127.0.0.1:1/nrb?connect_timeout=2", 1).unwrap_err();
+    assert!(err.is_transient(), "{err:?}");
+    let text = format!("{err} {err:?}");
+    assert!(!text.contains("s3cr3t-pw"), "{text}");
+}
+
+#[test]
+fn one_replica_at_a_time_works_a_thread_and_a_silent_one_loses_its_claims() {
+    let Some(db) = TestDatabase::create("claims") else { return };
+    let store = PgStore::open(db.url(), 4).unwrap();
+    let lease = Duration::from_millis(1500);
+    let a = store.replicas("replica-a".into(), lease);
+    let b = store.replicas("replica-b".into(), lease);
+    a.beat().unwrap();
+    b.beat().unwrap();
+    let t1 = ThreadKey::new("T1", "C1", "1.1");
+    let t2 = ThreadKey::new("T1", "C1", "2.2");
+    assert!(a.claim(&t1).unwrap());
+    assert!(a.claim(&t1).unwrap(), "the holder may claim again");
+    assert!(!b.claim(&t1).unwrap(), "a live replica's claim holds");
+    assert!(b.claim(&t2).unwrap(), "other threads are free");
+    a.release(&t1);
+    assert!(b.claim(&t1).unwrap(), "released");
+    b.release(&t1);
+    assert!(a.claim(&t1).unwrap());
+    // a stops beating; b keeps beating and gets the thread once a's lease ran out
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut waited = Duration::ZERO;
+    while !b.claim(&t1).unwrap() {
+        assert!(std::time::Instant::now() < deadline, "a silent replica's claim never lapsed");
+        b.beat().unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        waited += Duration::from_millis(100);
+    }
+    assert!(waited >= Duration::from_millis(1000), "the claim lapsed after {waited:?}, before the lease");
+}
+
+#[test]
+fn journaled_events_are_handed_back_put_off_and_taken_over_from_a_silent_replica() {
+    let Some(db) = TestDatabase::create("journal") else { return };
+    let store = PgStore::open(db.url(), 4).unwrap();
+    let lease = Duration::from_millis(1000);
+    let a = store.replicas("replica-a".into(), lease);
+    let b = store.replicas("replica-b".into(), lease);
+    a.beat().unwrap();
+    b.beat().unwrap();
+    let done = a.journal(&event("1.1", "1.0")).unwrap();
+    let put_off = a.journal(&event("1.2", "1.0")).unwrap();
+    let _in_hand = a.journal(&event("1.3", "1.0")).unwrap();
+    assert_eq!(db.sql("SELECT count(*) FROM inbox"), "3");
+    done.done();
+    assert_eq!(db.sql("SELECT count(*) FROM inbox"), "2", "a done event leaves the journal");
+    drop(put_off);
+    // a's own beat hands back only the entry it put off, not the one in hand
+    let back = a.beat().unwrap();
+    assert_eq!(back.iter().map(|(i, _)| i.ts.as_str()).collect::<Vec<_>>(), ["1.2"]);
+    assert!(b.beat().unwrap().is_empty(), "a live replica's events are not taken");
+    drop(back);
+    drop(_in_hand);
+    // a goes silent: b takes both over, oldest first, once the lease ran out
+    std::thread::sleep(Duration::from_millis(1200));
+    let taken = b.beat().unwrap();
+    assert_eq!(taken.iter().map(|(i, _)| i.ts.as_str()).collect::<Vec<_>>(), ["1.2", "1.3"]);
+    assert_eq!(taken[0].0, event("1.2", "1.0"), "the event comes back whole");
+    assert_eq!(db.sql("SELECT DISTINCT owner FROM inbox"), "replica-b");
+    for (_, t) in taken {
+        t.done();
+    }
+    assert_eq!(db.sql("SELECT count(*) FROM inbox"), "0");
+    // leaving removes the heartbeat and the claims at once
+    assert!(b.claim(&ThreadKey::new("T1", "C1", "9.9")).unwrap());
+    b.leave();
+    assert_eq!(db.sql("SELECT count(*) FROM thread_claims"), "0");
+    assert_eq!(db.sql("SELECT count(*) FROM replicas WHERE id = 'replica-b'"), "0");
+}
+
+/// The server's own certificate (Debian's snakeoil, CN and SAN `localhost`), when it has one and TLS on.
+fn server_cert(db: &TestDatabase) -> Option<&'static str> {
+    let pem = "/etc/ssl/certs/ssl-cert-snakeoil.pem";
+    let on = db.sql("SHOW ssl") == "on";
+    let ours = db.sql("SHOW ssl_cert_file") == pem;
+    if !(on && ours && std::path::Path::new(pem).exists()) {
+        eprintln!("TLS tests skipped: the server has no TLS, or not Debian's snakeoil certificate");
+        return None;
+    }
+    Some(pem)
+}
+
+#[test]
+fn tls_require_verify_ca_and_verify_full_connect_and_a_wrong_name_is_refused() {
+    let Some(db) = TestDatabase::create("tls") else { return };
+    let Some(pem) = server_cert(&db) else { return };
+    let url = db.url();
+    let with = |host: &str, params: &str| {
+        let u = url.replacen("127.0.0.1", host, 1);
+        let sep = if u.contains('?') { '&' } else { '?' };
+        format!("{u}{sep}{params}")
+    };
+    for ok in [
+        with("127.0.0.1", "sslmode=require"),
+        with("127.0.0.1", &format!("sslmode=verify-ca&sslrootcert={pem}")),
+        with("localhost", &format!("sslmode=verify-full&sslrootcert={pem}")),
+    ] {
+        let s = PgStore::open(&ok, 1).unwrap_or_else(|e| panic!("{ok}: {e:?}"));
+        assert!(s.ping(), "{ok}");
+        // the session really is encrypted
+        let key = ThreadKey::new("T", "C", "1.0");
+        s.put(&key, &conversation("dns", 1)).unwrap();
+    }
+    // the certificate names localhost, not 127.0.0.1: verify-full refuses, verify-ca does not care
+    let err = PgStore::open(&with("127.0.0.1", &format!("sslmode=verify-full&sslrootcert={pem}")), 1).unwrap_err();
+    let chain = format!("{err:?}");
+    assert!(chain.to_lowercase().contains("certificate"), "{chain}");
+    let ssl_sessions = db.sql("SELECT count(*) FROM pg_stat_ssl WHERE ssl");
+    assert!(ssl_sessions.parse::<u32>().unwrap() >= 1, "{ssl_sessions}");
+}
