@@ -28,9 +28,6 @@ use crate::store::{FeedbackStore, PgStore, SledStore, Store};
 use crate::vocab::Identity;
 use crate::vocab::Inbound;
 
-/// The inbox journal's directory, inside the store's.
-const INBOX_DIR: &str = "inbox";
-
 /// How often expired conversations and old event ids are purged.
 const PURGE_EVERY: Duration = Duration::from_secs(10 * 60);
 
@@ -215,7 +212,7 @@ async fn open_store(
     let sled = tokio::task::spawn_blocking(move || SledStore::open(db))
         .await
         .context("opening the conversation store panicked")??;
-    let (inbox, journaled) = Inbox::open(settings.db.join(INBOX_DIR))?;
+    let (inbox, journaled) = Inbox::open(settings.db.join(crate::inbox::INBOX_DIR))?;
     let where_ = settings.db.display().to_string();
     Ok((Arc::new(sled), Arc::new(Solo::new(Some(inbox))), journaled, where_))
 }

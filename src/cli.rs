@@ -22,8 +22,8 @@ use crate::vocab::ThreadKey;
 
 /// `netrunbook report`: answers, feedback and the top unanswered questions stored in the sled
 /// directory `db`, as a table or one JSON object.
-pub fn report(db: &Path, as_json: bool, top: usize, out: &mut impl Write) -> anyhow::Result<i32> {
-    let report = crate::report::Report::build(&open_feedback(db)?, top);
+pub fn report(db: &Path, url: Option<&str>, as_json: bool, top: usize, out: &mut impl Write) -> anyhow::Result<i32> {
+    let report = crate::report::Report::build(&open_feedback(db, url)?, top);
     if as_json {
         writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
     } else {
@@ -35,9 +35,9 @@ pub fn report(db: &Path, as_json: bool, top: usize, out: &mut impl Write) -> any
 /// `netrunbook report --export FILE`: the doubtful and wrong-topic messages, redacted, one `eval` line
 /// each (an empty `section` where nobody picked one), for a runbook owner to label and add to
 /// `tests/data`.
-pub fn export(db: &Path, kb: &KbArgs, file: &Path, out: &mut impl Write) -> anyhow::Result<i32> {
+pub fn export(db: &Path, url: Option<&str>, kb: &KbArgs, file: &Path, out: &mut impl Write) -> anyhow::Result<i32> {
     let kb = kb.load()?;
-    let lines = crate::report::export(&open_feedback(db)?, |id| kb.intent(id).map(|i| i.heading.clone()));
+    let lines = crate::report::export(&open_feedback(db, url)?, |id| kb.intent(id).map(|i| i.heading.clone()));
     let mut text = String::new();
     for l in &lines {
         text.push_str(&serde_json::to_string(l)?);
@@ -55,23 +55,67 @@ pub fn export(db: &Path, kb: &KbArgs, file: &Path, out: &mut impl Write) -> anyh
 }
 
 /// The stored feedback of the store in `db`, with a clear error when it is missing or in use.
-fn open_feedback(db: &Path) -> anyhow::Result<crate::store::FeedbackData> {
-    use crate::store::{FeedbackStore, SledStore, StoreError};
+/// `netrunbook migrate --from-db DIR --to URL`: copy a sled store (stopped) into PostgreSQL, with the
+/// events its inbox journal still holds; the journal's files are removed once the copy committed.
+/// Safe to run again (see [`PgStore::restore`](crate::store::PgStore::restore)).
+pub fn migrate(from: &Path, to: &str, out: &mut impl Write) -> anyhow::Result<i32> {
+    use crate::store::PgStore;
+    let sled = open_sled(from)?;
+    let (_, journaled) = crate::inbox::Inbox::open(from.join(crate::inbox::INBOX_DIR))?;
+    let dump = sled.dump()?;
+    let pg = PgStore::open(to, 2).context("cannot open the database (--to)")?;
+    let events: Vec<_> = journaled.iter().map(|(i, _)| i.clone()).collect();
+    let done = pg.restore(&dump, &events)?;
+    for (_, ticket) in journaled {
+        ticket.done();
+    }
+    writeln!(
+        out,
+        "migrated {} into {}:\n  conversations: {} of {} written (the others were as new in the database)\n  handled events: {} new of {}\n  undelivered replies: {} of {}\n  answer counters: {}, votes: {}, unanswered: {}\n  journaled events handed to the replicas: {}\n{} can be removed once the replicas run.",
+        from.display(),
+        pg.target(),
+        done.conversations,
+        dump.conversations.len(),
+        done.events,
+        dump.events.len(),
+        done.outbox,
+        dump.outbox.len(),
+        done.counts,
+        done.votes,
+        done.unanswered,
+        done.journaled,
+        from.display(),
+    )?;
+    Ok(0)
+}
+
+/// The sled store in `db`, with errors that say what to do.
+fn open_sled(db: &Path) -> anyhow::Result<crate::store::SledStore> {
+    use crate::store::{SledStore, StoreError};
     if !db.is_dir() {
         anyhow::bail!(
             "there is no store in {}: point --db (or NETRUNBOOK_DB) at the directory `netrunbook serve` uses",
             db.display()
         );
     }
-    let store = match SledStore::open(db) {
-        Ok(s) => s,
+    match SledStore::open(db) {
+        Ok(s) => Ok(s),
         Err(StoreError::Locked { dir, .. }) => anyhow::bail!(
-            "the store in {} is in use by a running `netrunbook serve` (sled lets one process open a store at a time): ask the bot with `/netrunbook report` in Slack, or stop it and run this again",
+            "the store in {} is in use by a running `netrunbook serve` (sled lets one process open a store at a time): stop it and run this again, or ask the bot with `/netrunbook report` in Slack",
             dir.display()
         ),
-        Err(e) => return Err(e.into()),
-    };
-    Ok(store.feedback()?)
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The feedback records of the sled store in `db`, or of the database at `url` when one is given.
+fn open_feedback(db: &Path, url: Option<&str>) -> anyhow::Result<crate::store::FeedbackData> {
+    use crate::store::FeedbackStore;
+    if let Some(url) = url {
+        let pg = crate::store::PgStore::open(url, 1).context("cannot open the database (--database-url)")?;
+        return Ok(pg.feedback()?);
+    }
+    Ok(open_sled(db)?.feedback()?)
 }
 
 /// Read input as text, keeping the first `MAX_INPUT_BYTES * 4` bytes (the rest is read and dropped, so

@@ -59,6 +59,9 @@ impl Entry {
     }
 }
 
+/// The inbox journal's directory, inside the sled store's.
+pub const INBOX_DIR: &str = "inbox";
+
 /// A segment older than this gets a successor at the next append.
 pub(crate) const ROTATE_EVERY: Duration = Duration::from_secs(10);
 

@@ -68,6 +68,9 @@ enum Command {
         /// The store's directory [default: as for serve]
         #[arg(long, env = "NETRUNBOOK_DB")]
         db: Option<PathBuf>,
+        /// Read the replicas' PostgreSQL database instead of a sled directory
+        #[arg(long, env = "NETRUNBOOK_DATABASE_URL", hide_env_values = true)]
+        database_url: Option<String>,
         /// One JSON object instead of a table
         #[arg(long)]
         json: bool,
@@ -79,6 +82,16 @@ enum Command {
         export: Option<PathBuf>,
         #[command(flatten)]
         kb: KbArgs,
+    },
+    /// Copy a sled store (its bot stopped) into PostgreSQL, for running replicas: conversations,
+    /// handled events, undelivered replies, feedback and the events its journal still holds
+    Migrate {
+        /// The sled store's directory (what `serve --db` used)
+        #[arg(long, value_name = "DIR")]
+        from_db: PathBuf,
+        /// The database (postgres://...), as for `serve --database-url`
+        #[arg(long, value_name = "URL", env = "NETRUNBOOK_DATABASE_URL", hide_env_values = true)]
+        to: String,
     },
     /// Accuracy on a labelled JSONL set ({"q": ..., "section": ... | "NONE"})
     Eval {
@@ -125,17 +138,20 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         }
         Command::Report {
             db,
+            database_url,
             json,
             top,
             export,
             kb,
         } => {
             let db = db.unwrap_or_else(default_db_dir);
+            let url = database_url.as_deref().filter(|u| !u.trim().is_empty());
             match export {
-                Some(file) => cli::export(&db, &kb, &file, &mut out),
-                None => cli::report(&db, json, top, &mut out),
+                Some(file) => cli::export(&db, url, &kb, &file, &mut out),
+                None => cli::report(&db, url, json, top, &mut out),
             }
         }
+        Command::Migrate { from_db, to } => cli::migrate(&from_db, &to, &mut out),
         Command::Ask { text, json, kb } => {
             let kb = kb.load()?;
             let text = match text {

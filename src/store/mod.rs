@@ -32,7 +32,7 @@ use crate::feedback::{Unanswered, Vote};
 use crate::vocab::ThreadKey;
 
 pub use memory::MemoryStore;
-pub use postgres::PgStore;
+pub use postgres::{PgStore, Restored};
 pub use sled_store::SledStore;
 
 /// How long handled event ids are remembered. Slack retries within minutes and re-delivers after a
@@ -85,6 +85,21 @@ impl Stored {
         }
         Ok(Some(conversation))
     }
+}
+
+/// Everything a store holds, for moving a sled store to PostgreSQL (`netrunbook migrate`):
+/// [`SledStore::dump`] reads it, [`PgStore::restore`] writes it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Dump {
+    pub conversations: Vec<(ThreadKey, Conversation)>,
+    /// Handled event keys, with when they were first seen.
+    pub events: Vec<(String, u64)>,
+    /// Outbox records, per thread in id order.
+    pub outbox: Vec<(ThreadKey, Vec<u8>)>,
+    /// (kind `answer` or `alert`, intent, day, count).
+    pub counts: Vec<(String, String, u64, u64)>,
+    pub votes: Vec<Vote>,
+    pub unanswered: Vec<Unanswered>,
 }
 
 /// What [`Store::purge`] removed.

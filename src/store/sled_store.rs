@@ -83,6 +83,49 @@ impl SledStore {
     }
 }
 
+impl SledStore {
+    /// Everything the store holds (records of unknown formats left out, with a warning).
+    pub fn dump(&self) -> Result<super::Dump, StoreError> {
+        let mut dump = super::Dump::default();
+        for entry in self.conversations.iter() {
+            let (k, v) = entry?;
+            let key = decode_key(&k);
+            if let Some(c) = Stored::decode(&key, &v)? {
+                dump.conversations.push((key, c));
+            }
+        }
+        for entry in self.events.iter() {
+            let (k, v) = entry?;
+            dump.events.push((String::from_utf8_lossy(&k).into_owned(), be_u64(&v)));
+        }
+        for entry in self.outbox.iter() {
+            let (k, v) = entry?;
+            // thread key, NUL, 8-byte id: the thread is what comes before the last 9 bytes
+            if k.len() > 9 {
+                dump.outbox.push((decode_key(&k[..k.len() - 9]), v.to_vec()));
+            }
+        }
+        for (kind, tree) in [("answer", &self.answers), ("alert", &self.alerts)] {
+            for entry in tree.iter() {
+                let (k, v) = entry?;
+                if k.len() >= 8 {
+                    let intent = String::from_utf8_lossy(&k[8..]).into_owned();
+                    dump.counts.push((kind.to_string(), intent, be_u64(&k[..8]), be_u64(&v)));
+                }
+            }
+        }
+        for entry in self.votes.iter() {
+            let (_, v) = entry?;
+            dump.votes.extend(decode_record::<Vote>("votes", &v));
+        }
+        for entry in self.unanswered.iter() {
+            let (_, v) = entry?;
+            dump.unanswered.extend(decode_record::<Unanswered>("unanswered", &v));
+        }
+        Ok(dump)
+    }
+}
+
 fn decode_key(bytes: &[u8]) -> ThreadKey {
     let s = String::from_utf8_lossy(bytes);
     let mut parts = s.splitn(3, '\0');

@@ -12,7 +12,7 @@ fn bin() -> Command {
     c
 }
 
-fn run(args: &[&str], stdin: Option<&[u8]>) -> Output {
+pub(crate) fn run(args: &[&str], stdin: Option<&[u8]>) -> Output {
     let mut child = bin()
         .args(args)
         .stdin(Stdio::piped())
@@ -27,11 +27,11 @@ fn run(args: &[&str], stdin: Option<&[u8]>) -> Output {
     child.wait_with_output().unwrap()
 }
 
-fn stdout(o: &Output) -> String {
+pub(crate) fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
-fn stderr(o: &Output) -> String {
+pub(crate) fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 

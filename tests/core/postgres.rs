@@ -218,3 +218,84 @@ fn tls_require_verify_ca_and_verify_full_connect_and_a_wrong_name_is_refused() {
     let ssl_sessions = db.sql("SELECT count(*) FROM pg_stat_ssl WHERE ssl");
     assert!(ssl_sessions.parse::<u32>().unwrap() >= 1, "{ssl_sessions}");
 }
+
+#[test]
+fn migrate_moves_a_stopped_sled_store_into_postgres_and_can_run_again() {
+    use netrunbook::feedback::{Doubt, Unanswered, Vote, VoteKind};
+    use netrunbook::inbox::Inbox;
+    use netrunbook::store::SledStore;
+
+    let Some(db) = TestDatabase::create("migrate") else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let key = ThreadKey::new("T1", "C1", "1.0");
+    let vote = Vote {
+        thread: key.clone(),
+        intent: "dns".into(),
+        user: "U1".into(),
+        kind: VoteKind::Up,
+        at: 7,
+        question: None,
+    };
+    {
+        let sled = SledStore::open(dir.path()).unwrap();
+        sled.commit(&Commit {
+            thread: &key,
+            conversation: Change::Put(&conversation("dns", 7)),
+            events: &["ev:T1:E1".to_string()],
+            outbox: Some(b"a reply not delivered yet"),
+            now: 7,
+        })
+        .unwrap();
+        sled.count_answer("dns", 7).unwrap();
+        sled.count_alert("calico", 7).unwrap();
+        sled.put_vote(&vote).unwrap();
+        sled.note_unanswered(&Unanswered::new("what is iam", Doubt::Abstained, None, 7))
+            .unwrap();
+        sled.flush().unwrap();
+        // an event acknowledged and not handled when the bot stopped
+        let (inbox, _) = Inbox::open(dir.path().join("inbox")).unwrap();
+        drop(inbox.append(&event("2.1", "2.0")));
+    }
+    // sled releases its directory lock shortly after the last handle is dropped
+    let dir_arg = dir.path().to_str().unwrap();
+    let migrate = || {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let o = crate::cli::run(&["migrate", "--from-db", dir_arg, "--to", db.url()], None);
+            if o.status.success() || std::time::Instant::now() > deadline {
+                return o;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    let o = migrate();
+    assert!(o.status.success(), "{}", crate::cli::stderr(&o));
+    let said = crate::cli::stdout(&o);
+    assert!(said.contains("conversations: 1 of 1"), "{said}");
+    assert!(said.contains("journaled events handed to the replicas: 1"), "{said}");
+    assert!(!said.contains("netrunbook:netrunbook@"), "the password is never printed: {said}");
+    let journal_files = std::fs::read_dir(dir.path().join("inbox")).unwrap().count();
+    assert_eq!(journal_files, 0, "the journal's files go once copied");
+
+    let pg = PgStore::open(db.url(), 2).unwrap();
+    assert_eq!(pg.get(&key).unwrap(), Some(conversation("dns", 7)));
+    assert!(pg.was_seen("ev:T1:E1").unwrap());
+    assert_eq!(pg.outbox(&key).unwrap().len(), 1);
+    let data = pg.feedback().unwrap();
+    assert_eq!(data.answers["dns"], 1);
+    assert_eq!(data.alerts["calico"], 1);
+    assert_eq!(data.votes, vec![vote]);
+    assert_eq!(data.unanswered.len(), 1);
+
+    // again: nothing is doubled
+    let o = migrate();
+    assert!(o.status.success(), "{}", crate::cli::stderr(&o));
+    assert_eq!(pg.outbox(&key).unwrap().len(), 1, "the outbox is not copied twice");
+    assert_eq!(pg.feedback().unwrap().answers["dns"], 1, "counts are not added twice");
+
+    // the journaled event goes to the first replica that beats
+    let r = pg.replicas("replica-a".into(), Duration::from_secs(5));
+    let taken = r.beat().unwrap();
+    assert_eq!(taken.len(), 1);
+    assert_eq!(taken[0].0, event("2.1", "2.0"));
+}

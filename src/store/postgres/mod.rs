@@ -35,6 +35,23 @@ macro_rules! params {
 /// Connections in the pool when `--database-pool` is not given.
 pub const DEFAULT_POOL_SIZE: usize = 8;
 
+/// What [`PgStore::restore`] wrote.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Restored {
+    /// Conversations written (new, or newer than the database's).
+    pub conversations: usize,
+    /// Handled marks new to the database.
+    pub events: usize,
+    /// Outbox records copied.
+    pub outbox: usize,
+    /// Per-day counters, votes and unanswered records offered.
+    pub counts: usize,
+    pub votes: usize,
+    pub unanswered: usize,
+    /// Journaled events handed over.
+    pub journaled: usize,
+}
+
 /// Conversations, handled events, the outbox and feedback in PostgreSQL. Cheap to clone (one pool).
 #[derive(Clone)]
 pub struct PgStore {
@@ -119,6 +136,113 @@ impl PgStore {
             }
         }
         Ok(out)
+    }
+
+    /// Write `dump` (a sled store's contents) and the `journaled` events it left unhandled, in one
+    /// transaction. Safe to run again: conversations are replaced only by newer ones, handled marks
+    /// and counts are not added twice, a thread's outbox records are copied only when it has none
+    /// here, and journaled events, handed to the first replica that beats, are dropped there as
+    /// duplicates when they were handled.
+    pub fn restore(&self, dump: &super::Dump, journaled: &[crate::vocab::Inbound]) -> Result<Restored, StoreError> {
+        let dump = dump.clone();
+        let mut entries = Vec::with_capacity(journaled.len());
+        for inbound in journaled {
+            entries.push(crate::inbox::Entry::encode(inbound).map_err(StoreError::Encode)?);
+        }
+        self.bridge.run(move |pool| async move {
+            let mut client = pool.get().await.map_err(pool_error)?;
+            let tx = client.transaction().await.map_err(db("restoring"))?;
+            let mut done = Restored::default();
+            for (key, c) in &dump.conversations {
+                let [t, ch, ts] = parts(key);
+                done.conversations += tx
+                    .execute(
+                        "INSERT INTO conversations AS c (team, channel, thread_ts, record, updated_at)
+                         VALUES ($1, $2, $3, $4, $5)
+                         ON CONFLICT (team, channel, thread_ts) DO UPDATE SET record = $4, updated_at = $5
+                         WHERE c.updated_at < $5",
+                        &[&t, &ch, &ts, &Stored::encode(c)?, &i64_of(c.updated_at)],
+                    )
+                    .await
+                    .map_err(db("restoring conversations"))? as usize;
+            }
+            for (key, at) in &dump.events {
+                done.events += tx
+                    .execute(
+                        "INSERT INTO handled_events (key, at) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
+                        &[key, &i64_of(*at)],
+                    )
+                    .await
+                    .map_err(db("restoring handled events"))? as usize;
+            }
+            let mut threads_with_outbox = std::collections::HashSet::new();
+            for (key, record) in &dump.outbox {
+                let [t, ch, ts] = parts(key);
+                if !threads_with_outbox.contains(key) {
+                    let had = tx
+                        .query_opt(
+                            "SELECT 1 FROM outbox WHERE team = $1 AND channel = $2 AND thread_ts = $3 LIMIT 1",
+                            &[&t, &ch, &ts],
+                        )
+                        .await
+                        .map_err(db("restoring the outbox"))?;
+                    if had.is_some() {
+                        continue;
+                    }
+                    threads_with_outbox.insert(key.clone());
+                }
+                tx.execute(
+                    "INSERT INTO outbox (team, channel, thread_ts, record) VALUES ($1, $2, $3, $4)",
+                    &[&t, &ch, &ts, record],
+                )
+                .await
+                .map_err(db("restoring the outbox"))?;
+                done.outbox += 1;
+            }
+            for (kind, intent, day, n) in &dump.counts {
+                tx.execute(
+                    "INSERT INTO answer_counts AS a (kind, intent, day, n) VALUES ($1, $2, $3, $4)
+                     ON CONFLICT (kind, intent, day) DO UPDATE SET n = greatest(a.n, EXCLUDED.n)",
+                    &[kind, intent, &i64_of(*day), &i64_of(*n)],
+                )
+                .await
+                .map_err(db("restoring answer counts"))?;
+                done.counts += 1;
+            }
+            for v in &dump.votes {
+                let [t, ch, ts] = parts(&v.thread);
+                tx.execute(
+                    "INSERT INTO votes (team, channel, thread_ts, intent, voter, record, at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+                    &[&t, &ch, &ts, &v.intent, &v.user, &encode_record(v), &i64_of(v.at)],
+                )
+                .await
+                .map_err(db("restoring votes"))?;
+                done.votes += 1;
+            }
+            for u in &dump.unanswered {
+                tx.execute(
+                    "INSERT INTO unanswered AS u (signature, record, last_at) VALUES ($1, $2, $3)
+                     ON CONFLICT (signature) DO UPDATE SET record = $2, last_at = $3 WHERE u.last_at < $3",
+                    &[&u.signature, &encode_record(u), &i64_of(u.last_at)],
+                )
+                .await
+                .map_err(db("restoring unanswered messages"))?;
+                done.unanswered += 1;
+            }
+            for entry in &entries {
+                // owned by no live replica: the first replica to beat takes them over
+                tx.execute(
+                    "INSERT INTO inbox (owner, entry) VALUES ('migrated-from-sled', $1)",
+                    &[entry],
+                )
+                .await
+                .map_err(db("restoring journaled events"))?;
+                done.journaled += 1;
+            }
+            tx.commit().await.map_err(db("restoring"))?;
+            Ok(done)
+        })
     }
 
     /// One statement's rows.
