@@ -342,6 +342,9 @@ mod tests {
             app_token: app.map(str::to_string),
             bot_token: bot.map(str::to_string),
             db: Some("/tmp/x".into()),
+            database_url: None,
+            database_pool: 8,
+            replica_lease: Duration::from_secs(30),
             slack_api_url: "https://slack.com/api/".into(),
             idle_ttl: Duration::from_secs(60),
             connections: 2,
@@ -407,5 +410,21 @@ mod tests {
         assert_eq!(parse_duration("30"), Ok(Duration::from_secs(30)));
         assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
         assert!(parse_duration("soon").is_err());
+    }
+
+    #[test]
+    fn a_database_url_is_kept_secret_and_the_lease_bounded() {
+        let good = "xoxb-1234567890-abcdefghij";
+        let mut a = args(Some("xapp-1-A111-222-abcdef0123"), Some(good));
+        a.database_url = Some(" postgres://bot:pw-s3cret@db:5432/nrb ".into());
+        let s = Settings::from_args(a.clone()).unwrap();
+        let d = s.database.as_ref().expect("a database");
+        assert_eq!(d.url.expose_secret(), "postgres://bot:pw-s3cret@db:5432/nrb");
+        assert!(!format!("{s:?}").contains("pw-s3cret"), "Debug never shows the URL");
+        a.database_url = Some("  ".into());
+        assert!(Settings::from_args(a).unwrap().database.is_none(), "blank means sled");
+        assert_eq!(parse_lease("2s"), Ok(Duration::from_secs(2)));
+        assert!(parse_lease("100ms").is_err());
+        assert!(parse_lease("31s").is_err());
     }
 }

@@ -20,6 +20,10 @@
 //!   connections that are open and have not been sent a `disconnect`. With none, a push waits up to
 //!   five seconds for one (a reconnect in progress) and then panics. [`SlackEmulator::resend`]
 //!   sends any envelope again as Slack does (new envelope id, same payload), on another connection.
+//!   A test of several bot processes (replicas) on one emulator can also hand an event to a
+//!   connection of its choice ([`SlackEmulator::push_event_on`]); [`SlackEmulator::live_connections`]
+//!   and [`SlackEmulator::last_connection`] tell which connections there are, and every delivered
+//!   envelope is logged ([`SlackEmulator::delivered`]).
 //! - **Web API** (`web_api`): the methods below, in Slack's documented shapes. Parameters are taken
 //!   from the query string and from a JSON or `application/x-www-form-urlencoded` body. Every call
 //!   is recorded as an [`ApiCall`] before it is answered, including calls answered with a fault.
@@ -51,8 +55,8 @@
 //!
 //! No TLS, no request signing, no users or channels beyond what tests add; `oldest`/`latest` of
 //! `conversations.replies` are ignored; `response_url` posts are recorded, not turned into messages.
-//! Slack's retries of unacked events are off unless [`SlackEmulator::retry_unacked_events`] turns
-//! them on; the bot's own posts come back as `message` events only with
+//! Slack's retries of unacked events are off unless [`SlackEmulator::retry_unacked_events`] (or
+//! [`SlackEmulator::retry_unacked_events_after`], with a schedule) turns them on; the bot's own posts come back as `message` events only with
 //! [`SlackEmulator::set_echo_bot_messages`].
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
@@ -213,9 +217,14 @@ struct State {
     /// Counter behind `next_ts`.
     last_ts: u64,
     echo_bot_messages: bool,
-    retry_unacked_after: Option<Duration>,
+    /// The waits before each retry of an unacked event (empty: no retries).
+    retry_unacked: Vec<Duration>,
     /// Every envelope pushed, by envelope id, for [`SlackEmulator::resend`].
     envelopes: HashMap<String, Value>,
+    /// Every envelope delivered (pushes, resends, retries), in order.
+    delivered: Vec<Pushed>,
+    /// The retries of unacked events sent so far.
+    retried: Vec<Pushed>,
 }
 
 struct Connection {
@@ -288,13 +297,13 @@ impl SlackEmulator {
     /// `event` is the inner event, e.g. from [`SlackEmulator::user_event`].
     pub async fn push_event(&self, event: Value) -> Pushed {
         let event_id = self.inner.state().next_id("Ev0EMU");
-        self.push_events_api(event_id, 0, event).await
+        self.push_events_api(event_id, 0, event, None).await
     }
 
     /// Pushes an event the way Slack retries one: the same `event_id`, a new envelope id, and
     /// `retry_attempt` (with `retry_reason` `timeout` when it is above 0).
     pub async fn push_event_with_id(&self, event_id: &str, retry_attempt: u32, event: Value) -> Pushed {
-        self.push_events_api(event_id.to_owned(), retry_attempt, event).await
+        self.push_events_api(event_id.to_owned(), retry_attempt, event, None).await
     }
 
     /// Pushes `/netrunbook <text>` typed by `user` in `channel`. Its `response_url` is
@@ -671,41 +680,108 @@ impl SlackEmulator {
     /// does (same `event_id`, new envelope, `retry_attempt` + 1, `retry_reason` `timeout`), at
     /// most three times. Slack waits 3 s; tests may pass less. Off (`None`) by default.
     pub fn retry_unacked_events(&self, after: Option<Duration>) {
-        self.inner.state().retry_unacked_after = after;
+        let schedule = after.map_or_else(Vec::new, |after| vec![after; MAX_RETRY_ATTEMPT as usize]);
+        self.inner.state().retry_unacked = schedule;
     }
 
-    async fn push_events_api(&self, event_id: String, retry_attempt: u32, event: Value) -> Pushed {
-        let (envelope_id, retry_after) = {
+    /// As [`SlackEmulator::retry_unacked_events`] with a schedule, as Slack's own (a retry nearly at
+    /// once, then after a minute, then after five): retry `n` (from 1) is sent when the envelope
+    /// before it was not acked within `waits[n - 1]`; at most three retries (more waits are
+    /// ignored), each on the next live connection (round robin). Empty: off.
+    pub fn retry_unacked_events_after(&self, waits: &[Duration]) {
+        self.inner.state().retry_unacked = waits.iter().take(MAX_RETRY_ATTEMPT as usize).copied().collect();
+    }
+
+    /// The retries of unacked events sent so far (see [`SlackEmulator::retry_unacked_events`]).
+    pub fn retries(&self) -> Vec<Pushed> {
+        self.inner.state().retried.clone()
+    }
+
+    /// Every envelope delivered so far (pushes, resends, retries of unacked events), in order.
+    pub fn delivered(&self) -> Vec<Pushed> {
+        self.inner.state().delivered.clone()
+    }
+
+    /// Connections that are open, got `hello` and were not sent a `disconnect`, by number.
+    pub fn live_connections(&self) -> Vec<u64> {
+        let s = self.inner.state();
+        s.connections
+            .iter()
+            .filter(|(_, c)| !c.draining)
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
+    /// The number of the last connection that was opened (0 before the first): the connections a
+    /// bot process opens after this are numbered above it.
+    pub fn last_connection(&self) -> u64 {
+        self.inner.state().last_connection
+    }
+
+    /// As [`SlackEmulator::push_event`], on connection `connection` (as [`Pushed::connection`]
+    /// numbers them), as Slack hands an event to whichever connection it picks; waits up to five
+    /// seconds for that connection to be live, then panics. Retries of an unacked event (when on)
+    /// go round robin, as always.
+    pub async fn push_event_on(&self, connection: u64, event: Value) -> Pushed {
+        let event_id = self.inner.state().next_id("Ev0EMU");
+        self.push_events_api(event_id, 0, event, Some(connection)).await
+    }
+
+    /// As [`SlackEmulator::push_event_with_id`], on connection `connection` (see
+    /// [`SlackEmulator::push_event_on`]).
+    pub async fn push_event_with_id_on(
+        &self,
+        connection: u64,
+        event_id: &str,
+        retry_attempt: u32,
+        event: Value,
+    ) -> Pushed {
+        self.push_events_api(event_id.to_owned(), retry_attempt, event, Some(connection))
+            .await
+    }
+
+    async fn push_events_api(&self, event_id: String, retry_attempt: u32, event: Value, on: Option<u64>) -> Pushed {
+        let (envelope_id, schedule) = {
             let mut s = self.inner.state();
-            (s.next_id("emu-envelope-"), s.retry_unacked_after)
+            (s.next_id("emu-envelope-"), s.retry_unacked.clone())
         };
         let frame = events_api_frame(&envelope_id, &event_id, retry_attempt, &event);
-        let pushed = self.push_envelope(envelope_id, Some(event_id), frame).await;
-        if let Some(after) = retry_after {
-            self.schedule_retries(pushed.clone(), retry_attempt, event, after);
+        let pushed = match on {
+            None => self.push_envelope(envelope_id, Some(event_id), frame).await,
+            Some(connection) => self.push_envelope_on(connection, envelope_id, Some(event_id), frame).await,
+        };
+        if !schedule.is_empty() {
+            self.schedule_retries(pushed.clone(), retry_attempt, event, schedule);
         }
         pushed
     }
 
-    /// Re-sends an unacked event until it is acked or was retried three times.
-    fn schedule_retries(&self, first: Pushed, first_attempt: u32, event: Value, after: Duration) {
+    /// Re-sends an unacked event until it is acked or was retried as often as `schedule` says (at
+    /// most three times in all).
+    fn schedule_retries(&self, first: Pushed, first_attempt: u32, event: Value, schedule: Vec<Duration>) {
         let emulator = self.clone();
         tokio::spawn(async move {
             let event_id = first.event_id.unwrap_or_default();
             let mut envelope_id = first.envelope_id;
-            let mut attempt = first_attempt;
-            while attempt < MAX_RETRY_ATTEMPT && emulator.wait_ack(&envelope_id, after).await.is_none() {
-                attempt += 1;
-                envelope_id = emulator.inner.state().next_id("emu-envelope-");
-                let frame = events_api_frame(&envelope_id, &event_id, attempt, &event);
-                if emulator
-                    .inner
-                    .try_deliver(frame.to_string(), DELIVERY_WAIT)
-                    .await
-                    .is_none()
-                {
+            for (attempt, wait) in (1..=MAX_RETRY_ATTEMPT).zip(schedule).skip(first_attempt as usize) {
+                if emulator.wait_ack(&envelope_id, wait).await.is_some() {
                     return;
                 }
+                envelope_id = emulator.inner.state().next_id("emu-envelope-");
+                let frame = events_api_frame(&envelope_id, &event_id, attempt, &event);
+                emulator.inner.state().envelopes.insert(envelope_id.clone(), frame.clone());
+                let Some((connection, at)) = emulator.inner.try_deliver(frame.to_string(), DELIVERY_WAIT).await else {
+                    return;
+                };
+                let pushed = Pushed {
+                    envelope_id: envelope_id.clone(),
+                    event_id: Some(event_id.clone()),
+                    connection,
+                    at,
+                };
+                let mut s = emulator.inner.state();
+                s.retried.push(pushed.clone());
+                s.delivered.push(pushed);
             }
         });
     }
@@ -743,23 +819,56 @@ impl SlackEmulator {
         let Some((connection, at)) = delivered else {
             panic!("slack emulator: no live Socket Mode connection within {DELIVERY_WAIT:?} to deliver to")
         };
-        Pushed {
+        let resent = Pushed {
             envelope_id,
             event_id: pushed.event_id.clone(),
             connection,
             at,
-        }
+        };
+        self.inner.state().delivered.push(resent.clone());
+        resent
     }
 
     async fn push_envelope(&self, envelope_id: String, event_id: Option<String>, frame: Value) -> Pushed {
         self.inner.state().envelopes.insert(envelope_id.clone(), frame.clone());
         let (connection, at) = self.deliver(frame.to_string()).await;
-        Pushed {
+        let pushed = Pushed {
             envelope_id,
             event_id,
             connection,
             at,
-        }
+        };
+        self.inner.state().delivered.push(pushed.clone());
+        pushed
+    }
+
+    /// As `push_envelope`, on connection `connection` only.
+    async fn push_envelope_on(
+        &self,
+        connection: u64,
+        envelope_id: String,
+        event_id: Option<String>,
+        frame: Value,
+    ) -> Pushed {
+        self.inner.state().envelopes.insert(envelope_id.clone(), frame.clone());
+        let text = frame.to_string();
+        let at = self
+            .inner
+            .wait_for(DELIVERY_WAIT, |s| {
+                s.send_to(&text, connection).then(Instant::now)
+            })
+            .await
+            .unwrap_or_else(|| {
+                panic!("slack emulator: connection {connection} was not live within {DELIVERY_WAIT:?} to deliver to")
+            });
+        let pushed = Pushed {
+            envelope_id,
+            event_id,
+            connection,
+            at,
+        };
+        self.inner.state().delivered.push(pushed.clone());
+        pushed
     }
 
     async fn deliver(&self, frame: String) -> (u64, Instant) {
@@ -870,6 +979,21 @@ impl State {
             }
             // Its task ended between closing and deregistering.
             self.connections.remove(&id);
+        }
+    }
+
+    /// Queues `frame` on connection `id` if it is live (the round robin is left as it was).
+    fn send_to(&mut self, frame: &str, id: u64) -> bool {
+        match self.connections.get(&id) {
+            Some(c) if !c.draining => {
+                if c.commands.send(Command::Frame(frame.to_owned())).is_ok() {
+                    return true;
+                }
+                // its task ended between closing and deregistering
+                self.connections.remove(&id);
+                false
+            }
+            _ => false,
         }
     }
 
