@@ -113,6 +113,11 @@ pub struct BotProcess {
     pub start_to_connected: Duration,
     /// ... and all of its connections (slack-morphism opens connection i after i x 1 s).
     pub start_to_all_connected: Duration,
+    /// The emulator's numbers of the Socket Mode connections it opened at start (as
+    /// [`Pushed::connection`](crate::slack_emulator::Pushed) numbers them), for tests that hand an
+    /// envelope to one process of several. Start processes one after the other for these to be
+    /// right.
+    pub connections: Vec<u64>,
 }
 
 impl BotProcess {
@@ -120,6 +125,7 @@ impl BotProcess {
     /// bot's log if they are not.
     pub async fn start(emu: &SlackEmulator, db: &Path, opts: &Options, timeout: Duration) -> BotProcess {
         let before = emu.connects_total();
+        let last_before = emu.last_connection();
         let started = Instant::now();
         let mut child = command(emu, db, opts).spawn().expect("netrunbook starts");
         let pid = child.id().expect("a running child has a pid");
@@ -146,6 +152,11 @@ impl BotProcess {
             tokio::time::sleep(Duration::from_micros(500)).await;
         }
         let all = started.elapsed();
+        let connections = emu
+            .live_connections()
+            .into_iter()
+            .filter(|id| *id > last_before)
+            .collect();
         BotProcess {
             child,
             pid,
@@ -153,6 +164,7 @@ impl BotProcess {
             reader: Some(reader),
             start_to_connected: first.unwrap_or(all),
             start_to_all_connected: all,
+            connections,
         }
     }
 
@@ -172,6 +184,18 @@ impl BotProcess {
 
     pub fn log(&self) -> String {
         self.log.lock().unwrap().clone()
+    }
+
+    /// Where the process serves `/healthz`, `/readyz` and `/metrics`: the `http=` field of its
+    /// "netrunbook starting" log line (the harness gives it port 0, so the OS picked the port), or
+    /// `None` before that line.
+    pub fn http_addr(&self) -> Option<std::net::SocketAddr> {
+        let log = self.log();
+        let line = log.lines().find(|l| l.contains("netrunbook starting"))?;
+        line.split_whitespace()
+            .find_map(|field| field.strip_prefix("http="))
+            .map(|addr| addr.trim_matches('"'))
+            .and_then(|addr| addr.parse().ok())
     }
 
     /// Lines of the log at this level (`ERROR`, `WARN`).
