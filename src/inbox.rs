@@ -107,7 +107,7 @@ enum Claim {
     None,
     /// An entry of a segment file here.
     Segment(Arc<Segment>),
-    /// An entry of a journal shared by replicas (see [`crate::replica`]).
+    /// An entry of a journal shared by replicas (see [`crate::store::replica`]).
     Shared(Box<dyn SharedEntry>),
 }
 

@@ -13,8 +13,8 @@
 //! - [`cli`]: the offline commands (`ask`, `chat`, `check`, `eval`).
 //! - [`store`]: conversation state per Slack thread behind a `Store` trait (sled, in-memory,
 //!   PostgreSQL), and the outbox records committed with it.
-//! - [`replica`]: how replicas sharing one database share the work (journal, thread claims,
-//!   heartbeats), behind one trait; the one-process case is [`replica::Solo`].
+//!   [`store::replica`]: how replicas sharing one database share the work (journal, thread claims,
+//!   heartbeats), behind one trait; the one-process case is [`store::replica::Solo`].
 //! - [`outbox`]: the outbox record: one handled event's replies until all are delivered.
 //! - [`inbox`]: the journal of events acknowledged and not yet handled, handed back after a crash.
 //! - [`bot`]: Slack-agnostic glue: `Inbound` -> load, step, commit -> `Outbound`.
@@ -45,7 +45,6 @@ pub(crate) mod metrics;
 pub mod outbox;
 pub(crate) mod redact;
 pub mod render;
-pub mod replica;
 pub mod report;
 pub mod slack;
 pub mod store;

@@ -82,7 +82,7 @@ use tracing::{error, info, Instrument, Span};
 
 use crate::bot::Bot;
 use crate::inbox::Ticket;
-use crate::replica::Replicas;
+use crate::store::replica::Replicas;
 use crate::store::{Store, StoreError};
 use crate::vocab::{Inbound, InboundKind, ThreadKey};
 
@@ -276,7 +276,7 @@ pub(crate) struct Engine<S> {
     pub(crate) web: Web,
     pub(crate) tuning: Tuning,
     /// Where mentions and messages are journaled before they are acknowledged, and how a thread's
-    /// turn is claimed among replicas (see [`crate::replica`]).
+    /// turn is claimed among replicas (see [`crate::store::replica`]).
     replicas: Arc<dyn Replicas>,
     queues: Mutex<HashMap<ThreadKey, Queue>>,
     generations: AtomicU64,

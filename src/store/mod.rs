@@ -20,6 +20,7 @@
 
 mod memory;
 pub mod postgres;
+pub mod replica;
 mod sled_store;
 
 use std::collections::BTreeMap;

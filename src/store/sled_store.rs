@@ -110,7 +110,8 @@ impl SledStore {
                 let (k, v) = entry?;
                 if k.len() >= 8 {
                     let intent = String::from_utf8_lossy(&k[8..]).into_owned();
-                    dump.counts.push((kind.to_string(), intent, be_u64(&k[..8]), be_u64(&v)));
+                    dump.counts
+                        .push((kind.to_string(), intent, be_u64(&k[..8]), be_u64(&v)));
                 }
             }
         }

@@ -10,8 +10,8 @@ mod dialogue_flows;
 mod dialogue_sets;
 mod manifest;
 mod matcher;
-mod proptest_inputs;
 mod postgres;
+mod proptest_inputs;
 mod store_conformance;
 
 use std::path::PathBuf;

@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use netrunbook::replica::Replicas;
+use netrunbook::store::replica::Replicas;
 use netrunbook::store::{Change, Commit, FeedbackStore, PgStore, Store};
 use netrunbook::vocab::{Inbound, InboundKind, ThreadKey};
 use netrunbook_testkit::pg::TestDatabase;
@@ -34,13 +34,17 @@ fn event(ts: &str, thread: &str) -> Inbound {
 
 #[test]
 fn postgres_store_conforms() {
-    let Some(db) = TestDatabase::create("conforms") else { return };
+    let Some(db) = TestDatabase::create("conforms") else {
+        return;
+    };
     conformance(&PgStore::open(db.url(), 4).unwrap());
 }
 
 #[test]
 fn postgres_keeps_everything_across_reopening() {
-    let Some(db) = TestDatabase::create("reopen") else { return };
+    let Some(db) = TestDatabase::create("reopen") else {
+        return;
+    };
     let key = ThreadKey::new("T", "C", "1.0");
     let first = {
         let s = PgStore::open(db.url(), 2).unwrap();
@@ -76,7 +80,9 @@ fn postgres_keeps_everything_across_reopening() {
 
 #[test]
 fn replicas_starting_together_migrate_once() {
-    let Some(db) = TestDatabase::create("migrate_once") else { return };
+    let Some(db) = TestDatabase::create("migrate_once") else {
+        return;
+    };
     let url = db.url().to_string();
     let opened: Vec<_> = (0..4)
         .map(|_| {
@@ -92,7 +98,9 @@ fn replicas_starting_together_migrate_once() {
 
 #[test]
 fn a_schema_newer_than_the_binary_is_refused() {
-    let Some(db) = TestDatabase::create("newer_schema") else { return };
+    let Some(db) = TestDatabase::create("newer_schema") else {
+        return;
+    };
     PgStore::open(db.url(), 1).unwrap();
     db.sql("INSERT INTO schema_migrations (version) VALUES (99)");
     let err = PgStore::open(db.url(), 1).unwrap_err().to_string();
@@ -110,7 +118,9 @@ fn an_unreachable_database_is_a_transient_error_without_the_password() {
 
 #[test]
 fn one_replica_at_a_time_works_a_thread_and_a_silent_one_loses_its_claims() {
-    let Some(db) = TestDatabase::create("claims") else { return };
+    let Some(db) = TestDatabase::create("claims") else {
+        return;
+    };
     let store = PgStore::open(db.url(), 4).unwrap();
     let lease = Duration::from_millis(1500);
     let a = store.replicas("replica-a".into(), lease);
@@ -131,17 +141,25 @@ fn one_replica_at_a_time_works_a_thread_and_a_silent_one_loses_its_claims() {
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     let mut waited = Duration::ZERO;
     while !b.claim(&t1).unwrap() {
-        assert!(std::time::Instant::now() < deadline, "a silent replica's claim never lapsed");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "a silent replica's claim never lapsed"
+        );
         b.beat().unwrap();
         std::thread::sleep(Duration::from_millis(100));
         waited += Duration::from_millis(100);
     }
-    assert!(waited >= Duration::from_millis(1000), "the claim lapsed after {waited:?}, before the lease");
+    assert!(
+        waited >= Duration::from_millis(1000),
+        "the claim lapsed after {waited:?}, before the lease"
+    );
 }
 
 #[test]
 fn journaled_events_are_handed_back_put_off_and_taken_over_from_a_silent_replica() {
-    let Some(db) = TestDatabase::create("journal") else { return };
+    let Some(db) = TestDatabase::create("journal") else {
+        return;
+    };
     let store = PgStore::open(db.url(), 4).unwrap();
     let lease = Duration::from_millis(1000);
     let a = store.replicas("replica-a".into(), lease);
@@ -153,7 +171,11 @@ fn journaled_events_are_handed_back_put_off_and_taken_over_from_a_silent_replica
     let _in_hand = a.journal(&event("1.3", "1.0")).unwrap();
     assert_eq!(db.sql("SELECT count(*) FROM inbox"), "3");
     done.done();
-    assert_eq!(db.sql("SELECT count(*) FROM inbox"), "2", "a done event leaves the journal");
+    assert_eq!(
+        db.sql("SELECT count(*) FROM inbox"),
+        "2",
+        "a done event leaves the journal"
+    );
     drop(put_off);
     // a's own beat hands back only the entry it put off, not the one in hand
     let back = a.beat().unwrap();
@@ -164,7 +186,10 @@ fn journaled_events_are_handed_back_put_off_and_taken_over_from_a_silent_replica
     // a goes silent: b takes both over, oldest first, once the lease ran out
     std::thread::sleep(Duration::from_millis(1200));
     let taken = b.beat().unwrap();
-    assert_eq!(taken.iter().map(|(i, _)| i.ts.as_str()).collect::<Vec<_>>(), ["1.2", "1.3"]);
+    assert_eq!(
+        taken.iter().map(|(i, _)| i.ts.as_str()).collect::<Vec<_>>(),
+        ["1.2", "1.3"]
+    );
     assert_eq!(taken[0].0, event("1.2", "1.0"), "the event comes back whole");
     assert_eq!(db.sql("SELECT DISTINCT owner FROM inbox"), "replica-b");
     for (_, t) in taken {
@@ -225,7 +250,9 @@ fn migrate_moves_a_stopped_sled_store_into_postgres_and_can_run_again() {
     use netrunbook::inbox::Inbox;
     use netrunbook::store::SledStore;
 
-    let Some(db) = TestDatabase::create("migrate") else { return };
+    let Some(db) = TestDatabase::create("migrate") else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let key = ThreadKey::new("T1", "C1", "1.0");
     let vote = Vote {
@@ -273,7 +300,10 @@ fn migrate_moves_a_stopped_sled_store_into_postgres_and_can_run_again() {
     let said = crate::cli::stdout(&o);
     assert!(said.contains("conversations: 1 of 1"), "{said}");
     assert!(said.contains("journaled events handed to the replicas: 1"), "{said}");
-    assert!(!said.contains("netrunbook:netrunbook@"), "the password is never printed: {said}");
+    assert!(
+        !said.contains("netrunbook:netrunbook@"),
+        "the password is never printed: {said}"
+    );
     let journal_files = std::fs::read_dir(dir.path().join("inbox")).unwrap().count();
     assert_eq!(journal_files, 0, "the journal's files go once copied");
 

@@ -429,7 +429,7 @@ mod tests {
     #[test]
     fn a_missing_root_file_is_named() {
         let dsn = parse("postgres://u@h/db?sslmode=verify-full&sslrootcert=/nonexistent/ca.pem").unwrap();
-        let err = tls_config(&dsn).err().expect("rejected");
+        let Err(err) = tls_config(&dsn) else { panic!("rejected") };
         assert!(err.to_string().contains("/nonexistent/ca.pem"), "{err}");
     }
 }

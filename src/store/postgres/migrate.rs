@@ -41,7 +41,9 @@ pub(crate) async fn apply(client: &mut Object) -> Result<(), StoreError> {
         )));
     }
     for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
-        tx.batch_execute(sql).await.map_err(err("applying a schema migration"))?;
+        tx.batch_execute(sql)
+            .await
+            .map_err(err("applying a schema migration"))?;
         tx.execute("INSERT INTO schema_migrations (version) VALUES ($1)", &[version])
             .await
             .map_err(err("recording a schema migration"))?;

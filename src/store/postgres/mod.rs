@@ -130,7 +130,11 @@ impl PgStore {
         )?;
         let mut out = Vec::with_capacity(rows.len());
         for row in rows {
-            let key = ThreadKey::new(row.get::<_, String>(0), row.get::<_, String>(1), row.get::<_, String>(2));
+            let key = ThreadKey::new(
+                row.get::<_, String>(0),
+                row.get::<_, String>(1),
+                row.get::<_, String>(2),
+            );
             if let Some(c) = Stored::decode(&key, row.get::<_, &[u8]>(3))? {
                 out.push((key, c));
             }
@@ -511,7 +515,11 @@ impl FeedbackStore for PgStore {
                 .execute(
                     "INSERT INTO unanswered (signature, record, last_at) VALUES ($1, $2, $3)
                      ON CONFLICT (signature) DO NOTHING",
-                    &[&sighting.signature, &encode_record(&sighting), &i64_of(sighting.last_at)],
+                    &[
+                        &sighting.signature,
+                        &encode_record(&sighting),
+                        &i64_of(sighting.last_at),
+                    ],
                 )
                 .await
                 .map_err(db("noting a message"))?;
@@ -558,7 +566,8 @@ impl FeedbackStore for PgStore {
             *map.entry(row.get::<_, String>(1)).or_default() += u64_of(row.get::<_, i64>(2));
         }
         for row in self.query("SELECT record FROM votes", params![], "reading feedback")? {
-            data.votes.extend(decode_record::<Vote>("votes", row.get::<_, &[u8]>(0)));
+            data.votes
+                .extend(decode_record::<Vote>("votes", row.get::<_, &[u8]>(0)));
         }
         for row in self.query("SELECT record FROM unanswered", params![], "reading feedback")? {
             data.unanswered
@@ -570,11 +579,7 @@ impl FeedbackStore for PgStore {
     fn purge_feedback(&self, now: u64, retention_secs: u64) -> Result<PurgedFeedback, StoreError> {
         // a day's counter goes once the day ended more than the retention ago (as `expired` says)
         let mut answer_days = 0;
-        for row in self.query(
-            "SELECT DISTINCT day FROM answer_counts",
-            params![],
-            "purging feedback",
-        )? {
+        for row in self.query("SELECT DISTINCT day FROM answer_counts", params![], "purging feedback")? {
             let day = u64_of(row.get::<_, i64>(0));
             if expired((day + 1).saturating_mul(DAY_SECS), now, retention_secs) {
                 answer_days += self.execute(

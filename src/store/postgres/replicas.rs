@@ -1,5 +1,5 @@
 //! [`PgReplicas`]: heartbeats, thread claims and the inbox journal in PostgreSQL (see
-//! [`crate::replica`]). Leases are judged by the database's clock (`now()`), so replicas' clocks
+//! [`crate::store::replica`]). Leases are judged by the database's clock (`now()`), so replicas' clocks
 //! need not agree.
 //!
 //! - `replicas`: one row per live replica, its heartbeat `seen_at` renewed by [`Replicas::beat`].
@@ -19,7 +19,7 @@ use super::connect::Bridge;
 use super::{db, pool_error};
 use crate::error::error_chain;
 use crate::inbox::{Entry, SharedEntry, Ticket};
-use crate::replica::Replicas;
+use crate::store::replica::Replicas;
 use crate::store::StoreError;
 use crate::vocab::{Inbound, ThreadKey};
 

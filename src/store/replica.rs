@@ -22,8 +22,8 @@
 
 use std::time::Duration;
 
+use super::StoreError;
 use crate::inbox::{Inbox, Ticket};
-use crate::store::StoreError;
 use crate::vocab::{Inbound, ThreadKey};
 
 /// How replicas share the work (see the module documentation).
