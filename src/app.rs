@@ -237,6 +237,8 @@ async fn beat_loop<S: Store + 'static>(engine: Arc<Engine<S>>, replicas: Arc<dyn
                 }
                 was_up = true;
                 metrics.set_store_open(true);
+                // the heartbeat is a write: a write that failed while the database was away is past
+                metrics.store_write(true);
                 engine.replay(left);
             }
             Ok(Err(e)) => {

@@ -425,7 +425,7 @@ impl Metrics {
             missing.push("Socket Mode is not connected");
         }
         if self.store_open.get() < 1 {
-            missing.push("the conversation store is not open");
+            missing.push("the conversation store is not open, or its database cannot be reached");
         }
         if self.store_writable.get() < 1 {
             missing.push("the last write to the conversation store failed (disk full?)");
@@ -490,7 +490,7 @@ mod tests {
         let m = Metrics::new();
         assert_eq!(
             m.not_ready().as_deref(),
-            Some("Socket Mode is not connected; the conversation store is not open")
+            Some("Socket Mode is not connected; the conversation store is not open, or its database cannot be reached")
         );
         m.set_store_open(true);
         assert_eq!(m.not_ready().as_deref(), Some("Socket Mode is not connected"));
