@@ -68,12 +68,12 @@ impl<S: Store> Bot<S> {
             Action::WrongTopic { from, to } => self.wrong_topic(c, from, to, fx),
             Action::Share { question } => self.share(c, question),
             Action::Escalate => {
-                let state = self.load(c.key);
+                let state = self.load(c.key, fx);
                 let step = self.turn(c, state.as_ref(), &Input::Escalate, fx);
                 vec![c.post(step.replies)]
             }
             Action::Choose { node, option } => {
-                let state = self.load(c.key);
+                let state = self.load(c.key, fx);
                 let input = Input::Choose {
                     node: node.clone(),
                     option: option.clone(),
@@ -92,7 +92,7 @@ impl<S: Store> Bot<S> {
                 }
             }
             Action::Pick { intent } => {
-                let state = self.load(c.key);
+                let state = self.load(c.key, fx);
                 let waiting = state.as_ref().is_some_and(
                     |s| matches!(&s.pending, Pending::Clarify { candidates } if candidates.contains(intent)),
                 );
@@ -117,7 +117,7 @@ impl<S: Store> Bot<S> {
 
     /// The answer was about the wrong section: count the vote against it and switch to `to`.
     fn wrong_topic(&self, c: &Click<'_>, from: &str, to: &str, fx: &mut Effects) -> Vec<Outbound> {
-        let state = self.load(c.key);
+        let state = self.load(c.key, fx);
         let Some(picked) = c.kb.intent(to) else {
             return vec![c.private(Message::Notice("That topic is no longer in the knowledge base.".into()))];
         };

@@ -60,6 +60,8 @@ pub(crate) struct Handled {
 /// What handling one event changes in the store, written at once when it is done.
 #[derive(Debug, Default)]
 struct Effects {
+    /// The store could not be reached while handling: nothing is written or answered.
+    put_off: bool,
     /// Event keys to remember as handled.
     events: Vec<String>,
     /// The thread's conversation after the event; `None`: unchanged.
@@ -260,7 +262,12 @@ impl<S: Store> Bot<S> {
             InboundKind::Shared { state, rest } => self.shared(&key, inbound, state.as_deref(), rest, &mut fx),
         };
         let mut parcel = Parcel::new(key, now, &kb.version, out);
-        let Ok(outbox) = self.commit(&fx, &mut parcel, now) else {
+        let saved = if fx.put_off {
+            Err(())
+        } else {
+            self.commit(&fx, &mut parcel, now).map_err(drop)
+        };
+        let Ok(outbox) = saved else {
             parcel.items.clear();
             return Handled {
                 parcel,
@@ -331,10 +338,17 @@ impl<S: Store> Bot<S> {
         }
     }
 
-    /// Load a thread's conversation; an unreadable one is logged and treated as none.
-    fn load(&self, key: &ThreadKey) -> Option<Conversation> {
+    /// Load a thread's conversation; an unreadable one is logged and treated as none. When the store
+    /// cannot be reached for now, the turn is put off (`fx.put_off`): no answer from a state that
+    /// could not be read.
+    fn load(&self, key: &ThreadKey, fx: &mut Effects) -> Option<Conversation> {
         match self.store.get(key) {
             Ok(c) => c,
+            Err(e) if e.is_transient() => {
+                warn!(thread = %key, error = %error_chain(&e), "the store is unavailable: this turn is put off until it is back");
+                fx.put_off = true;
+                None
+            }
             Err(e) => {
                 error!(thread = %key, error = %error_chain(&e), "cannot load the conversation; starting over");
                 None
@@ -369,6 +383,11 @@ impl<S: Store> Bot<S> {
                     self.metrics.duplicate_dropped(cause);
                     return false;
                 }
+                Err(e) if e.is_transient() => {
+                    warn!(error = %error_chain(&e), "the store is unavailable: this turn is put off until it is back");
+                    fx.put_off = true;
+                    return false;
+                }
                 // better a rare double answer than silence when the store fails
                 Err(e) => error!(error = %error_chain(&e), "cannot read the handled events"),
             }
@@ -387,7 +406,7 @@ impl<S: Store> Bot<S> {
         fx: &mut Effects,
     ) -> Vec<Outbound> {
         let state = if route::reads_thread(inbound) {
-            self.load(key)
+            self.load(key, fx)
         } else {
             None
         };
@@ -573,7 +592,8 @@ impl<S: Store> Bot<S> {
         rest: &[Reply],
         fx: &mut Effects,
     ) -> Vec<Outbound> {
-        fx.save(self.load(key).as_ref(), state);
+        let before = self.load(key, fx);
+        fx.save(before.as_ref(), state);
         record_intent_of(state, None);
         if rest.is_empty() {
             return vec![];
@@ -728,6 +748,131 @@ mod tests {
             .handle(&event(InboundKind::Message, "E2", "10.1", None, text), &Root(None), 101)
             .await;
         assert!(retry.is_empty() && twin.is_empty());
+    }
+
+    /// A store that can be taken away, as a database is: every call fails transiently meanwhile.
+    #[derive(Default)]
+    struct Away {
+        inner: MemoryStore,
+        away: std::sync::atomic::AtomicBool,
+    }
+
+    impl Away {
+        fn check(&self) -> Result<(), StoreError> {
+            if self.away.load(std::sync::atomic::Ordering::SeqCst) {
+                return Err(StoreError::Unavailable("the test took it away".into()));
+            }
+            Ok(())
+        }
+    }
+
+    impl crate::store::FeedbackStore for Away {
+        fn count_answer(&self, i: &str, now: u64) -> Result<(), StoreError> {
+            self.check()?;
+            self.inner.count_answer(i, now)
+        }
+        fn count_alert(&self, i: &str, now: u64) -> Result<(), StoreError> {
+            self.check()?;
+            self.inner.count_alert(i, now)
+        }
+        fn put_vote(&self, v: &Vote) -> Result<(), StoreError> {
+            self.check()?;
+            self.inner.put_vote(v)
+        }
+        fn note_unanswered(&self, u: &Unanswered) -> Result<u64, StoreError> {
+            self.check()?;
+            self.inner.note_unanswered(u)
+        }
+        fn feedback(&self) -> Result<crate::store::FeedbackData, StoreError> {
+            self.check()?;
+            self.inner.feedback()
+        }
+        fn purge_feedback(&self, now: u64, r: u64) -> Result<crate::store::PurgedFeedback, StoreError> {
+            self.check()?;
+            self.inner.purge_feedback(now, r)
+        }
+    }
+
+    impl Store for Away {
+        fn get(&self, key: &ThreadKey) -> Result<Option<Conversation>, StoreError> {
+            self.check()?;
+            self.inner.get(key)
+        }
+        fn put(&self, key: &ThreadKey, c: &Conversation) -> Result<(), StoreError> {
+            self.check()?;
+            self.inner.put(key, c)
+        }
+        fn remove(&self, key: &ThreadKey) -> Result<(), StoreError> {
+            self.check()?;
+            self.inner.remove(key)
+        }
+        fn mark_event_seen(&self, e: &str, now: u64) -> Result<bool, StoreError> {
+            self.check()?;
+            self.inner.mark_event_seen(e, now)
+        }
+        fn purge(&self, now: u64, idle: u64) -> Result<crate::store::Purged, StoreError> {
+            self.check()?;
+            self.inner.purge(now, idle)
+        }
+        fn flush(&self) -> Result<(), StoreError> {
+            self.check()
+        }
+        fn was_seen(&self, e: &str) -> Result<bool, StoreError> {
+            self.check()?;
+            self.inner.was_seen(e)
+        }
+        fn commit(&self, c: &Commit<'_>) -> Result<Option<u64>, StoreError> {
+            self.check()?;
+            self.inner.commit(c)
+        }
+        fn outbox(&self, t: &ThreadKey) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+            self.check()?;
+            self.inner.outbox(t)
+        }
+        fn outbox_threads(&self) -> Result<Vec<(ThreadKey, usize)>, StoreError> {
+            self.check()?;
+            self.inner.outbox_threads()
+        }
+        fn set_outbox(&self, t: &ThreadKey, id: u64, r: Option<&[u8]>) -> Result<(), StoreError> {
+            self.check()?;
+            self.inner.set_outbox(t, id, r)
+        }
+    }
+
+    #[tokio::test]
+    async fn a_turn_the_store_cannot_read_or_save_is_put_off_unanswered_then_answered_once() {
+        let bot = Bot::new(
+            Arc::new(KnowledgeBase::builtin().expect("built-in knowledge base")),
+            Away::default(),
+            Identity {
+                user_id: "UBOT".into(),
+                bot_id: Some("BBOT".into()),
+            },
+        );
+        let kb = bot.kb();
+        let text = "<@UBOT> dns lookups time out in pods";
+        let first = event(InboundKind::Mention, "E1", "10.1", None, text);
+        bot.store().away.store(true, std::sync::atomic::Ordering::SeqCst);
+        for e in [
+            &first,
+            &event(InboundKind::Message, "E2", "10.2", Some("10.1"), "it is VPC"),
+        ] {
+            let h = bot.handle_in(&kb, e, &Root(None), 100).await;
+            assert!(h.put_off, "put off while the store is away");
+            assert!(h.parcel.items.is_empty() && h.outbox.is_none(), "nothing to post");
+        }
+        bot.store().away.store(false, std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(
+            bot.store().inner.get(&first.thread()).unwrap(),
+            None,
+            "nothing was saved"
+        );
+        // the journaled event comes back once the store is: answered, then a re-sent copy is not
+        let h = bot.handle_in(&kb, &first, &Root(None), 101).await;
+        assert!(!h.put_off && h.outbox.is_some());
+        assert!(matches!(replies(&h.parcel.items)[0], Reply::Answer(a) if a.intent == "dns"));
+        let again = bot.handle_in(&kb, &first, &Root(None), 102).await;
+        assert!(!again.put_off && again.parcel.items.is_empty(), "answered once");
     }
 
     #[tokio::test]
