@@ -106,9 +106,19 @@ pub struct Lexicon {
     /// Canonical tokens of the components a clause can rule out (see [`Lexicon::ruled_out`]).
     healthy_components: Vec<Vec<String>>,
     negated_components: Vec<Vec<String>>,
+    /// Phrases of languages written without spaces, found inside any run of text and read as the
+    /// English phrase they stand for (see [`Lexicon::set_translations`]).
+    translations: Option<Translations>,
     /// Length in characters of the longest known word: a longer token is more than two slips away
     /// from every known word, so it is never corrected (and never costs the cubic deletion search).
     longest_known: usize,
+}
+
+/// The automaton over the foreign spellings, and the English (space-padded) of each.
+#[derive(Debug, Clone)]
+struct Translations {
+    automaton: aho_corasick::AhoCorasick,
+    english: Vec<String>,
 }
 
 impl Lexicon {
@@ -180,6 +190,37 @@ impl Lexicon {
         lex
     }
 
+    /// Read each of `translations`' foreign spellings (Japanese, Chinese: no spaces between words) as
+    /// its English phrase wherever it appears: "コンソールにアクセスできません" holds "console" and
+    /// "access". The longest spelling wins where two overlap.
+    pub(crate) fn set_translations<'a>(&mut self, translations: impl IntoIterator<Item = (&'a str, &'a [String])>) {
+        let mut patterns = Vec::new();
+        let mut english = Vec::new();
+        for (phrase, spellings) in translations {
+            for s in spellings.iter().filter(|s| !s.trim().is_empty()) {
+                patterns.push(s.to_lowercase());
+                english.push(format!(" {} ", phrase.to_lowercase()));
+            }
+        }
+        if patterns.is_empty() {
+            self.translations = None;
+            return;
+        }
+        let automaton = aho_corasick::AhoCorasick::builder()
+            .match_kind(aho_corasick::MatchKind::LeftmostLongest)
+            .build(&patterns)
+            .expect("plain string patterns always build");
+        self.translations = Some(Translations { automaton, english });
+    }
+
+    /// `text` with the translations' spellings replaced by their English (ASCII text is returned as is).
+    fn translate(&self, text: String) -> String {
+        match &self.translations {
+            Some(t) if !text.is_ascii() => t.automaton.replace_all(&text, &t.english),
+            _ => text,
+        }
+    }
+
     /// Canonical tokens of already-clean text (terms and slot words from the knowledge base).
     pub(crate) fn canonical(&self, text: &str) -> Vec<String> {
         drop_stopwords(self.apply_synonyms(raw_tokens(text)))
@@ -193,7 +234,7 @@ impl Lexicon {
     /// [`Lexicon::tokens`], keeping the typo corrections made in `cache` for the next text (fitting the
     /// learned layer reads thousands of messages that share their unknown words).
     pub(crate) fn tokens_with(&self, cleaned: &str, cache: &mut HashMap<String, Option<String>>) -> Vec<String> {
-        let denoised = strip_noise(cleaned);
+        let denoised = self.translate(strip_noise(cleaned));
         let mut out = Vec::new();
         for tok in raw_tokens(&denoised) {
             if tok.chars().any(|c| c.is_ascii_digit()) && tok.chars().any(|c| c.is_alphabetic()) {
@@ -216,7 +257,7 @@ impl Lexicon {
     /// Canonical tokens with the stop words kept: slot readers need "our account" and "their account",
     /// "just now" and "now", "not them" and "them" to stay apart.
     pub(crate) fn words(&self, cleaned: &str) -> Vec<String> {
-        let denoised = strip_noise(cleaned);
+        let denoised = self.translate(strip_noise(cleaned));
         let mut out = Vec::new();
         for tok in raw_tokens(&denoised) {
             if self.known.contains(&tok) || self.protected.contains(&tok) || STOPWORD_STEMS.contains(&tok) {

@@ -114,6 +114,10 @@ struct VocabularyYaml {
     /// clause count against their section.
     #[serde(default)]
     components: ComponentsYaml,
+    /// English phrase -> its spellings in languages written without spaces (Japanese, Chinese), read
+    /// inside any run of such text.
+    #[serde(default)]
+    translations: IndexMap<String, Vec<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -464,6 +468,7 @@ impl KnowledgeBase {
             phrases.iter().map(String::as_str),
         );
         lexicon.set_components(&vocab.components.healthy, &vocab.components.negated);
+        lexicon.set_translations(vocab.translations.iter().map(|(k, v)| (k.as_str(), v.as_slice())));
 
         let slots = build_slots(&slots_yaml, &lexicon, &mut problems);
 
