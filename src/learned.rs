@@ -20,6 +20,7 @@ pub(crate) const TRAINING: &[(&str, &str)] = &[
         include_str!("../tests/data/nearmiss_tuning.jsonl"),
     ),
     ("tuning3.jsonl", include_str!("../tests/data/tuning3.jsonl")),
+    ("tuning4.jsonl", include_str!("../tests/data/tuning4.jsonl")),
 ];
 
 /// Additive smoothing of the word counts.

@@ -906,7 +906,7 @@ mod tests {
     async fn commands_in_an_alert_thread_are_not_read_with_the_alert() {
         let bot = bot();
         let root = Root(Some(
-            "FIRING: calico-node pods in CrashLoopBackOff, NetworkUnavailable on 3 nodes",
+            "FIRING: calico-node pods in CrashLoopBackOff on 3 nodes",
         ));
         let first = bot
             .handle(
@@ -961,7 +961,7 @@ mod tests {
     async fn bare_mention_in_a_thread_reads_the_root() {
         let bot = bot();
         let root = Root(Some(
-            "FIRING: calico-node pods in CrashLoopBackOff, NetworkUnavailable on 3 nodes",
+            "FIRING: calico-node pods in CrashLoopBackOff on 3 nodes",
         ));
         let out = bot
             .handle(
