@@ -4,7 +4,9 @@
 #   docker run -d --name netrunbook -e SLACK_APP_TOKEN -e SLACK_BOT_TOKEN \
 #     -v netrunbook-data:/data -p 9090:9090 netrunbook
 #
-# The conversation store (sled) lives on the volume /data, owned by uid 10001. The knowledge base is baked in
+# The conversation store (sled) lives on the volume /data, owned by uid 10001; with NETRUNBOOK_DATABASE_URL
+# (two or more replicas on PostgreSQL: see the README) every piece of state is in the database and /data is
+# not used. The knowledge base is baked in
 # at /etc/netrunbook/intents; mount your own directory there (read-only is fine) to replace it without a
 # rebuild: `-v "$PWD/intents:/etc/netrunbook/intents:ro"`.
 
