@@ -714,13 +714,22 @@ mod tests {
     fn japanese_and_chinese_spellings_read_as_their_english_inside_unspaced_text() {
         let mut l = lex();
         let console = vec!["コンソール".to_string(), "控制台".to_string()];
-        let lb = vec!["ロードバランサー".to_string(), "ロードバランサ".to_string(), "负载均衡".to_string()];
+        let lb = vec![
+            "ロードバランサー".to_string(),
+            "ロードバランサ".to_string(),
+            "负载均衡".to_string(),
+        ];
         l.set_translations([("console", console.as_slice()), ("lb", lb.as_slice())]);
         // the longest spelling wins, and the English then goes through the synonyms
         assert_eq!(l.tokens("ロードバランサーが落ちた"), l.tokens("load balancer が落ちた"));
-        assert!(l.tokens("OpenShiftのコンソールに入れない").contains(&"consol".to_string()));
+        assert!(l
+            .tokens("OpenShiftのコンソールに入れない")
+            .contains(&"consol".to_string()));
         let t = l.tokens("负载均衡没有外部IP");
-        assert!(t.windows(2).any(|w| w == l.canonical("load balancer").as_slice()), "{t:?}");
+        assert!(
+            t.windows(2).any(|w| w == l.canonical("load balancer").as_slice()),
+            "{t:?}"
+        );
         // ASCII text is left alone
         assert_eq!(l.tokens("the console is slow"), lex().tokens("the console is slow"));
     }

@@ -905,9 +905,7 @@ mod tests {
     #[tokio::test]
     async fn commands_in_an_alert_thread_are_not_read_with_the_alert() {
         let bot = bot();
-        let root = Root(Some(
-            "FIRING: calico-node pods in CrashLoopBackOff on 3 nodes",
-        ));
+        let root = Root(Some("FIRING: calico-node pods in CrashLoopBackOff on 3 nodes"));
         let first = bot
             .handle(
                 &event(InboundKind::Mention, "E1", "10.2", Some("10.1"), "<@UBOT>"),
@@ -960,9 +958,7 @@ mod tests {
     #[tokio::test]
     async fn bare_mention_in_a_thread_reads_the_root() {
         let bot = bot();
-        let root = Root(Some(
-            "FIRING: calico-node pods in CrashLoopBackOff on 3 nodes",
-        ));
+        let root = Root(Some("FIRING: calico-node pods in CrashLoopBackOff on 3 nodes"));
         let out = bot
             .handle(
                 &event(

@@ -35,7 +35,8 @@ pub trait Replicas: Send + Sync {
     fn journal(&self, inbound: &Inbound) -> Result<Ticket, StoreError>;
     /// Claim `thread` for one turn: `Ok(false)` while another live replica holds it.
     fn claim(&self, thread: &ThreadKey) -> Result<bool, StoreError>;
-    /// Give the claim back (errors are logged: an unreleased claim lapses with the lease).
+    /// Give the claim back (errors are logged: the next [`Replicas::beat`] gives back a claim left
+    /// behind).
     fn release(&self, thread: &ThreadKey);
     /// Say this replica is alive; returns the journaled events nobody works any more, now this
     /// replica's, oldest first.

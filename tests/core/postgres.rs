@@ -203,6 +203,60 @@ fn journaled_events_are_handed_back_put_off_and_taken_over_from_a_silent_replica
     assert_eq!(db.sql("SELECT count(*) FROM replicas WHERE id = 'replica-b'"), "0");
 }
 
+#[test]
+fn journaling_and_claiming_are_signs_of_life_after_the_database_was_away() {
+    let Some(db) = TestDatabase::create("signs_of_life") else {
+        return;
+    };
+    let store = PgStore::open(db.url(), 4).unwrap();
+    let lease = Duration::from_millis(1000);
+    let a = store.replicas("replica-a".into(), lease);
+    let b = store.replicas("replica-b".into(), lease);
+    a.beat().unwrap();
+    b.beat().unwrap();
+    // the database was away for longer than the lease: nobody could beat
+    db.sql("UPDATE replicas SET seen_at = now() - interval '10 seconds'");
+    // back, a journals and claims before its next beat; then b beats first
+    let thread = ThreadKey::new("T1", "C1", "5.0");
+    let _in_hand = a.journal(&event("5.1", "5.0")).unwrap();
+    assert!(a.claim(&thread).unwrap());
+    assert!(
+        b.beat().unwrap().is_empty(),
+        "a live replica's events are not taken over"
+    );
+    assert_eq!(db.sql("SELECT DISTINCT owner FROM inbox"), "replica-a");
+    assert!(!b.claim(&thread).unwrap(), "a live replica's claim holds");
+    a.release(&thread);
+    assert!(b.claim(&thread).unwrap());
+}
+
+#[test]
+fn a_claim_whose_release_failed_is_given_back_by_the_next_beat() {
+    let Some(db) = TestDatabase::create("left_behind") else {
+        return;
+    };
+    let store = PgStore::open(db.url(), 4).unwrap();
+    let lease = Duration::from_millis(1000);
+    let a = store.replicas("replica-a".into(), lease);
+    let b = store.replicas("replica-b".into(), lease);
+    a.beat().unwrap();
+    b.beat().unwrap();
+    let (left, working) = (ThreadKey::new("T1", "C1", "6.0"), ThreadKey::new("T1", "C1", "7.0"));
+    assert!(a.claim(&left).unwrap());
+    assert!(a.claim(&working).unwrap());
+    // the release fails (the database away at that moment: here a trigger refuses it)
+    db.sql(
+        "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'refused'; END $$;
+         CREATE TRIGGER refuse BEFORE DELETE ON thread_claims FOR EACH ROW EXECUTE FUNCTION refuse();",
+    );
+    a.release(&left);
+    db.sql("DROP TRIGGER refuse ON thread_claims; DROP FUNCTION refuse()");
+    assert!(!b.claim(&left).unwrap(), "left behind, the claim still holds");
+    a.beat().unwrap();
+    assert!(b.claim(&left).unwrap(), "a's next beat gave it back");
+    assert!(!b.claim(&working).unwrap(), "the claim of a thread a is working holds");
+}
+
 /// The server's own certificate (Debian's snakeoil, CN and SAN `localhost`), when it has one and TLS on.
 fn server_cert(db: &TestDatabase) -> Option<&'static str> {
     let pem = "/etc/ssl/certs/ssl-cert-snakeoil.pem";

@@ -222,6 +222,84 @@ async fn unacked_events_are_retried_with_the_same_event_id_until_acked() {
 }
 
 #[tokio::test]
+async fn an_event_goes_to_the_connection_asked_for_and_retries_follow_the_schedule() {
+    let emulator = SlackEmulator::start().await;
+    let before = emulator.last_connection();
+    let (mut first, _, _) = open_raw_socket(&emulator).await;
+    let (mut second, _, _) = open_raw_socket(&emulator).await;
+    assert!(emulator.wait_connected(2, WAIT).await);
+    let live = emulator.live_connections();
+    assert_eq!(live.len(), 2);
+    assert!(live.iter().all(|c| *c > before));
+    let (one, two) = (live[0], live[1]);
+
+    // to the connection asked for, however often: no round robin
+    let event = SlackEmulator::user_event("message", "C1", "U1", "1700000000.000001", None, "hi");
+    for _ in 0..2 {
+        let pushed = emulator.push_event_on(two, event.clone()).await;
+        assert_eq!(pushed.connection, two);
+        assert_eq!(next_json(&mut second).await["envelope_id"], pushed.envelope_id.as_str());
+    }
+    let retry = emulator
+        .push_event_with_id_on(one, "Ev0SCHEDULE", 1, event.clone())
+        .await;
+    let frame = next_json(&mut first).await;
+    assert_eq!(frame["envelope_id"], retry.envelope_id.as_str());
+    assert_eq!(
+        (frame["payload"]["event_id"].as_str(), frame["retry_attempt"].as_u64()),
+        (Some("Ev0SCHEDULE"), Some(1))
+    );
+
+    // unacked: retried after each wait of the schedule, round robin, at most three times in all
+    let waits = [
+        Duration::from_millis(100),
+        Duration::from_millis(400),
+        Duration::from_millis(100),
+    ];
+    emulator.retry_unacked_events_after(&waits);
+    let pushed = emulator.push_event_on(one, event).await;
+    let started = Instant::now();
+    assert_eq!(next_json(&mut first).await["envelope_id"], pushed.envelope_id.as_str());
+    let mut frames = Vec::new();
+    while frames.len() < 3 {
+        tokio::select! {
+            f = next_json(&mut first) => frames.push((f, Instant::now())),
+            f = next_json(&mut second) => frames.push((f, Instant::now())),
+        }
+    }
+    let attempts: Vec<u64> = frames
+        .iter()
+        .map(|(f, _)| f["retry_attempt"].as_u64().unwrap())
+        .collect();
+    assert_eq!(attempts, [1, 2, 3]);
+    assert!(frames
+        .iter()
+        .all(|(f, _)| f["payload"]["event_id"] == pushed.event_id.as_deref().unwrap()));
+    assert!(
+        frames[1].1 - frames[0].1 >= waits[1],
+        "the second wait is the schedule's"
+    );
+    assert!(frames[0].1 - started >= waits[0]);
+    let quiet = tokio::select! {
+        f = timeout(Duration::from_millis(600), next_json(&mut first)) => f.is_err(),
+        f = timeout(Duration::from_millis(600), next_json(&mut second)) => f.is_err(),
+    };
+    assert!(quiet, "no fourth retry");
+    let retries = emulator.retries();
+    assert_eq!(retries.len(), 3);
+    let delivered: Vec<String> = emulator.delivered().into_iter().map(|d| d.envelope_id).collect();
+    assert_eq!(
+        delivered.len(),
+        7,
+        "three pushes on connections asked for, one more, three retries"
+    );
+    assert!(retries.iter().all(|r| delivered.contains(&r.envelope_id)));
+    assert!(frames
+        .iter()
+        .all(|(f, _)| retries.iter().any(|r| f["envelope_id"] == r.envelope_id.as_str())));
+}
+
+#[tokio::test]
 async fn form_encoded_post_is_recorded_stored_and_echoed_as_a_bot_message_event() {
     let emulator = SlackEmulator::start().await;
     emulator.set_echo_bot_messages(true);

@@ -23,15 +23,15 @@ use crate::{
 /// One example dialogue of the knowledge base (`flow.examples` in intents/*.yaml), with what the pure
 /// engine makes of it: per reply, the label of the option it answers (when it answers a question), and
 /// the node it must end on, with that node's lead and links.
-struct Example {
-    intent: String,
-    say: Vec<String>,
+pub(crate) struct Example {
+    pub(crate) intent: String,
+    pub(crate) say: Vec<String>,
     clicks: Vec<Option<String>>,
-    lead: String,
-    links: Vec<String>,
+    pub(crate) lead: String,
+    pub(crate) links: Vec<String>,
 }
 
-fn examples() -> Vec<Example> {
+pub(crate) fn examples() -> Vec<Example> {
     use netrunbook::dialogue::{step, Input};
     let kb = netrunbook::kb::KnowledgeBase::builtin().unwrap();
     let mut out = Vec::new();

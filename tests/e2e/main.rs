@@ -1,7 +1,9 @@
 //! End-to-end scenarios: the real bot (the library's `Application`, or the `netrunbook` binary where a
 //! process must die) against the Slack emulator, each test with a fresh emulator, a fresh sled
 //! directory and ports the OS picks on 127.0.0.1. Every assertion is about what Slack would show.
-//! `emulator` is the emulator's own self-test against slack-morphism.
+//! `emulator` is the emulator's own self-test against slack-morphism. `replicas` runs two binaries
+//! on one emulator and one PostgreSQL database (twins and retries across them, turns alternating,
+//! a replica killed after its ack, the database restarted).
 
 mod alerts;
 mod delivery;
@@ -12,6 +14,7 @@ mod mentions;
 mod ops;
 mod outbox;
 mod process;
+mod replicas;
 mod slash;
 
 use std::net::SocketAddr;

@@ -50,6 +50,28 @@ struct Setup {
     kb_factor: usize,
     /// Also read the bot's memory 65 s after the run (its per-thread workers exit after 60 s idle).
     idle_check: bool,
+    /// Replicas sharing this PostgreSQL database (`--database-url`), instead of one process on sled.
+    postgres: Option<Postgres>,
+}
+
+/// Replicas on PostgreSQL.
+struct Postgres {
+    url: String,
+    replicas: usize,
+    /// `--database-pool` of each replica.
+    pool: usize,
+}
+
+impl Setup {
+    fn sled(name: &'static str, stored: usize, kb_factor: usize, idle_check: bool) -> Setup {
+        Setup {
+            name,
+            stored,
+            kb_factor,
+            idle_check,
+            postgres: None,
+        }
+    }
 }
 
 /// Everything measured in one scenario.
@@ -66,7 +88,7 @@ struct Outcome {
     warnings_logged: usize,
     exit: Option<i32>,
     rss_after_idle_kib: Option<u64>,
-    /// The sled directory's size after the run.
+    /// The sled directory's size (or the database's) after the run.
     store_mib: f64,
 }
 
@@ -132,25 +154,44 @@ async fn scenario(setup: &Setup, load: &Load) -> Outcome {
         );
         opts.intents = Some(intents);
     }
-    let mut bot = BotProcess::start(&emu, &db, &opts, Duration::from_secs(60)).await;
-    let (rss_connected_kib, _) = bot.memory_kib().expect("the bot's memory");
-    let start_to_connected = (bot.start_to_connected, bot.start_to_all_connected);
+    if let Some(pg) = &setup.postgres {
+        opts.env.push(("NETRUNBOOK_DATABASE_URL".into(), pg.url.clone()));
+        opts.env.push(("NETRUNBOOK_DATABASE_POOL".into(), pg.pool.to_string()));
+        evidence!(
+            "  store         PostgreSQL, {} replicas, {} connections each, pool of {} connections each",
+            pg.replicas,
+            opts.connections,
+            pg.pool
+        );
+    }
+    let mut bots = Vec::new();
+    for _ in 0..setup.postgres.as_ref().map_or(1, |pg| pg.replicas) {
+        bots.push(BotProcess::start(&emu, &db, &opts, Duration::from_secs(60)).await);
+    }
+    // memory and CPU are the replicas' sum; start-up is the first replica's
+    let sum_rss = |bots: &[BotProcess]| -> Option<(u64, u64)> {
+        bots.iter()
+            .map(|b| b.memory_kib())
+            .try_fold((0, 0), |acc, m| m.map(|(r, h)| (acc.0 + r, acc.1 + h)))
+    };
+    let sum_cpu = |bots: &[BotProcess]| -> Duration { bots.iter().map(|b| b.cpu().expect("a bot's CPU time")).sum() };
+    let (rss_connected_kib, _) = sum_rss(&bots).expect("the bot's memory");
+    let start_to_connected = (bots[0].start_to_connected, bots[0].start_to_all_connected);
     let tracker = Tracker::start(emu.clone());
     let script = incident_script();
     let expect = tracker.calibrate("CCALIBRATE", &script, Duration::from_secs(10)).await;
-    let cpu_before = bot.cpu().expect("the bot's CPU time");
+    let cpu_before = sum_cpu(&bots);
     let own_before = own_cpu().expect("our CPU time");
 
-    let pid = bot.pid;
+    let pids: Vec<u32> = bots.iter().map(|b| b.pid).collect();
     let sampling = Arc::new(std::sync::atomic::AtomicBool::new(true));
     let sampler = {
         let sampling = sampling.clone();
         tokio::spawn(async move {
             let mut max = 0;
             while sampling.load(std::sync::atomic::Ordering::Relaxed) {
-                if let Some((rss, _)) = memory_kib(pid) {
-                    max = max.max(rss);
-                }
+                let rss: u64 = pids.iter().filter_map(|p| memory_kib(*p)).map(|m| m.0).sum();
+                max = max.max(rss);
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
             max
@@ -159,24 +200,43 @@ async fn scenario(setup: &Setup, load: &Load) -> Outcome {
     let report = driver::run(&tracker, &script, &expect, load).await;
     sampling.store(false, std::sync::atomic::Ordering::Relaxed);
     let rss_max_serving_kib = sampler.await.expect("the sampler");
-    let bot_cpu = bot.cpu().expect("the bot's CPU time").saturating_sub(cpu_before);
+    let bot_cpu = sum_cpu(&bots).saturating_sub(cpu_before);
     let own = own_cpu().expect("our CPU time").saturating_sub(own_before);
-    let (_, hwm_kib) = bot.memory_kib().expect("the bot's memory");
+    let (_, hwm_kib) = sum_rss(&bots).expect("the bot's memory");
     tracker.stop();
-    assert!(bot.running(), "the bot is still up after the run:\n{}", bot.log());
+    for bot in &mut bots {
+        assert!(bot.running(), "the bot is still up after the run:\n{}", bot.log());
+    }
     let rss_after_idle_kib = if setup.idle_check {
         tokio::time::sleep(Duration::from_secs(65)).await;
-        bot.memory_kib().map(|m| m.0)
+        sum_rss(&bots).map(|m| m.0)
     } else {
         None
     };
-    let errors_logged = bot.log_lines("ERROR").len();
-    let warnings_logged = bot.log_lines("WARN").len();
-    for line in bot.log_lines("ERROR").iter().chain(&bot.log_lines("WARN")).take(5) {
-        evidence!("  bot log: {line}");
+    let errors_logged = bots.iter().map(|b| b.log_lines("ERROR").len()).sum();
+    let warnings_logged = bots.iter().map(|b| b.log_lines("WARN").len()).sum();
+    for bot in &bots {
+        for line in bot.log_lines("ERROR").iter().chain(&bot.log_lines("WARN")).take(5) {
+            evidence!("  bot log: {line}");
+        }
     }
-    let (exit, _) = bot.terminate(Duration::from_secs(30)).await;
-    let store_mib = disk_usage(&db) as f64 / MIB / MIB;
+    let mut exit = Some(0);
+    for bot in bots {
+        let (code, _) = bot.terminate(Duration::from_secs(30)).await;
+        if code != Some(0) {
+            exit = code;
+        }
+    }
+    let store_mib = match &setup.postgres {
+        Some(pg) => {
+            netrunbook_testkit::pg::psql(&pg.url, "SELECT pg_database_size(current_database())")
+                .parse::<f64>()
+                .unwrap_or(0.0)
+                / MIB
+                / MIB
+        }
+        None => disk_usage(&db) as f64 / MIB / MIB,
+    };
     Outcome {
         report,
         start_to_connected,
@@ -279,12 +339,7 @@ async fn run_scenario(setup: Setup, load: Load) -> Outcome {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn smoke_load() {
     let o = run_scenario(
-        Setup {
-            name: "smoke",
-            stored: 0,
-            kb_factor: 1,
-            idle_check: false,
-        },
+        Setup::sled("smoke", 0, 1, false),
         Load {
             conversations: 40,
             sessions: 8,
@@ -321,12 +376,12 @@ fn load_from_env(conversations: usize, sessions: usize, rate: Option<f64>, prefi
 #[ignore = "minutes; run with --release --ignored --nocapture"]
 async fn load_at_500_events_per_second() {
     run_scenario(
-        Setup {
-            name: "paced (500 events/s unless LOAD_RATE), fresh store, shipped knowledge base",
-            stored: 0,
-            kb_factor: 1,
-            idle_check: true,
-        },
+        Setup::sled(
+            "paced (500 events/s unless LOAD_RATE), fresh store, shipped knowledge base",
+            0,
+            1,
+            true,
+        ),
         load_from_env(2500, 100, Some(500.0), "CRATE"),
     )
     .await;
@@ -336,15 +391,51 @@ async fn load_at_500_events_per_second() {
 #[ignore = "minutes; run with --release --ignored --nocapture"]
 async fn load_max_throughput() {
     run_scenario(
-        Setup {
-            name: "unpaced: as many events/s as the bot sustains",
-            stored: 0,
-            kb_factor: 1,
-            idle_check: false,
-        },
+        Setup::sled("unpaced: as many events/s as the bot sustains", 0, 1, false),
         load_from_env(8000, 128, None, "CMAX"),
     )
     .await;
+}
+
+/// One replica on sled, then two replicas sharing PostgreSQL, under the same paced load, one after the
+/// other in the same run (BENCHMARKS.md). Needs `NETRUNBOOK_TEST_DATABASE_URL`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "minutes; run with --release --ignored --nocapture"]
+async fn load_two_replicas_on_postgres_beside_one_on_sled() {
+    let Some(db) = netrunbook_testkit::pg::TestDatabase::create("load_replicas") else {
+        return;
+    };
+    let load = || load_from_env(2500, 100, Some(500.0), "CREP");
+    let sled = run_scenario(
+        Setup::sled(
+            "one replica on sled, paced (500 events/s unless LOAD_RATE)",
+            0,
+            1,
+            false,
+        ),
+        load(),
+    )
+    .await;
+    let pg = run_scenario(
+        Setup {
+            postgres: Some(Postgres {
+                url: db.url().to_string(),
+                replicas: 2,
+                pool: env_or("LOAD_DB_POOL", 8),
+            }),
+            ..Setup::sled(
+                "two replicas on PostgreSQL, paced (500 events/s unless LOAD_RATE)",
+                0,
+                1,
+                false,
+            )
+        },
+        load(),
+    )
+    .await;
+    for o in [&sled, &pg] {
+        assert_eq!(o.report.error_count(), 0, "{:?}", o.report.errors);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -358,12 +449,7 @@ async fn load_cost_growth() {
     ];
     for (name, stored, kb_factor) in setups {
         run_scenario(
-            Setup {
-                name,
-                stored,
-                kb_factor,
-                idle_check: false,
-            },
+            Setup::sled(name, stored, kb_factor, false),
             load_from_env(1000, 100, Some(500.0), "CGROW"),
         )
         .await;

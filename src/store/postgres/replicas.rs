@@ -2,14 +2,19 @@
 //! [`crate::store::replica`]). Leases are judged by the database's clock (`now()`), so replicas' clocks
 //! need not agree.
 //!
-//! - `replicas`: one row per live replica, its heartbeat `seen_at` renewed by [`Replicas::beat`].
+//! - `replicas`: one row per live replica, its heartbeat `seen_at` renewed by [`Replicas::beat`],
+//!   and by a journal entry or a claim when the last beat is older than a beat period: after the
+//!   database was away (no replica could beat), the first replica back must not take a replica for
+//!   dead that is already journaling and claiming again, and take over or claim what it works.
 //! - `thread_claims`: one row per thread being worked; taken when absent, held by this replica, or
-//!   held by a replica whose heartbeat is older than the lease.
+//!   held by a replica whose heartbeat is older than the lease. A claim whose release failed (the
+//!   database away at that moment) would keep the thread from every other replica for as long as
+//!   this one lives: each beat removes this replica's claims on threads it is not working.
 //! - `inbox`: journaled events with the replica working them. Done entries are deleted; a beat takes
 //!   over entries of dead replicas and re-reads this replica's own entries that are not in hand
 //!   (their ticket was dropped: the turn was put off while the database was away).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -40,6 +45,10 @@ struct Shared {
     /// Held for reading while an entry is journaled and for writing by a beat, which must not mistake
     /// an entry being journaled for a put-off one.
     gate: RwLock<()>,
+    /// Threads this replica is claiming or working (how many turns), counted before the claim is
+    /// asked for: a beat keeps the claims of these and removes this replica's others, left behind by
+    /// a failed release (or a claim whose answer was lost).
+    working: Mutex<HashMap<ThreadKey, usize>>,
 }
 
 impl std::fmt::Debug for PgReplicas {
@@ -91,6 +100,21 @@ impl Shared {
         self.in_hand.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    fn working(&self) -> std::sync::MutexGuard<'_, HashMap<ThreadKey, usize>> {
+        self.working.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// One turn fewer on `thread` (its claim refused, failed, or given back).
+    fn done_with(&self, thread: &ThreadKey) {
+        let mut working = self.working();
+        if let Some(n) = working.get_mut(thread) {
+            *n -= 1;
+            if *n == 0 {
+                working.remove(thread);
+            }
+        }
+    }
+
     fn ticket(self: &Arc<Self>, id: i64) -> Ticket {
         Ticket::shared(Box::new(Row {
             id,
@@ -100,6 +124,11 @@ impl Shared {
 
     fn lease_secs(&self) -> f64 {
         self.lease.as_secs_f64()
+    }
+
+    /// How often this replica beats (see [`Replicas::beat_every`]).
+    fn beat_every(&self) -> Duration {
+        (self.lease / 3).max(Duration::from_millis(100))
     }
 }
 
@@ -112,6 +141,7 @@ impl PgReplicas {
                 lease,
                 in_hand: Mutex::new(HashSet::new()),
                 gate: RwLock::new(()),
+                working: Mutex::new(HashMap::new()),
             }),
         }
     }
@@ -130,13 +160,18 @@ impl Replicas for PgReplicas {
     fn journal(&self, inbound: &Inbound) -> Result<Ticket, StoreError> {
         let entry = Entry::encode(inbound).map_err(StoreError::Encode)?;
         let owner = self.shared.id.clone();
+        let beat = self.shared.beat_every().as_secs_f64();
         let _gate = self.shared.gate.read().unwrap_or_else(|e| e.into_inner());
         let id = self.shared.bridge.run(move |pool| async move {
             let client = pool.get().await.map_err(pool_error)?;
+            // journaling is a sign of life: renewed here when the last beat is a beat period old
             let row = client
                 .query_one(
-                    "INSERT INTO inbox (owner, entry) VALUES ($1, $2) RETURNING id",
-                    &[&owner, &entry],
+                    "WITH alive AS (
+                         UPDATE replicas SET seen_at = now()
+                         WHERE id = $1 AND seen_at < now() - make_interval(secs => $3))
+                     INSERT INTO inbox (owner, entry) VALUES ($1, $2) RETURNING id",
+                    &[&owner, &entry, &beat],
                 )
                 .await
                 .map_err(db("journaling an event"))?;
@@ -150,11 +185,19 @@ impl Replicas for PgReplicas {
         let (t, c, ts) = (thread.team.clone(), thread.channel.clone(), thread.thread_ts.clone());
         let owner = self.shared.id.clone();
         let lease = self.shared.lease_secs();
-        self.shared.bridge.run(move |pool| async move {
+        let beat = self.shared.beat_every().as_secs_f64();
+        // counted before the claim exists, so a beat in between does not take it for a left-over
+        *self.shared.working().entry(thread.clone()).or_insert(0) += 1;
+        let claimed = self.shared.bridge.run(move |pool| async move {
             let client = pool.get().await.map_err(pool_error)?;
+            // claiming is a sign of life too (see `journal`): a replica that takes a thread is not
+            // taken for dead by the next replica to claim it
             let stmt = client
                 .prepare_cached(
-                    "INSERT INTO thread_claims AS c (team, channel, thread_ts, owner) VALUES ($1, $2, $3, $4)
+                    "WITH alive AS (
+                         UPDATE replicas SET seen_at = now()
+                         WHERE id = $4 AND seen_at < now() - make_interval(secs => $6))
+                     INSERT INTO thread_claims AS c (team, channel, thread_ts, owner) VALUES ($1, $2, $3, $4)
                      ON CONFLICT (team, channel, thread_ts) DO UPDATE SET owner = EXCLUDED.owner, since = now()
                      WHERE c.owner = EXCLUDED.owner OR NOT EXISTS (
                          SELECT 1 FROM replicas r
@@ -164,16 +207,21 @@ impl Replicas for PgReplicas {
                 .await
                 .map_err(db("claiming a thread"))?;
             let rows = client
-                .query(&stmt, &[&t, &c, &ts, &owner, &lease])
+                .query(&stmt, &[&t, &c, &ts, &owner, &lease, &beat])
                 .await
                 .map_err(db("claiming a thread"))?;
             Ok(!rows.is_empty())
-        })
+        });
+        if !matches!(claimed, Ok(true)) {
+            self.shared.done_with(thread);
+        }
+        claimed
     }
 
     fn release(&self, thread: &ThreadKey) {
         let (t, c, ts) = (thread.team.clone(), thread.channel.clone(), thread.thread_ts.clone());
         let owner = self.shared.id.clone();
+        self.shared.done_with(thread);
         let result = self.shared.bridge.run(move |pool| async move {
             let client = pool.get().await.map_err(pool_error)?;
             let stmt = client
@@ -188,7 +236,7 @@ impl Replicas for PgReplicas {
                 .map_err(db("releasing a thread"))
         });
         if let Err(e) = result {
-            warn!(thread = %thread, error = %error_chain(&e), "cannot release a thread's claim; it lapses with the lease");
+            warn!(thread = %thread, error = %error_chain(&e), "cannot release a thread's claim; this replica's next heartbeat gives it back");
         }
     }
 
@@ -198,7 +246,8 @@ impl Replicas for PgReplicas {
         // no entry is journaled while the beat decides which of ours are in hand
         let _gate = self.shared.gate.write().unwrap_or_else(|e| e.into_inner());
         let held: Vec<i64> = self.shared.in_hand().iter().copied().collect();
-        let (taken, rows) = self.shared.bridge.run(move |pool| async move {
+        let shared = self.shared.clone();
+        let (taken, rows, left_behind) = self.shared.bridge.run(move |pool| async move {
             let mut client = pool.get().await.map_err(pool_error)?;
             let tx = client.transaction().await.map_err(db("beating"))?;
             tx.execute(
@@ -207,6 +256,24 @@ impl Replicas for PgReplicas {
             )
             .await
             .map_err(db("beating"))?;
+            // this replica's claims on threads it is not working: left behind. Read after the
+            // transaction began: a claim counted later is made later, so its `since` is after this
+            // transaction's `now()` and it is kept
+            let (mut teams, mut channels, mut threads) = (Vec::new(), Vec::new(), Vec::new());
+            for key in shared.working().keys() {
+                teams.push(key.team.clone());
+                channels.push(key.channel.clone());
+                threads.push(key.thread_ts.clone());
+            }
+            let left_behind = tx
+                .execute(
+                    "DELETE FROM thread_claims c WHERE c.owner = $1 AND c.since < now() AND NOT EXISTS (
+                         SELECT 1 FROM unnest($2::text[], $3::text[], $4::text[]) AS w(team, channel, thread_ts)
+                         WHERE w.team = c.team AND w.channel = c.channel AND w.thread_ts = c.thread_ts)",
+                    &[&owner, &teams, &channels, &threads],
+                )
+                .await
+                .map_err(db("giving back claims left behind"))?;
             let taken = tx
                 .execute(
                     "UPDATE inbox SET owner = $1 WHERE id IN (
@@ -227,8 +294,14 @@ impl Replicas for PgReplicas {
                 .await
                 .map_err(db("reading journaled events"))?;
             tx.commit().await.map_err(db("beating"))?;
-            Ok((taken, rows))
+            Ok((taken, rows, left_behind))
         })?;
+        if left_behind > 0 {
+            info!(
+                claims = left_behind,
+                "gave back thread claims left behind by failed releases"
+            );
+        }
         if taken > 0 {
             info!(
                 events = taken,
@@ -260,7 +333,7 @@ impl Replicas for PgReplicas {
     }
 
     fn beat_every(&self) -> Option<Duration> {
-        Some((self.shared.lease / 3).max(Duration::from_millis(100)))
+        Some(self.shared.beat_every())
     }
 
     fn leave(&self) {

@@ -13,6 +13,9 @@
 //! - [`dialogues`]: the multi-turn dialogue format of `tests/data/*.jsonl`, among them the flow
 //!   table `flows.jsonl` that `core` replays through the dialogue engine and `e2e` through Slack.
 //! - [`fixtures`]: generated inputs (a knowledge base N times the shipped one).
+//! - [`pg`]: PostgreSQL for the tests: a throwaway database on the machine's server
+//!   ([`pg::TestDatabase`]), or a server of one test's own that it may stop and start
+//!   ([`pg::PrivateCluster`]); skipped without `NETRUNBOOK_TEST_DATABASE_URL`.
 //! - [`evidence!`]: prints a measured line and keeps it for `.ci/run`.
 //!
 //! The kit does not depend on netrunbook; the binary under test is handed to [`process`] by the

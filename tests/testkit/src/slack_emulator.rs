@@ -303,7 +303,8 @@ impl SlackEmulator {
     /// Pushes an event the way Slack retries one: the same `event_id`, a new envelope id, and
     /// `retry_attempt` (with `retry_reason` `timeout` when it is above 0).
     pub async fn push_event_with_id(&self, event_id: &str, retry_attempt: u32, event: Value) -> Pushed {
-        self.push_events_api(event_id.to_owned(), retry_attempt, event, None).await
+        self.push_events_api(event_id.to_owned(), retry_attempt, event, None)
+            .await
     }
 
     /// Pushes `/netrunbook <text>` typed by `user` in `channel`. Its `response_url` is
@@ -748,7 +749,10 @@ impl SlackEmulator {
         let frame = events_api_frame(&envelope_id, &event_id, retry_attempt, &event);
         let pushed = match on {
             None => self.push_envelope(envelope_id, Some(event_id), frame).await,
-            Some(connection) => self.push_envelope_on(connection, envelope_id, Some(event_id), frame).await,
+            Some(connection) => {
+                self.push_envelope_on(connection, envelope_id, Some(event_id), frame)
+                    .await
+            }
         };
         if !schedule.is_empty() {
             self.schedule_retries(pushed.clone(), retry_attempt, event, schedule);
@@ -769,7 +773,11 @@ impl SlackEmulator {
                 }
                 envelope_id = emulator.inner.state().next_id("emu-envelope-");
                 let frame = events_api_frame(&envelope_id, &event_id, attempt, &event);
-                emulator.inner.state().envelopes.insert(envelope_id.clone(), frame.clone());
+                emulator
+                    .inner
+                    .state()
+                    .envelopes
+                    .insert(envelope_id.clone(), frame.clone());
                 let Some((connection, at)) = emulator.inner.try_deliver(frame.to_string(), DELIVERY_WAIT).await else {
                     return;
                 };
@@ -854,9 +862,7 @@ impl SlackEmulator {
         let text = frame.to_string();
         let at = self
             .inner
-            .wait_for(DELIVERY_WAIT, |s| {
-                s.send_to(&text, connection).then(Instant::now)
-            })
+            .wait_for(DELIVERY_WAIT, |s| s.send_to(&text, connection).then(Instant::now))
             .await
             .unwrap_or_else(|| {
                 panic!("slack emulator: connection {connection} was not live within {DELIVERY_WAIT:?} to deliver to")
