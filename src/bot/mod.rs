@@ -263,17 +263,25 @@ impl<S: Store> Bot<S> {
         };
         let mut parcel = Parcel::new(key, now, &kb.version, out);
         let saved = if fx.put_off {
-            Err(())
+            Err(None)
         } else {
-            self.commit(&fx, &mut parcel, now).map_err(drop)
+            self.commit(&fx, &mut parcel, now).map_err(Some)
         };
-        let Ok(outbox) = saved else {
-            parcel.items.clear();
-            return Handled {
-                parcel,
-                outbox: None,
-                put_off: true,
-            };
+        let outbox = match saved {
+            Ok(outbox) => outbox,
+            Err(e) => {
+                parcel.items.clear();
+                // already handled elsewhere: a duplicate, dropped; else the store is away: put off
+                let duplicate = matches!(e, Some(StoreError::AlreadyHandled { .. }));
+                if duplicate {
+                    self.metrics.duplicate_dropped(Duplicate::Redelivery);
+                }
+                return Handled {
+                    parcel,
+                    outbox: None,
+                    put_off: !duplicate,
+                };
+            }
         };
         if let Some(o) = &fx.outcome {
             o.log(inbound.kind.label(), started);
@@ -288,7 +296,8 @@ impl<S: Store> Bot<S> {
     /// Save what handling an event changed, with `parcel` as its outbox record; the record's id. When
     /// the store cannot be reached for now ([`StoreError::is_transient`]: a database away), `Err`:
     /// the step is put off, not answered, since answering unsaved would answer again when the event
-    /// is handled later. When the store fails otherwise, the replies still go out (better than
+    /// is handled later; and `Err` when the event was handled elsewhere meanwhile
+    /// ([`StoreError::AlreadyHandled`]): the step is dropped. When the store fails otherwise, the replies still go out (better than
     /// silence), with a warning when the conversation could not be kept.
     fn commit(&self, fx: &Effects, parcel: &mut Parcel, now: u64) -> Result<Option<u64>, StoreError> {
         let key = parcel.thread.clone();
@@ -311,6 +320,10 @@ impl<S: Store> Bot<S> {
             Err(e) if e.is_transient() => {
                 self.metrics.store_write(false);
                 warn!(thread = %key, error = %error_chain(&e), "the store is unavailable: this turn is put off until it is back");
+                Err(e)
+            }
+            Err(e @ StoreError::AlreadyHandled { .. }) => {
+                warn!(thread = %key, error = %e, "the event was handled elsewhere meanwhile (by another replica): this step is dropped");
                 Err(e)
             }
             Err(e) => {

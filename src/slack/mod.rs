@@ -421,6 +421,21 @@ impl<S: Store + 'static> Engine<S> {
                                 }
                                 continue;
                             }
+                            // the thread's events posted before this one, received by another
+                            // replica and not handled yet, go first: turns keep the posting order
+                            match self.replicas.earlier(&inbound) {
+                                Ok(earlier) => {
+                                    for (before, t) in earlier {
+                                        match Box::pin(self.process(before)).instrument(span.clone()).await {
+                                            Turn::PutOff => drop(t),
+                                            _ => t.done(),
+                                        }
+                                    }
+                                }
+                                Err(e) => {
+                                    tracing::warn!(parent: &span, thread = %key, error = %crate::error::error_chain(&e), "cannot read the thread's earlier events; handling this one now")
+                                }
+                            }
                             let turn = Box::pin(self.process(*inbound)).instrument(span).await;
                             self.replicas.release(&key);
                             match turn {

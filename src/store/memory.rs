@@ -92,6 +92,9 @@ impl Store for MemoryStore {
 
     fn commit(&self, commit: &Commit<'_>) -> Result<Option<u64>, StoreError> {
         let mut inner = self.lock();
+        if let Some(e) = commit.events.iter().find(|e| inner.events.contains_key(*e)) {
+            return Err(StoreError::AlreadyHandled { event: e.clone() });
+        }
         match commit.conversation {
             Change::Keep => {}
             Change::Put(c) => {
@@ -102,7 +105,7 @@ impl Store for MemoryStore {
             }
         }
         for e in commit.events {
-            inner.events.entry(e.clone()).or_insert(commit.now);
+            inner.events.insert(e.clone(), commit.now);
         }
         Ok(commit.outbox.map(|record| {
             let id = inner.next_outbox_id;

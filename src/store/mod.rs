@@ -135,6 +135,10 @@ pub enum StoreError {
     },
     #[error("cannot serialise a conversation")]
     Encode(#[source] serde_json::Error),
+    /// [`Store::commit`]: an event of the step was already marked handled (by another replica, or
+    /// before a restart): nothing was written, and the step's replies must not go out.
+    #[error("event {event} was already handled")]
+    AlreadyHandled { event: String },
     #[error("{0}")]
     Config(String),
     #[error("the database is unavailable: {0}")]
@@ -302,7 +306,9 @@ pub trait Store: FeedbackStore + Send + Sync {
     fn was_seen(&self, event: &str) -> Result<bool, StoreError>;
     /// Write a handled event's effects all together or not at all, then make them durable. Returns
     /// the outbox id given to `commit.outbox`: ids grow, across restarts too, so they order the
-    /// records. An empty commit writes nothing and is not flushed.
+    /// records. An empty commit writes nothing and is not flushed. When one of `commit.events` is
+    /// already marked handled, nothing is written: [`StoreError::AlreadyHandled`] (the fence that
+    /// keeps a replica that lost its thread from answering what another answered).
     fn commit(&self, commit: &Commit<'_>) -> Result<Option<u64>, StoreError>;
     /// The outbox records of `thread`, oldest first.
     fn outbox(&self, thread: &ThreadKey) -> Result<Vec<(u64, Vec<u8>)>, StoreError>;

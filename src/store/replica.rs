@@ -35,6 +35,11 @@ pub trait Replicas: Send + Sync {
     fn journal(&self, inbound: &Inbound) -> Result<Ticket, StoreError>;
     /// Claim `thread` for one turn: `Ok(false)` while another live replica holds it.
     fn claim(&self, thread: &ThreadKey) -> Result<bool, StoreError>;
+    /// Under `inbound`'s thread claim: the thread's journaled events posted before it (by `ts`) that
+    /// are not finished, whichever replica received them, oldest first, to handle before it: a thread's
+    /// turns keep the order they were posted in even when consecutive replies reach different
+    /// replicas. (The replica that received one finds it handled when its turn comes.)
+    fn earlier(&self, inbound: &Inbound) -> Result<Vec<(Inbound, Ticket)>, StoreError>;
     /// Give the claim back (errors are logged: the next [`Replicas::beat`] gives back a claim left
     /// behind).
     fn release(&self, thread: &ThreadKey);
@@ -74,6 +79,11 @@ impl Replicas for Solo {
 
     fn claim(&self, _: &ThreadKey) -> Result<bool, StoreError> {
         Ok(true)
+    }
+
+    fn earlier(&self, _: &Inbound) -> Result<Vec<(Inbound, Ticket)>, StoreError> {
+        // one process receives a thread's events in the order Slack sends them
+        Ok(Vec::new())
     }
 
     fn release(&self, _: &ThreadKey) {}

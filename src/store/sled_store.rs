@@ -219,8 +219,16 @@ impl Store for SledStore {
         };
         // ids from sled's persistent counter grow across restarts (it skips ahead after a crash)
         let id = commit.outbox.map(|_| self.db.generate_id()).transpose()?;
-        let result: TransactionResult<(), std::convert::Infallible> = (&self.conversations, &self.events, &self.outbox)
-            .transaction(|(conversations, events, outbox)| {
+        let result: TransactionResult<(), String> =
+            (&self.conversations, &self.events, &self.outbox).transaction(|(conversations, events, outbox)| {
+                use sled::transaction::ConflictableTransactionError;
+                if let Some(e) = commit
+                    .events
+                    .iter()
+                    .find(|e| matches!(events.get(e.as_bytes()), Ok(Some(_))))
+                {
+                    return Err(ConflictableTransactionError::Abort(e.clone()));
+                }
                 match (&commit.conversation, &conversation) {
                     (Change::Put(_), Some(bytes)) => {
                         conversations.insert(key.as_slice(), bytes.as_slice())?;
@@ -231,9 +239,7 @@ impl Store for SledStore {
                     _ => {}
                 }
                 for e in commit.events {
-                    if events.get(e.as_bytes())?.is_none() {
-                        events.insert(e.as_bytes(), &commit.now.to_be_bytes()[..])?;
-                    }
+                    events.insert(e.as_bytes(), &commit.now.to_be_bytes()[..])?;
                 }
                 if let (Some(id), Some(record)) = (id, commit.outbox) {
                     outbox.insert(outbox_key(commit.thread, id), record)?;
@@ -243,7 +249,7 @@ impl Store for SledStore {
         match result {
             Ok(()) => {}
             Err(TransactionError::Storage(e)) => return Err(e.into()),
-            Err(TransactionError::Abort(never)) => match never {},
+            Err(TransactionError::Abort(event)) => return Err(StoreError::AlreadyHandled { event }),
         }
         self.db.flush()?;
         Ok(id)

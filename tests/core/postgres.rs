@@ -383,3 +383,31 @@ fn migrate_moves_a_stopped_sled_store_into_postgres_and_can_run_again() {
     assert_eq!(taken.len(), 1);
     assert_eq!(taken[0].0, event("2.1", "2.0"));
 }
+
+#[test]
+fn a_threads_earlier_events_are_found_whichever_replica_journaled_them() {
+    let Some(db) = TestDatabase::create("earlier") else {
+        return;
+    };
+    let store = PgStore::open(db.url(), 4).unwrap();
+    let a = store.replicas("replica-a".into(), Duration::from_secs(5));
+    let b = store.replicas("replica-b".into(), Duration::from_secs(5));
+    a.beat().unwrap();
+    b.beat().unwrap();
+    let first = event("1700000000.000200", "1700000000.000100");
+    let second = event("1700000000.000300", "1700000000.000100");
+    let other_thread = event("1700000000.000250", "1700000000.000900");
+    let _t1 = b.journal(&first).unwrap();
+    let _t2 = a.journal(&second).unwrap();
+    let _t3 = b.journal(&other_thread).unwrap();
+    let earlier = a.earlier(&second).unwrap();
+    assert_eq!(
+        earlier.iter().map(|(i, _)| i.ts.as_str()).collect::<Vec<_>>(),
+        ["1700000000.000200"]
+    );
+    assert!(a.earlier(&first).unwrap().is_empty(), "nothing before the first");
+    for (_, t) in earlier {
+        t.done();
+    }
+    assert!(a.earlier(&second).unwrap().is_empty(), "done: gone from the journal");
+}

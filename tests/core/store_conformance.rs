@@ -101,6 +101,21 @@ fn commit_conformance(store: &dyn Store) {
         !store.mark_event_seen(&events[0], 30_001).unwrap(),
         "committed events count as handled"
     );
+    // the fence: a step whose event is already handled (by another replica) writes nothing
+    let late = store.commit(&Commit {
+        thread: &t,
+        conversation: Change::Put(&conversation("dns", 30_002)),
+        events: &["ev:T1:EvNew".to_string(), events[1].clone()],
+        outbox: Some(b"a second answer"),
+        now: 30_002,
+    });
+    assert!(
+        matches!(&late, Err(StoreError::AlreadyHandled { event }) if *event == events[1]),
+        "{late:?}"
+    );
+    assert_eq!(store.get(&t).unwrap(), Some(c.clone()), "nothing of it was written");
+    assert!(!store.was_seen("ev:T1:EvNew").unwrap());
+    assert_eq!(store.outbox(&t).unwrap().len(), 1);
     let second = commit(Change::Keep, &[], Some(b"second")).expect("an outbox id");
     assert!(second > first, "outbox ids grow: {first} then {second}");
     assert_eq!(store.get(&t).unwrap().as_ref(), Some(&c), "Keep keeps");

@@ -12,9 +12,9 @@
 //!   says 503 while it is away and 200 after, the envelopes left unacknowledged meanwhile come back
 //!   as Slack's retries, and every post is answered exactly once;
 //! - a claim left behind by a failed release does not keep the thread from the other replica;
-//! - (ignored, known bugs) two replies posted back to back that reach different replicas are read
-//!   in post order; a replica paused past its lease in the middle of a turn, resumed, does not
-//!   answer again.
+//! - two replies posted back to back that reach different replicas are read in post order;
+//! - a replica paused past its lease in the middle of a turn, resumed, does not answer again (the
+//!   commit's fence).
 //!
 //! "Exactly once" is read from the markers the bot puts on every post (`nrb:<record>:<item>:<part>`
 //! as the first block's `block_id`): a post answered twice shows two outbox records, a record
@@ -865,15 +865,15 @@ async fn a_claim_left_by_a_failed_release_does_not_keep_the_thread_from_the_othe
     stop([a, b]).await;
 }
 
-/// Known bug, not fixed here: two replies posted one right after the other in a thread, which Slack
-/// hands to different replicas, are read in the order the replicas get to them, not the order they
-/// were posted. The thread claim makes the replicas take turns; it does not order the turns. Here
+/// Two replies posted one right after the other in a thread, which Slack hands to different
+/// replicas, are read in the order they were posted: the claim makes the replicas take turns, and the
+/// replica that gets it handles the thread's earlier journaled events first (`Replicas::earlier`),
+/// whichever replica received them (found by this test, which failed before that). Here
 /// the replica with the earlier reply is held up for a moment (SIGSTOP, well under the lease: a busy
 /// replica), the other reads the later reply first ("yes, fixed" while the bot still waits to hear
 /// VPC or Classic: not an answer, let go), then the earlier one is read and the bot asks whether the
 /// docs solved it, which it was already told. One replica reads them in order (its thread queue).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "known bug: replies of one thread that reach different replicas are read in arrival order, not post order"]
 async fn replies_posted_back_to_back_to_different_replicas_are_read_in_post_order() {
     let Some(db) = TestDatabase::create("replicas_order") else {
         return;
@@ -921,17 +921,15 @@ async fn replies_posted_back_to_back_to_different_replicas_are_read_in_post_orde
     );
 }
 
-/// Known bug, not fixed here: a replica paused for longer than its lease in the middle of a turn
+/// A replica paused for longer than its lease in the middle of a turn
 /// (SIGSTOP here; a frozen VM, a starved container, or a heartbeat held up longer than the lease in
 /// real life) is taken over: the other replica answers the event. When the paused one resumes, it
-/// finishes its turn and answers it again, since nothing fences its commit: the claim it took is
-/// not checked again, and `PgStore::commit` marks the event handled with `ON CONFLICT (key) DO
-/// NOTHING`, so a second commit of the same event succeeds and writes a second outbox record (whose
-/// posts carry another marker). Whether a round shows it depends on where SIGSTOP lands (after the
+/// finishes its turn; its commit must then find the event handled (`StoreError::AlreadyHandled`, the
+/// commit's fence) and write and post nothing, where a second outbox record (whose posts carry
+/// another marker) would be a second answer. Whether a round shows it depends on where SIGSTOP lands (after the
 /// duplicate check, before the commit): each round stops A a little later after its ack (0 to 36 ms,
 /// the span of a turn here), ten rounds.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "known bug: a replica resumed after its lease ran out mid-turn answers the event again"]
 async fn a_replica_paused_past_its_lease_mid_turn_does_not_answer_again() {
     let Some(db) = TestDatabase::create("replicas_pause") else {
         return;

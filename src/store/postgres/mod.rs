@@ -151,7 +151,11 @@ impl PgStore {
         let dump = dump.clone();
         let mut entries = Vec::with_capacity(journaled.len());
         for inbound in journaled {
-            entries.push(crate::inbox::Entry::encode(inbound).map_err(StoreError::Encode)?);
+            let key = inbound.thread();
+            entries.push((
+                crate::inbox::Entry::encode(inbound).map_err(StoreError::Encode)?,
+                [key.team, key.channel, key.thread_ts, inbound.ts.clone()],
+            ));
         }
         self.bridge.run(move |pool| async move {
             let mut client = pool.get().await.map_err(pool_error)?;
@@ -234,11 +238,12 @@ impl PgStore {
                 .map_err(db("restoring unanswered messages"))?;
                 done.unanswered += 1;
             }
-            for entry in &entries {
+            for (entry, [team, channel, thread_ts, ts]) in &entries {
                 // owned by no live replica: the first replica to beat takes them over
                 tx.execute(
-                    "INSERT INTO inbox (owner, entry) VALUES ('migrated-from-sled', $1)",
-                    &[entry],
+                    "INSERT INTO inbox (owner, entry, team, channel, thread_ts, ts)
+                     VALUES ('migrated-from-sled', $1, $2, $3, $4, $5)",
+                    &[entry, team, channel, thread_ts, ts],
                 )
                 .await
                 .map_err(db("restoring journaled events"))?;
@@ -404,12 +409,19 @@ impl Store for PgStore {
                 }
             }
             for e in &events {
-                tx.execute(
-                    "INSERT INTO handled_events (key, at) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
-                    &[e, &now],
-                )
-                .await
-                .map_err(db("marking an event handled"))?;
+                // a mark already there: another replica handled the event (this one was paused past its
+                // lease, or the event was taken over): nothing of this step may be written
+                let fresh = tx
+                    .execute(
+                        "INSERT INTO handled_events (key, at) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
+                        &[e, &now],
+                    )
+                    .await
+                    .map_err(db("marking an event handled"))?;
+                if fresh == 0 {
+                    tx.rollback().await.map_err(db("committing a step"))?;
+                    return Err(StoreError::AlreadyHandled { event: e.clone() });
+                }
             }
             let id = match outbox {
                 Some(record) => {

@@ -28,6 +28,15 @@ use crate::store::replica::Replicas;
 use crate::store::StoreError;
 use crate::vocab::{Inbound, ThreadKey};
 
+/// A Slack `ts` (seconds, a dot, micro-seconds): what `earlier` compares as a number.
+fn is_ts(ts: &str) -> bool {
+    let (secs, frac) = ts.split_once('.').unwrap_or((ts, "0"));
+    !secs.is_empty()
+        && secs.bytes().all(|b| b.is_ascii_digit())
+        && !frac.is_empty()
+        && frac.bytes().all(|b| b.is_ascii_digit())
+}
+
 /// Journaled events taken over in one beat, at most.
 const TAKE_OVER_BATCH: i64 = 500;
 
@@ -159,6 +168,8 @@ impl Replicas for PgReplicas {
 
     fn journal(&self, inbound: &Inbound) -> Result<Ticket, StoreError> {
         let entry = Entry::encode(inbound).map_err(StoreError::Encode)?;
+        let key = inbound.thread();
+        let (team, channel, thread_ts, ts) = (key.team, key.channel, key.thread_ts, inbound.ts.clone());
         let owner = self.shared.id.clone();
         let beat = self.shared.beat_every().as_secs_f64();
         let _gate = self.shared.gate.read().unwrap_or_else(|e| e.into_inner());
@@ -170,8 +181,9 @@ impl Replicas for PgReplicas {
                     "WITH alive AS (
                          UPDATE replicas SET seen_at = now()
                          WHERE id = $1 AND seen_at < now() - make_interval(secs => $3))
-                     INSERT INTO inbox (owner, entry) VALUES ($1, $2) RETURNING id",
-                    &[&owner, &entry, &beat],
+                     INSERT INTO inbox (owner, entry, team, channel, thread_ts, ts)
+                     VALUES ($1, $2, $4, $5, $6, $7) RETURNING id",
+                    &[&owner, &entry, &beat, &team, &channel, &thread_ts, &ts],
                 )
                 .await
                 .map_err(db("journaling an event"))?;
@@ -216,6 +228,38 @@ impl Replicas for PgReplicas {
             self.shared.done_with(thread);
         }
         claimed
+    }
+
+    fn earlier(&self, inbound: &Inbound) -> Result<Vec<(Inbound, Ticket)>, StoreError> {
+        let key = inbound.thread();
+        let (team, channel, thread_ts, ts) = (key.team, key.channel, key.thread_ts, inbound.ts.clone());
+        if !is_ts(&ts) {
+            return Ok(Vec::new());
+        }
+        let rows = self.shared.bridge.run(move |pool| async move {
+            let client = pool.get().await.map_err(pool_error)?;
+            let stmt = client
+                .prepare_cached(
+                    "SELECT id, entry FROM inbox
+                     WHERE team = $1 AND channel = $2 AND thread_ts = $3
+                       AND ts ~ '^[0-9]+([.][0-9]+)?$' AND ts::numeric < ($4::text)::numeric
+                     ORDER BY ts::numeric, id",
+                )
+                .await
+                .map_err(db("reading a thread's earlier events"))?;
+            client
+                .query(&stmt, &[&team, &channel, &thread_ts, &ts])
+                .await
+                .map_err(db("reading a thread's earlier events"))
+        })?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            let id: i64 = row.get(0);
+            if let Ok(earlier) = Entry::decode(row.get::<_, &[u8]>(1)) {
+                out.push((earlier, self.shared.ticket(id)));
+            }
+        }
+        Ok(out)
     }
 
     fn release(&self, thread: &ThreadKey) {

@@ -77,11 +77,18 @@ CREATE TABLE thread_claims (
 );
 CREATE INDEX thread_claims_owner ON thread_claims (owner);
 
--- The inbox journal: events acknowledged to Slack and not finished yet, with the replica working them.
+-- The inbox journal: events acknowledged to Slack and not finished yet, with the replica working them,
+-- their thread and their `ts` (a replica that gets a thread's claim handles the thread's earlier
+-- events first, so turns keep the order they were posted in whichever replica received them).
 CREATE TABLE inbox (
     id           bigserial   PRIMARY KEY,
     owner        text        NOT NULL,
     entry        bytea       NOT NULL,
+    team         text        NOT NULL DEFAULT '',
+    channel      text        NOT NULL DEFAULT '',
+    thread_ts    text        NOT NULL DEFAULT '',
+    ts           text        NOT NULL DEFAULT '',
     journaled_at timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX inbox_owner ON inbox (owner, id);
+CREATE INDEX inbox_thread ON inbox (team, channel, thread_ts);
