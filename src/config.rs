@@ -86,7 +86,7 @@ pub struct ServeArgs {
     /// PostgreSQL for two or more replicas (postgres://user:pass@host:5432/db?sslmode=verify-full&sslrootcert=ca.pem): every piece of state there instead of in --db; prefer the environment variable
     #[arg(long, env = "NETRUNBOOK_DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
-    /// Connections each replica keeps to PostgreSQL, at most
+    /// Connections each replica keeps to PostgreSQL, at most, for its steps (and as many again for the journal, claims and heartbeats)
     #[arg(long, env = "NETRUNBOOK_DATABASE_POOL", default_value_t = crate::store::postgres::DEFAULT_POOL_SIZE as u16, value_parser = clap::value_parser!(u16).range(1..=100))]
     pub database_pool: u16,
     /// A replica silent for this long (no heartbeat) is dead: its threads and unfinished events are taken over (500ms to 30s)

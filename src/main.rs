@@ -179,12 +179,22 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
     }
 }
 
+/// Runtime worker threads of `serve` with `--database-url`.
+const DATABASE_WORKERS: usize = 16;
+
 /// `netrunbook serve`: 0 after a requested shutdown, 3 when Slack disabled Socket Mode, 2 on errors.
 fn serve(args: ServeArgs) -> anyhow::Result<i32> {
     use netrunbook::slack::StopReason;
     netrunbook::telemetry::init(args.log_format);
     let settings = Settings::from_args(args)?;
-    let runtime = tokio::runtime::Runtime::new()?;
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    if settings.database.is_some() {
+        // every store call is a database round trip that holds its worker thread (see
+        // `store::postgres`): more workers, so acks are not queued behind turns waiting on the
+        // database (BENCHMARKS.md: 2 workers sustained 345 events/s with 111 ms acks)
+        runtime.worker_threads(DATABASE_WORKERS);
+    }
+    let runtime = runtime.enable_all().build()?;
     let reason = runtime.block_on(async {
         let app = netrunbook::app::Application::build(settings).await?;
         app.run_until_stopped(netrunbook::app::shutdown_signal()).await

@@ -320,7 +320,14 @@ impl ServerCertVerifier for ChainOnly {
 /// database round trip, as a sled write blocks it for a disk write).
 pub(crate) struct Bridge {
     runtime: Option<tokio::runtime::Runtime>,
+    /// Durable commits: conversations, marks, the outbox, feedback.
     pub pool: Pool,
+    /// `synchronous_commit = off`: the journal, claims and heartbeats. A commit here is visible to
+    /// every replica at once and survives the replica; only a crash of the database server itself
+    /// can lose its last fraction of a second, as a power loss can lose the end of the sled bot's
+    /// unsynced inbox journal. One WAL flush per acknowledged event was the acks' cost otherwise
+    /// (BENCHMARKS.md).
+    pub quick: Pool,
     pub target: Target,
 }
 
@@ -334,40 +341,68 @@ impl Bridge {
             .enable_all()
             .build()
             .map_err(|e| StoreError::Config(format!("cannot start the database runtime: {e}")))?;
-        let manager_config = ManagerConfig {
-            recycling_method: RecyclingMethod::Fast,
+        let tls = match dsn.ssl {
+            SslMode::Disable => None,
+            _ => Some(tokio_postgres_rustls::MakeRustlsConnect::new(tls_config(&dsn)?)),
         };
-        let manager = match dsn.ssl {
-            SslMode::Disable => Manager::from_config(dsn.config.clone(), tokio_postgres::NoTls, manager_config),
-            _ => {
-                let tls = tokio_postgres_rustls::MakeRustlsConnect::new(tls_config(&dsn)?);
-                Manager::from_config(dsn.config.clone(), tls, manager_config)
-            }
+        let build = |config: tokio_postgres::Config| {
+            let manager_config = ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            };
+            let manager = match &tls {
+                None => Manager::from_config(config, tokio_postgres::NoTls, manager_config),
+                Some(tls) => Manager::from_config(config, tls.clone(), manager_config),
+            };
+            Pool::builder(manager)
+                .max_size(size.max(1))
+                .runtime(Runtime::Tokio1)
+                .wait_timeout(Some(POOL_WAIT))
+                .create_timeout(Some(CONNECT_TIMEOUT))
+                .recycle_timeout(Some(CONNECT_TIMEOUT))
+                .build()
+                .map_err(|e| StoreError::Config(format!("cannot build the connection pool: {e}")))
         };
-        let pool = Pool::builder(manager)
-            .max_size(size.max(1))
-            .runtime(Runtime::Tokio1)
-            .wait_timeout(Some(POOL_WAIT))
-            .create_timeout(Some(CONNECT_TIMEOUT))
-            .recycle_timeout(Some(CONNECT_TIMEOUT))
-            .build()
-            .map_err(|e| StoreError::Config(format!("cannot build the connection pool: {e}")))?;
+        let mut quick = dsn.config.clone();
+        let options = match quick.get_options() {
+            Some(o) if !o.trim().is_empty() => format!("{o} -c synchronous_commit=off"),
+            _ => "-c synchronous_commit=off".to_string(),
+        };
+        quick.options(&options);
         Ok(Bridge {
             runtime: Some(runtime),
-            pool,
+            pool: build(dsn.config.clone())?,
+            quick: build(quick)?,
             target: dsn.target,
         })
     }
 
-    /// Run `f` with the pool on the store's runtime and wait for it.
+    /// Run `f` with the durable pool on the store's runtime and wait for it.
     pub(crate) fn run<T, F, Fut>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(Pool) -> Fut + Send + 'static,
         Fut: Future<Output = Result<T, StoreError>> + Send + 'static,
     {
+        self.run_on(self.pool.clone(), f)
+    }
+
+    /// Run `f` with the quick pool (`synchronous_commit = off`: see [`Bridge::quick`]).
+    pub(crate) fn run_quick<T, F, Fut>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(Pool) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<T, StoreError>> + Send + 'static,
+    {
+        self.run_on(self.quick.clone(), f)
+    }
+
+    fn run_on<T, F, Fut>(&self, pool: Pool, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(Pool) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<T, StoreError>> + Send + 'static,
+    {
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
-        let pool = self.pool.clone();
         let runtime = self.runtime.as_ref().expect("the runtime lives as long as the bridge");
         runtime.spawn(async move {
             let _ = tx.send(f(pool).await);

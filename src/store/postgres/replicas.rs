@@ -81,7 +81,7 @@ impl std::fmt::Debug for Row {
 impl SharedEntry for Row {
     fn done(self: Box<Self>) {
         let id = self.id;
-        let result = self.shared.bridge.run(move |pool| async move {
+        let result = self.shared.bridge.run_quick(move |pool| async move {
             let client = pool.get().await.map_err(pool_error)?;
             client
                 .execute("DELETE FROM inbox WHERE id = $1", &[&id])
@@ -173,7 +173,7 @@ impl Replicas for PgReplicas {
         let owner = self.shared.id.clone();
         let beat = self.shared.beat_every().as_secs_f64();
         let _gate = self.shared.gate.read().unwrap_or_else(|e| e.into_inner());
-        let id = self.shared.bridge.run(move |pool| async move {
+        let id = self.shared.bridge.run_quick(move |pool| async move {
             let client = pool.get().await.map_err(pool_error)?;
             // journaling is a sign of life: renewed here when the last beat is a beat period old
             let row = client
@@ -200,7 +200,7 @@ impl Replicas for PgReplicas {
         let beat = self.shared.beat_every().as_secs_f64();
         // counted before the claim exists, so a beat in between does not take it for a left-over
         *self.shared.working().entry(thread.clone()).or_insert(0) += 1;
-        let claimed = self.shared.bridge.run(move |pool| async move {
+        let claimed = self.shared.bridge.run_quick(move |pool| async move {
             let client = pool.get().await.map_err(pool_error)?;
             // claiming is a sign of life too (see `journal`): a replica that takes a thread is not
             // taken for dead by the next replica to claim it
@@ -236,7 +236,7 @@ impl Replicas for PgReplicas {
         if !is_ts(&ts) {
             return Ok(Vec::new());
         }
-        let rows = self.shared.bridge.run(move |pool| async move {
+        let rows = self.shared.bridge.run_quick(move |pool| async move {
             let client = pool.get().await.map_err(pool_error)?;
             let stmt = client
                 .prepare_cached(
@@ -266,7 +266,7 @@ impl Replicas for PgReplicas {
         let (t, c, ts) = (thread.team.clone(), thread.channel.clone(), thread.thread_ts.clone());
         let owner = self.shared.id.clone();
         self.shared.done_with(thread);
-        let result = self.shared.bridge.run(move |pool| async move {
+        let result = self.shared.bridge.run_quick(move |pool| async move {
             let client = pool.get().await.map_err(pool_error)?;
             let stmt = client
                 .prepare_cached(
@@ -291,7 +291,7 @@ impl Replicas for PgReplicas {
         let _gate = self.shared.gate.write().unwrap_or_else(|e| e.into_inner());
         let held: Vec<i64> = self.shared.in_hand().iter().copied().collect();
         let shared = self.shared.clone();
-        let (taken, rows, left_behind) = self.shared.bridge.run(move |pool| async move {
+        let (taken, rows, left_behind) = self.shared.bridge.run_quick(move |pool| async move {
             let mut client = pool.get().await.map_err(pool_error)?;
             let tx = client.transaction().await.map_err(db("beating"))?;
             tx.execute(
@@ -363,7 +363,7 @@ impl Replicas for PgReplicas {
                 }
                 Err(why) => {
                     warn!(id, why = %why, "dropping an unreadable journal entry");
-                    let _ = self.shared.bridge.run(move |pool| async move {
+                    let _ = self.shared.bridge.run_quick(move |pool| async move {
                         let client = pool.get().await.map_err(pool_error)?;
                         client
                             .execute("DELETE FROM inbox WHERE id = $1", &[&id])
@@ -382,7 +382,7 @@ impl Replicas for PgReplicas {
 
     fn leave(&self) {
         let owner = self.shared.id.clone();
-        let result = self.shared.bridge.run(move |pool| async move {
+        let result = self.shared.bridge.run_quick(move |pool| async move {
             let client = pool.get().await.map_err(pool_error)?;
             client
                 .execute("DELETE FROM thread_claims WHERE owner = $1", &[&owner])
