@@ -381,7 +381,10 @@ impl Store for PgStore {
             Change::Put(conv) => Some(Some((Stored::encode(conv)?, i64_of(conv.updated_at)))),
             Change::Remove => Some(None),
         };
-        let events: Vec<String> = commit.events.to_vec();
+        // each key once: a key listed twice must not read as "already handled" by its own first insert
+        let mut events: Vec<String> = commit.events.to_vec();
+        events.sort();
+        events.dedup();
         let outbox = commit.outbox.map(<[u8]>::to_vec);
         let now = i64_of(commit.now);
         self.bridge.run(move |pool| async move {
