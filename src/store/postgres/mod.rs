@@ -151,10 +151,10 @@ impl PgStore {
         let dump = dump.clone();
         let mut entries = Vec::with_capacity(journaled.len());
         for inbound in journaled {
-            let key = inbound.thread();
+            let [team, channel, thread_ts] = parts(&inbound.thread());
             entries.push((
                 crate::inbox::Entry::encode(inbound).map_err(StoreError::Encode)?,
-                [key.team, key.channel, key.thread_ts, inbound.ts.clone()],
+                [team, channel, thread_ts, inbound.ts.clone()],
             ));
         }
         self.bridge.run(move |pool| async move {

@@ -21,7 +21,7 @@ use std::time::Duration;
 use tracing::{info, warn};
 
 use super::connect::Bridge;
-use super::{db, pool_error};
+use super::{db, parts, pool_error};
 use crate::error::error_chain;
 use crate::inbox::{Entry, SharedEntry, Ticket};
 use crate::store::replica::Replicas;
@@ -81,14 +81,7 @@ impl std::fmt::Debug for Row {
 impl SharedEntry for Row {
     fn done(self: Box<Self>) {
         let id = self.id;
-        let result = self.shared.bridge.run_quick(move |pool| async move {
-            let client = pool.get().await.map_err(pool_error)?;
-            client
-                .execute("DELETE FROM inbox WHERE id = $1", &[&id])
-                .await
-                .map_err(db("removing a handled event from the journal"))
-        });
-        if let Err(e) = result {
+        if let Err(e) = self.shared.remove_entry(id) {
             // it is handed back later and dropped then as a duplicate (its marks were committed)
             warn!(error = %error_chain(&e), "cannot remove a handled event from the journal");
         }
@@ -101,6 +94,17 @@ impl SharedEntry for Row {
 }
 
 impl Shared {
+    /// Delete journal entry `id` (done, or unreadable).
+    fn remove_entry(&self, id: i64) -> Result<u64, StoreError> {
+        self.bridge.run_quick(move |pool| async move {
+            let client = pool.get().await.map_err(pool_error)?;
+            client
+                .execute("DELETE FROM inbox WHERE id = $1", &[&id])
+                .await
+                .map_err(db("removing an entry from the journal"))
+        })
+    }
+
     fn forget(&self, id: i64) {
         self.in_hand().remove(&id);
     }
@@ -154,11 +158,6 @@ impl PgReplicas {
             }),
         }
     }
-
-    /// The lease: a replica silent for this long is taken over.
-    pub fn lease(&self) -> Duration {
-        self.shared.lease
-    }
 }
 
 impl Replicas for PgReplicas {
@@ -168,8 +167,8 @@ impl Replicas for PgReplicas {
 
     fn journal(&self, inbound: &Inbound) -> Result<Ticket, StoreError> {
         let entry = Entry::encode(inbound).map_err(StoreError::Encode)?;
-        let key = inbound.thread();
-        let (team, channel, thread_ts, ts) = (key.team, key.channel, key.thread_ts, inbound.ts.clone());
+        let [team, channel, thread_ts] = parts(&inbound.thread());
+        let ts = inbound.ts.clone();
         let owner = self.shared.id.clone();
         let beat = self.shared.beat_every().as_secs_f64();
         let _gate = self.shared.gate.read().unwrap_or_else(|e| e.into_inner());
@@ -194,7 +193,7 @@ impl Replicas for PgReplicas {
     }
 
     fn claim(&self, thread: &ThreadKey) -> Result<bool, StoreError> {
-        let (t, c, ts) = (thread.team.clone(), thread.channel.clone(), thread.thread_ts.clone());
+        let [t, c, ts] = parts(thread);
         let owner = self.shared.id.clone();
         let lease = self.shared.lease_secs();
         let beat = self.shared.beat_every().as_secs_f64();
@@ -231,8 +230,8 @@ impl Replicas for PgReplicas {
     }
 
     fn earlier(&self, inbound: &Inbound) -> Result<Vec<(Inbound, Ticket)>, StoreError> {
-        let key = inbound.thread();
-        let (team, channel, thread_ts, ts) = (key.team, key.channel, key.thread_ts, inbound.ts.clone());
+        let [team, channel, thread_ts] = parts(&inbound.thread());
+        let ts = inbound.ts.clone();
         if !is_ts(&ts) {
             return Ok(Vec::new());
         }
@@ -263,7 +262,7 @@ impl Replicas for PgReplicas {
     }
 
     fn release(&self, thread: &ThreadKey) {
-        let (t, c, ts) = (thread.team.clone(), thread.channel.clone(), thread.thread_ts.clone());
+        let [t, c, ts] = parts(thread);
         let owner = self.shared.id.clone();
         self.shared.done_with(thread);
         let result = self.shared.bridge.run_quick(move |pool| async move {
@@ -363,13 +362,9 @@ impl Replicas for PgReplicas {
                 }
                 Err(why) => {
                     warn!(id, why = %why, "dropping an unreadable journal entry");
-                    let _ = self.shared.bridge.run_quick(move |pool| async move {
-                        let client = pool.get().await.map_err(pool_error)?;
-                        client
-                            .execute("DELETE FROM inbox WHERE id = $1", &[&id])
-                            .await
-                            .map_err(db("dropping a journal entry"))
-                    });
+                    if let Err(e) = self.shared.remove_entry(id) {
+                        warn!(id, error = %error_chain(&e), "cannot drop an unreadable journal entry");
+                    }
                 }
             }
         }
