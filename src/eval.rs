@@ -3,7 +3,7 @@
 //! only for `NONE`. Lines with an empty `section` (as `report --export` writes them, for a person to
 //! label) are skipped and counted.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
@@ -74,11 +74,6 @@ pub fn parse_cases(text: &str) -> Result<Vec<(usize, Case)>, String> {
     Ok(out)
 }
 
-/// Headings compare without backticks, quotes and case, so `calico-node` and `` `calico-node` `` meet.
-fn same_heading(a: &str, b: &str) -> bool {
-    crate::kb::heading_key(a) == crate::kb::heading_key(b)
-}
-
 /// Run the matcher over the cases.
 pub fn evaluate(kb: &KnowledgeBase, cases: &[(usize, Case)]) -> Report {
     let mut sections: BTreeMap<String, SectionStats> = BTreeMap::new();
@@ -87,17 +82,21 @@ pub fn evaluate(kb: &KnowledgeBase, cases: &[(usize, Case)]) -> Report {
     let mut correct = 0;
     let unlabelled = cases.iter().filter(|(_, c)| c.section.trim().is_empty()).count();
     let cases: Vec<&(usize, Case)> = cases.iter().filter(|(_, c)| !c.section.trim().is_empty()).collect();
+    let headings: HashMap<String, &str> = kb
+        .intents
+        .iter()
+        .map(|i| (crate::kb::heading_key(&i.heading), i.heading.as_str()))
+        .collect();
     for (line, case) in cases.iter().map(|c| (&c.0, &c.1)) {
         let outcome = kb.match_text(&case.q);
         let (got, score) = match outcome.best() {
             Some(r) => (kb.intents[r.intent].heading.clone(), r.score),
             None => ("NONE".to_string(), outcome.ranked.first().map_or(0.0, |r| r.score)),
         };
-        let expected = kb
-            .intents
-            .iter()
-            .find(|i| same_heading(&i.heading, &case.section))
-            .map_or(case.section.clone(), |i| i.heading.clone());
+        // headings compare without backticks, quotes and case, so `calico-node` and `` `calico-node` `` meet
+        let expected = headings
+            .get(&crate::kb::heading_key(&case.section))
+            .map_or(case.section.clone(), |h| h.to_string());
         sections.entry(expected.clone()).or_default().expected += 1;
         sections.entry(got.clone()).or_default().predicted += 1;
         let kind = kinds

@@ -15,7 +15,7 @@ use std::sync::{Arc, OnceLock};
 
 use regex::{Regex, RegexSet, RegexSetBuilder};
 
-use crate::text::{clean_slack, Lexicon};
+use crate::text::{clean_slack, without_quiet_lines, Lexicon};
 
 /// Signatures compiled into one automaton at most (the shipped knowledge base has 73: one set).
 /// Building a set costs more than linear time in its patterns (the regex crate's literal prefilter):
@@ -178,7 +178,7 @@ impl MatchOutcome {
 pub(crate) struct Prepared {
     /// Slack markup removed, entities unescaped; original case.
     pub cleaned: String,
-    /// Canonical tokens.
+    /// Canonical tokens (of the telling lines only, in a paste of log lines: see `text::without_quiet_lines`).
     pub tokens: Vec<String>,
     /// Canonical tokens of clauses that rule a component out ("calico-node is fine"): their terms
     /// count against their sections.
@@ -188,7 +188,7 @@ pub(crate) struct Prepared {
 impl Prepared {
     pub(crate) fn new(lexicon: &Lexicon, raw: &str) -> Prepared {
         let cleaned = clean_slack(raw);
-        let (tokens, ruled_out) = lexicon.ruled_out(&cleaned);
+        let (tokens, ruled_out) = lexicon.ruled_out(&without_quiet_lines(&cleaned));
         Prepared {
             cleaned,
             tokens,

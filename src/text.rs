@@ -5,7 +5,7 @@
 //! The same pipeline turns both the knowledge base's terms and users' messages into token streams, so a
 //! term written once in canonical form matches every spelling the vocabulary and the stemmer fold into it.
 
-use std::collections::HashMap;
+use std::borrow::Cow;
 
 use rustc_hash::{FxHashMap, FxHashSet};
 use std::sync::LazyLock;
@@ -59,6 +59,47 @@ pub fn clean_slack(raw: &str) -> String {
         .replace("&lt;", "<")
         .replace("&gt;", ">")
         .replace("&amp;", "&")
+}
+
+/// A line of pasted output that only reports progress or health: klog's `I` lines, `[INFO]`,
+/// `level=info` (logfmt or JSON), an `INFO` column, kubectl's `Normal` events.
+static QUIET_LINE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r#"(?x)
+        ^\s*I\d{4}\s+\d{1,2}:\d{2}:\d{2}                 # klog: I1130 04:12:31.000001
+      | (?:^|\s)Normal\s{2,}\S                          # kubectl describe / get events
+      | \[(?:INFO|DEBUG|TRACE)\]
+      | (?-u:\b)level=(?:info|debug|trace)(?-u:\b)
+      | "level"\s*:\s*"(?:info|debug|trace)"
+      | \s(?:INFO|DEBUG|TRACE)\s
+    "#,
+    )
+    .unwrap()
+});
+/// A paste needs at least this many quiet lines before they are set aside.
+const QUIET_LINES_MIN: usize = 3;
+
+/// `cleaned` without its quiet log lines (see [`QUIET_LINE`]) when it also has other lines: in 40 KB of
+/// kubelet log, two hundred `Probe succeeded ... ibm-cloud-provider-ip` lines are not evidence that
+/// the load balancer is the problem; the one error line and the person's own words are. A paste of
+/// quiet lines only is kept whole. Signatures still read the whole text.
+pub(crate) fn without_quiet_lines(cleaned: &str) -> Cow<'_, str> {
+    if !cleaned.contains('\n') {
+        return Cow::Borrowed(cleaned);
+    }
+    let (mut quiet, mut other) = (0, 0);
+    for line in cleaned.lines().filter(|l| !l.trim().is_empty()) {
+        if QUIET_LINE.is_match(line) {
+            quiet += 1;
+        } else {
+            other += 1;
+        }
+    }
+    if quiet < QUIET_LINES_MIN || other == 0 {
+        return Cow::Borrowed(cleaned);
+    }
+    let kept: Vec<&str> = cleaned.lines().filter(|l| !QUIET_LINE.is_match(l)).collect();
+    Cow::Owned(kept.join("\n"))
 }
 
 /// Common English and Kubernetes words that are never typo-corrected into knowledge-base terms, even
@@ -228,12 +269,12 @@ impl Lexicon {
 
     /// Canonical tokens of a user's message: noise stripped and typos corrected first.
     pub fn tokens(&self, cleaned: &str) -> Vec<String> {
-        self.tokens_with(cleaned, &mut HashMap::new())
+        self.tokens_with(cleaned, &mut FxHashMap::default())
     }
 
     /// [`Lexicon::tokens`], keeping the typo corrections made in `cache` for the next text (fitting the
     /// learned layer reads thousands of messages that share their unknown words).
-    pub(crate) fn tokens_with(&self, cleaned: &str, cache: &mut HashMap<String, Option<String>>) -> Vec<String> {
+    pub(crate) fn tokens_with(&self, cleaned: &str, cache: &mut FxHashMap<String, Option<String>>) -> Vec<String> {
         let denoised = self.translate(strip_noise(cleaned));
         let mut out = Vec::new();
         for tok in raw_tokens(&denoised) {
@@ -291,8 +332,10 @@ impl Lexicon {
             return (self.tokens(cleaned), Vec::new());
         }
         let (mut kept, mut out) = (Vec::new(), Vec::new());
+        // one cache for all clauses: a pasted log is hundreds of clauses sharing their unknown words
+        let mut cache = FxHashMap::default();
         for clause in CLAUSE.split(cleaned) {
-            let mut toks = self.tokens(clause);
+            let mut toks = self.tokens_with(clause, &mut cache);
             let lower = clause.to_lowercase();
             // "isn't the scrape failure alert" negates its problem words too; "no endpoint gateway
             // created" states a problem
@@ -338,16 +381,17 @@ impl Lexicon {
             return None;
         }
         let sk = skeleton(tok);
-        let mut probes = vec![sk.clone()];
+        let first = tok.chars().next();
+        let mut found: Vec<&String> = Vec::new();
+        let mut probe = |p: &str| {
+            if let Some(words) = self.skeletons.get(p) {
+                found.extend(words.iter().filter(|w| w.chars().next() == first));
+            }
+        };
+        probe(&sk);
         if sk.chars().count() >= 5 {
-            probes.extend(deletions(&sk, 1));
+            each_deletion(&sk, 1, &mut probe);
         }
-        let mut found: Vec<&String> = probes
-            .iter()
-            .filter_map(|p| self.skeletons.get(p))
-            .flatten()
-            .filter(|w| w.chars().next() == tok.chars().next())
-            .collect();
         found.sort();
         found.dedup();
         match found.as_slice() {
@@ -364,9 +408,7 @@ impl Lexicon {
         }
         let limit = max_distance(tok);
         let mut best: Option<(usize, &String)> = None;
-        let mut probe = deletions(tok, limit);
-        probe.push(tok.to_string());
-        for d in &probe {
+        let mut probe = |d: &str| {
             if let Some(cands) = self.deletes.get(d) {
                 for cand in cands {
                     let dist = osa_distance(tok, cand);
@@ -380,7 +422,7 @@ impl Lexicon {
                     }
                 }
             }
-            if let Some(cands) = self.known.get(d.as_str()) {
+            if let Some(cands) = self.known.get(d) {
                 let dist = osa_distance(tok, cands);
                 if dist <= limit
                     && cands.chars().count() >= 5
@@ -389,7 +431,9 @@ impl Lexicon {
                     best = Some((dist, cands));
                 }
             }
-        }
+        };
+        probe(tok);
+        each_deletion(tok, limit, &mut probe);
         best.map(|(_, w)| w.clone())
     }
 
@@ -459,6 +503,26 @@ fn max_distance(word: &str) -> usize {
         2
     } else {
         1
+    }
+}
+
+/// Calls `f` with every string made by deleting one, or (`n` = 2) two, characters from `word`, in one
+/// reused buffer: the typo corrector probes every unknown word of every message this way. A string
+/// reachable in two ways comes twice.
+fn each_deletion(word: &str, n: usize, f: &mut impl FnMut(&str)) {
+    let chars: Vec<char> = word.chars().collect();
+    let mut buf = String::with_capacity(word.len());
+    for i in 0..chars.len() {
+        buf.clear();
+        buf.extend(chars[..i].iter().chain(&chars[i + 1..]));
+        f(&buf);
+        if n >= 2 {
+            for j in i + 1..chars.len() {
+                buf.clear();
+                buf.extend(chars[..i].iter().chain(&chars[i + 1..j]).chain(&chars[j + 1..]));
+                f(&buf);
+            }
+        }
     }
 }
 
@@ -685,6 +749,24 @@ mod tests {
         let l = lex();
         let t = l.tokens("2022-09-08 07:13:19.719 calico-node-7xk2p 10.242.64.17 3f2a9c1e-1111-2222-3333-444455556666 c9v3k1sd0abcdefgh123");
         assert_eq!(t, l.canonical("calico node"));
+    }
+
+    #[test]
+    fn quiet_log_lines_are_set_aside_only_beside_telling_ones() {
+        let quiet = "I1130 04:12:31.000101 2817 prober.go:116] Probe succeeded pod=ibm-cloud-provider-ip\n\
+                     2024-03-01 [INFO][72] felix/int_dataplane.go 1234: Applying dataplane updates\n\
+                     ts=2024-03-01 level=info msg=\"synced\"\n\
+                     {\"level\":\"debug\",\"msg\":\"tick\"}\n\
+                     \x20 Normal   Scheduled  2m  default-scheduler  Successfully assigned default/web";
+        assert_eq!(without_quiet_lines(quiet), quiet, "nothing else to read: kept whole");
+        let mixed = format!("{quiet}\nE1130 04:13:02.1 2817 pod_workers.go:1298] calico-node CrashLoopBackOff\nwhy?");
+        assert_eq!(
+            without_quiet_lines(&mixed),
+            "E1130 04:13:02.1 2817 pod_workers.go:1298] calico-node CrashLoopBackOff\nwhy?"
+        );
+        // prose is not a log line, whatever its words
+        let prose = "the info page says normal\nlevel of info is low\nI think it's DNS\nwhy?";
+        assert_eq!(without_quiet_lines(prose), prose);
     }
 
     #[test]

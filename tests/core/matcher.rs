@@ -188,6 +188,54 @@ fn exact_signatures_beat_loose_keywords() {
     );
 }
 
+/// About 40 KB of kubelet log: healthy lines about the load balancer's pods, each repeated hundreds of
+/// times, and one error line (at `at`, a fraction of the way in).
+fn kubelet_paste(error: &str, at: f64) -> String {
+    let quiet = [
+        r#"I1130 04:12:31.000101    2817 prober.go:116] "Probe succeeded" probeType="Readiness" pod="ibm-system/ibm-cloud-provider-ip-169-61-4a1b2c3d-7f9" containerName="ibm-cloud-provider-ip""#,
+        r#"I1130 04:12:31.000202    2817 kubelet.go:2214] "SyncLoop (PLEG): event for pod" pod="kube-system/ibm-keepalived-watcher-9zx2k" event={Type:ContainerStarted}"#,
+        r#"I1130 04:12:31.000303    2817 reconciler.go:224] "operationExecutor.VerifyControllerAttachedVolume started" volume="kube-api-access-x2kq9" pod="default/web-6c9f8d7b5-x2kq9""#,
+    ];
+    let mut lines: Vec<&str> = quiet.iter().cycle().take(40 * 1024 / 150).copied().collect();
+    lines.insert((lines.len() as f64 * at) as usize, error);
+    lines.join("\n")
+}
+
+#[test]
+fn in_a_pasted_log_the_error_line_outweighs_hundreds_of_healthy_lines() {
+    let cases = [
+        (
+            r#"E1130 04:13:02.000001    2817 pod_workers.go:1298] "Error syncing pod, skipping" err="failed to \"StartContainer\" for \"calico-node\" with CrashLoopBackOff" pod="calico-system/calico-node-7xk2p""#,
+            "calico-node",
+        ),
+        (
+            "Warning  FailedCreatePodSandBox  kubelet  Failed to create pod sandbox: plugin type=\"calico\" failed (add): failed to request 1 IPv4 addresses. IPAM allocated only 0",
+            "pods-not-starting",
+        ),
+    ];
+    for (error, expect) in cases {
+        for at in [0.0, 0.5, 1.0] {
+            let paste = kubelet_paste(error, at);
+            assert!(paste.len() > 35_000, "{}", paste.len());
+            check(&paste, expect);
+        }
+    }
+    // the person's own words around the paste still count; a paste of healthy lines alone is kept whole
+    check(
+        &format!(
+            "calico-node keeps restarting on this worker, kubelet says:\n{}",
+            kubelet_paste("", 1.0)
+        ),
+        "calico-node",
+    );
+    let kb = kb();
+    let outcome = kb.match_text(&kubelet_paste("", 0.0));
+    assert!(
+        outcome.ranked.iter().any(|r| kb.intents[r.intent].id == "loadbalancer"),
+        "quiet lines alone are still read: {outcome:#?}"
+    );
+}
+
 #[test]
 fn close_calls_are_flagged_ambiguous() {
     let kb = kb();

@@ -91,7 +91,7 @@ pub(super) fn fit_learned(lexicon: &Lexicon, lessons: Lessons) -> learned::Model
             .chunks(chunk)
             .map(|part| {
                 scope.spawn(move || {
-                    let mut cache = HashMap::new();
+                    let mut cache = rustc_hash::FxHashMap::default();
                     part.iter()
                         .map(|(q, c)| {
                             let toks = lexicon.tokens_with(&crate::text::clean_slack(q), &mut cache);
