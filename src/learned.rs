@@ -21,6 +21,8 @@ pub(crate) const TRAINING: &[(&str, &str)] = &[
     ),
     ("tuning3.jsonl", include_str!("../tests/data/tuning3.jsonl")),
     ("tuning4.jsonl", include_str!("../tests/data/tuning4.jsonl")),
+    ("tuning5.jsonl", include_str!("../tests/data/tuning5.jsonl")),
+    ("tuning6.jsonl", include_str!("../tests/data/tuning6.jsonl")),
 ];
 
 /// Additive smoothing of the word counts.

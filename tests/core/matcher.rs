@@ -62,6 +62,8 @@ fn accuracy_on_our_own_sets_stays_high() {
         ("tests/data/nearmiss_tuning.jsonl", 0.95),
         ("tests/data/tuning3.jsonl", 0.95),
         ("tests/data/tuning4.jsonl", 0.95),
+        ("tests/data/tuning5.jsonl", 0.97),
+        ("tests/data/tuning6.jsonl", 0.97),
     ] {
         let acc = accuracy_on(file);
         assert!(acc >= bar, "{file}: accuracy {:.1}% < {:.0}%", acc * 100.0, bar * 100.0);
@@ -71,15 +73,15 @@ fn accuracy_on_our_own_sets_stays_high() {
 /// The blind sets: written from the runbook alone by authors who saw neither the knowledge base nor
 /// our sets, and never fit on. A-D have been looked at while tuning (their misses read in sessions 3
 /// and 4, and they chose the learned layer's four constants in session 5); E was scored at first sight
-/// and only its totals were read since. The bars are their figures in the README, rounded down.
+/// and only its totals were read since (session 6 too). The bars are their figures in the README, rounded down.
 #[test]
 fn accuracy_on_the_blind_sets_generalises() {
     for (file, bar) in [
-        ("tests/data/messages_a.jsonl", 0.95),
+        ("tests/data/messages_a.jsonl", 0.96),
         ("tests/data/messages_b.jsonl", 0.97),
         ("tests/data/messages_c.jsonl", 0.97),
-        ("tests/data/messages_d.jsonl", 0.96),
-        ("tests/data/messages_e.jsonl", 0.96),
+        ("tests/data/messages_d.jsonl", 0.97),
+        ("tests/data/messages_e.jsonl", 0.97),
     ] {
         let acc = accuracy_on(file);
         println!("{file}: {:.1}%", acc * 100.0);
