@@ -163,6 +163,7 @@ pub fn ask(kb: &KnowledgeBase, text: &str, as_json: bool, out: &mut impl Write) 
                     "matched": e.matched,
                     "count": e.count,
                     "points": round(e.points),
+                    "corrected": e.corrected.iter().map(|c| json!({"typed": c.typed, "read": c.read})).collect::<Vec<_>>(),
                 })
             })
             .collect();

@@ -227,6 +227,7 @@ mod tests {
                 })
                 .collect(),
             off_topic: 0.0,
+            corrections: vec![],
         }
     }
 

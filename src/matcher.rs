@@ -15,7 +15,7 @@ use std::sync::{Arc, OnceLock};
 
 use regex::{Regex, RegexSet, RegexSetBuilder};
 
-use crate::text::{clean_slack, without_quiet_lines, Lexicon};
+use crate::text::{clean_slack, without_quiet_lines, Correction, Lexicon};
 
 /// Signatures compiled into one automaton at most (the shipped knowledge base has 73: one set).
 /// Building a set costs more than linear time in its patterns (the regex crate's literal prefilter):
@@ -122,6 +122,8 @@ pub struct Evidence {
     pub matched: Option<String>,
     pub count: usize,
     pub points: f64,
+    /// For terms: the typo corrections the term was found through ("calcio" read as "calico").
+    pub corrected: Vec<Correction>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -161,6 +163,8 @@ pub struct MatchOutcome {
     pub ranked: Vec<Ranked>,
     /// Score of the off-topic words.
     pub off_topic: f64,
+    /// Every typo correction made while reading the message.
+    pub corrections: Vec<Correction>,
 }
 
 impl MatchOutcome {
@@ -183,16 +187,19 @@ pub(crate) struct Prepared {
     /// Canonical tokens of clauses that rule a component out ("calico-node is fine"): their terms
     /// count against their sections.
     pub ruled_out: Vec<String>,
+    /// The typo corrections made on the way to `tokens`.
+    pub corrections: Vec<Correction>,
 }
 
 impl Prepared {
     pub(crate) fn new(lexicon: &Lexicon, raw: &str) -> Prepared {
         let cleaned = clean_slack(raw);
-        let (tokens, ruled_out) = lexicon.ruled_out(&without_quiet_lines(&cleaned));
+        let (tokens, ruled_out, corrections) = lexicon.ruled_out(&without_quiet_lines(&cleaned));
         Prepared {
             cleaned,
             tokens,
             ruled_out,
+            corrections,
         }
     }
 }
@@ -311,12 +318,19 @@ impl Matcher {
                 Owner::OffTopic => off_topic += points,
                 Owner::Intent(i) => {
                     scores[i].0 += points;
+                    let term = &self.intents[i].terms[j];
                     scores[i].1.push(Evidence {
                         kind: EvidenceKind::Term,
-                        label: self.intents[i].terms[j].label.clone(),
+                        label: term.label.clone(),
                         matched: None,
                         count: hit.exact.max(1),
                         points,
+                        corrected: msg
+                            .corrections
+                            .iter()
+                            .filter(|c| term.tokens.contains(&c.read))
+                            .cloned()
+                            .collect(),
                     });
                 }
             }
@@ -334,6 +348,7 @@ impl Matcher {
                         matched: None,
                         count: 1,
                         points,
+                        corrected: Vec::new(),
                     });
                 }
             }
@@ -365,6 +380,7 @@ impl Matcher {
                             matched: None,
                             count: 1,
                             points,
+                            corrected: Vec::new(),
                         });
                     }
                     // "no section" adds to the off-topic score, at twice the weight
@@ -386,6 +402,7 @@ impl Matcher {
                     matched,
                     count: 1,
                     points: sig.weight,
+                    corrected: Vec::new(),
                 });
             }
         }
@@ -417,6 +434,7 @@ impl Matcher {
             verdict,
             ranked,
             off_topic,
+            corrections: msg.corrections.clone(),
         }
     }
 

@@ -61,6 +61,15 @@ pub fn clean_slack(raw: &str) -> String {
         .replace("&amp;", "&")
 }
 
+/// A word read as another: a typo ("calcio" as "calico") or a word typed without its vowels ("wrkr").
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Correction {
+    /// As the person typed it (lower case, stemmed).
+    pub typed: String,
+    /// The knowledge base's word it was read as.
+    pub read: String,
+}
+
 /// A line of pasted output that only reports progress or health: klog's `I` lines, `[INFO]`,
 /// `level=info` (logfmt or JSON), an `INFO` column, kubectl's `Normal` events.
 static QUIET_LINE: LazyLock<Regex> = LazyLock::new(|| {
@@ -325,15 +334,26 @@ impl Lexicon {
     /// ("calico-node is fine, it's the controllers pod", "not a DNS issue, the LB never gets an IP"):
     /// in a clause that says nothing is wrong, a component called healthy, or negated at the clause's
     /// start. Only the component's name moves; the rest of the clause still counts.
-    pub(crate) fn ruled_out(&self, cleaned: &str) -> (Vec<String>, Vec<String>) {
+    /// Also the typo corrections it made, as typed and as read, sorted.
+    pub(crate) fn ruled_out(&self, cleaned: &str) -> (Vec<String>, Vec<String>, Vec<Correction>) {
+        // one cache for all clauses: a pasted log is hundreds of clauses sharing their unknown words;
+        // what it holds in the end is every correction made
+        let mut cache = FxHashMap::default();
+        let corrections = |cache: FxHashMap<String, Option<String>>| {
+            let mut c: Vec<Correction> = cache
+                .into_iter()
+                .filter_map(|(typed, read)| read.map(|read| Correction { typed, read }))
+                .collect();
+            c.sort();
+            c
+        };
         if (self.healthy_components.is_empty() && self.negated_components.is_empty())
             || !RULE_OUT_HINT.is_match(cleaned)
         {
-            return (self.tokens(cleaned), Vec::new());
+            let toks = self.tokens_with(cleaned, &mut cache);
+            return (toks, Vec::new(), corrections(cache));
         }
         let (mut kept, mut out) = (Vec::new(), Vec::new());
-        // one cache for all clauses: a pasted log is hundreds of clauses sharing their unknown words
-        let mut cache = FxHashMap::default();
         for clause in CLAUSE.split(cleaned) {
             let mut toks = self.tokens_with(clause, &mut cache);
             let lower = clause.to_lowercase();
@@ -361,7 +381,7 @@ impl Lexicon {
             }
             kept.extend(toks);
         }
-        (kept, out)
+        (kept, out, corrections(cache))
     }
 
     fn correct(&self, tok: &str) -> Option<String> {

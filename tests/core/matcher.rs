@@ -121,6 +121,43 @@ fn typos_without_vowels_and_terms_inside_other_scripts_are_found() {
 }
 
 #[test]
+fn the_evidence_says_which_words_were_read_through_a_correction() {
+    let kb = kb();
+    let outcome = kb.match_text("calcio-node crshlpbckff on 3 workers");
+    let read = |typed: &str| {
+        outcome
+            .corrections
+            .iter()
+            .find(|c| c.typed == typed)
+            .map(|c| c.read.as_str())
+    };
+    assert_eq!(read("calcio"), Some("calico"), "{:?}", outcome.corrections);
+    assert_eq!(
+        read("crshlpbckff"),
+        Some("crashloopbackoff"),
+        "{:?}",
+        outcome.corrections
+    );
+    let best = outcome.best().expect("a match");
+    assert_eq!(kb.intents[best.intent].id, "calico-node");
+    let through: Vec<&str> = best
+        .evidence
+        .iter()
+        .flat_map(|e| &e.corrected)
+        .map(|c| c.typed.as_str())
+        .collect();
+    assert!(through.contains(&"calcio"), "{best:#?}");
+    // words spelled right are no correction
+    let clean = kb.match_text("calico-node crashloopbackoff on 3 workers");
+    assert!(clean.corrections.is_empty(), "{:?}", clean.corrections);
+    assert!(clean
+        .ranked
+        .iter()
+        .flat_map(|r| &r.evidence)
+        .all(|e| e.corrected.is_empty()));
+}
+
+#[test]
 fn the_learned_layer_shows_in_the_evidence() {
     let kb = kb();
     let outcome = kb.match_text("the per-node calico agent daemonset keeps dying on two workers");
