@@ -66,7 +66,7 @@ pub fn clean_slack(raw: &str) -> String {
 pub struct Correction {
     /// As the person typed it (lower case, stemmed).
     pub typed: String,
-    /// The knowledge base's word it was read as.
+    /// The knowledge base's word it was read as (its words, space-separated, for a phrase typed as one).
     pub read: String,
 }
 
@@ -162,7 +162,22 @@ pub struct Lexicon {
     /// Length in characters of the longest known word: a longer token is more than two slips away
     /// from every known word, so it is never corrected (and never costs the cubic deletion search).
     longest_known: usize,
+    /// Phrases of several words typed as one ("calicokubecontrollers", an alert name as Prometheus
+    /// names it), as one stemmed token -> the phrase's tokens.
+    compounds: FxHashMap<String, Vec<String>>,
+    /// The compounds by their first [`COMPOUND_PREFIX`] letters: the candidates a long unknown word is
+    /// compared with, so "CustomerOpenVPNSeverUnavailble" is read too.
+    compound_prefixes: FxHashMap<String, Vec<String>>,
 }
+
+/// A phrase typed without spaces is read as its words only from this many letters: shorter joins
+/// ("noip") are too easily another word.
+const COMPOUND_MIN: usize = 8;
+/// A misspelt compound is looked for among the compounds sharing its first letters (a slip there is
+/// rare; comparing with every compound would cost each long unknown word of a paste tens of µs)...
+const COMPOUND_PREFIX: usize = 5;
+/// ...and read as one when at most one letter in this many differs.
+const COMPOUND_LETTERS_PER_SLIP: usize = 8;
 
 /// The automaton over the foreign spellings, and the English (space-padded) of each.
 #[derive(Debug, Clone)]
@@ -188,10 +203,14 @@ impl Lexicon {
             lex.max_variant_len = lex.max_variant_len.max(canon.len());
             lex.variant_starts.extend(canon.first().cloned());
             lex.synonyms.insert(canon.clone(), canon.clone());
+            lex.add_compound(canonical, &canon);
             for v in variants {
                 let toks = raw_tokens(v);
                 if toks.is_empty() || toks == canon {
                     continue;
+                }
+                if toks.len() >= 2 {
+                    lex.add_compound(v, &canon);
                 }
                 lex.known.extend(toks.iter().cloned());
                 lex.max_variant_len = lex.max_variant_len.max(toks.len());
@@ -200,7 +219,9 @@ impl Lexicon {
             }
         }
         for p in phrases {
-            lex.known.extend(raw_tokens(p));
+            let toks = raw_tokens(p);
+            lex.known.extend(toks.iter().cloned());
+            lex.add_compound(p, &toks);
         }
         let known: Vec<String> = lex.known.iter().cloned().collect();
         lex.longest_known = known.iter().map(|w| w.chars().count()).max().unwrap_or(0);
@@ -211,6 +232,13 @@ impl Lexicon {
             for d in deletions(&word, max_distance(&word)) {
                 lex.deletes.entry(d).or_default().push(word.clone());
             }
+        }
+        for key in lex.compounds.keys() {
+            let prefix: String = key.chars().take(COMPOUND_PREFIX).collect();
+            lex.compound_prefixes.entry(prefix).or_default().push(key.clone());
+        }
+        for list in lex.compound_prefixes.values_mut() {
+            list.sort();
         }
         for list in lex.deletes.values_mut() {
             list.sort();
@@ -238,6 +266,18 @@ impl Lexicon {
             list.dedup();
         }
         lex
+    }
+
+    /// `phrase` (of several words, read as `tokens`) typed as one word is read as `tokens` too.
+    fn add_compound(&mut self, phrase: &str, tokens: &[String]) {
+        let words = raw_tokens(phrase);
+        if words.len() < 2 || words.iter().any(|w| w.chars().any(|c| c.is_ascii_digit())) {
+            return;
+        }
+        let joined: String = phrase.to_lowercase().chars().filter(|c| c.is_alphanumeric()).collect();
+        if joined.chars().count() >= COMPOUND_MIN && joined.is_ascii() {
+            self.compounds.entry(stem(&joined)).or_insert_with(|| tokens.to_vec());
+        }
     }
 
     /// Read each of `translations`' foreign spellings (Japanese, Chinese: no spaces between words) as
@@ -298,8 +338,11 @@ impl Lexicon {
                 out.push(tok);
                 continue;
             }
-            let fixed = cache.entry(tok.clone()).or_insert_with(|| self.correct(&tok)).clone();
-            out.push(fixed.unwrap_or(tok));
+            let read = cache.entry(tok.clone()).or_insert_with(|| self.read_unknown(&tok));
+            match read {
+                Some(words) => out.extend(words.split(' ').map(String::from)),
+                None => out.push(tok),
+            }
         }
         drop_stopwords(self.apply_synonyms(out))
     }
@@ -384,6 +427,34 @@ impl Lexicon {
         (kept, out, corrections(cache))
     }
 
+    /// How an unknown word is read: a phrase typed as one word (its words, space-separated), a typo of
+    /// a known word or of such a phrase, or nothing.
+    fn read_unknown(&self, tok: &str) -> Option<String> {
+        let phrase = |key: &str| self.compounds.get(key).map(|words| words.join(" "));
+        phrase(tok)
+            .or_else(|| self.correct(tok))
+            .or_else(|| phrase(self.correct_compound(tok)?))
+    }
+
+    /// The compound `tok` is a misspelling of: sharing its first letters, within one slip per
+    /// [`COMPOUND_LETTERS_PER_SLIP`] letters, the closest (then the first in order).
+    fn correct_compound(&self, tok: &str) -> Option<&str> {
+        let len = tok.chars().count();
+        if len < 2 * COMPOUND_LETTERS_PER_SLIP || !tok.chars().all(|c| c.is_ascii_alphabetic()) {
+            return None;
+        }
+        let prefix: String = tok.chars().take(COMPOUND_PREFIX).collect();
+        let limit = len / COMPOUND_LETTERS_PER_SLIP;
+        self.compound_prefixes
+            .get(&prefix)?
+            .iter()
+            .filter(|key| key.len().abs_diff(len) <= limit)
+            .map(|key| (osa_distance(tok, key), key))
+            .filter(|(d, _)| *d <= limit)
+            .min()
+            .map(|(_, key)| key.as_str())
+    }
+
     fn correct(&self, tok: &str) -> Option<String> {
         self.correct_slip(tok).or_else(|| self.correct_vowelless(tok))
     }
@@ -427,6 +498,11 @@ impl Lexicon {
             return None;
         }
         let limit = max_distance(tok);
+        // the knowledge base's words are ASCII: more letters of another script than slips allowed
+        // cannot be one of them (40 KB of Cyrillic is thousands of such words)
+        if tok.chars().filter(|c| !c.is_ascii()).count() > limit {
+            return None;
+        }
         let mut best: Option<(usize, &String)> = None;
         let mut probe = |d: &str| {
             if let Some(cands) = self.deletes.get(d) {
@@ -593,22 +669,46 @@ pub(crate) fn osa_distance(a: &str, b: &str) -> usize {
     d[n][m]
 }
 
+/// `\b` becomes `(?-u:\b)`: a Unicode word boundary keeps the regex crate's DFA off any text with a
+/// non-ASCII character (40 KB of Cyrillic took 38 ms instead of 1 ms); error signatures and the
+/// clause cues here are ASCII anyway.
+pub(crate) fn ascii_word_boundaries(pattern: &str) -> String {
+    let mut out = String::with_capacity(pattern.len());
+    let mut chars = pattern.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('b') => out.push_str("(?-u:\\b)"),
+            Some('B') => out.push_str("(?-u:\\B)"),
+            Some(n) => {
+                out.push('\\');
+                out.push(n);
+            }
+            None => out.push('\\'),
+        }
+    }
+    out
+}
+
 static CLAUSE: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?i)[.;!?\n]+|[,:]\s|\s[-–—]\s|\s(?:but|though|however|whereas|while|although|instead)\s").unwrap()
 });
 /// Cheap pre-check: a message with none of these words rules nothing out.
 static RULE_OUT_HINT: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)\b(?:not?|isn|aren|never|nothing|fine|healthy|ok|okay|good|green|normal|unaffected|clean|works?|working|ruled|excluded|unrelated|think|believe|doubt)\b").unwrap()
+    Regex::new(&ascii_word_boundaries(r"(?i)\b(?:not?|isn|aren|never|nothing|fine|healthy|ok|okay|good|green|normal|unaffected|clean|works?|working|ruled|excluded|unrelated|think|believe|doubt)\b")).unwrap()
 });
 static HEALTHY: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)\b(?:fine|healthy|ok|okay|good|green|normal|unaffected|clean|works?(?:\s+fine)?|working(?:\s+fine)?|running\s+fine|all\s+running|ruled\s+out|not\s+the\s+(?:problem|issue|cause|culprit)|isn'?t\s+the\s+(?:problem|issue|cause|culprit)|no\s+(?:issues?|problems?|errors?))\b").unwrap()
+    Regex::new(&ascii_word_boundaries(r"(?i)\b(?:fine|healthy|ok|okay|good|green|normal|unaffected|clean|works?(?:\s+fine)?|working(?:\s+fine)?|running\s+fine|all\s+running|ruled\s+out|not\s+the\s+(?:problem|issue|cause|culprit)|isn'?t\s+the\s+(?:problem|issue|cause|culprit)|no\s+(?:issues?|problems?|errors?))\b")).unwrap()
 });
 static NEGATED_START: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)^\s*(?:and\s+|so\s+|also\s+)?(?:(?:i'?m\s+)?(?:pretty\s+|quite\s+|fairly\s+)?sure\s+|definitely\s+|clearly\s+)?(?:it'?s\s+|its\s+|this\s+is\s+|this\s+isn'?t\s+|that'?s\s+)?(not|no|never|isn'?t|nothing\s+(?:wrong\s+)?(?:with|to\s+do\s+with)|unrelated\s+to|i\s+(?:don'?t|do\s+not)\s+(?:think|believe)\s+(?:it'?s|its|this\s+is|that'?s|the\s+issue\s+is|the\s+problem\s+is)|i\s+doubt\s+(?:it'?s|its|this\s+is|that'?s)|(?:we\s+|we'?ve\s+|i\s+|i'?ve\s+)?(?:already\s+)?(?:ruled\s+out|excluded))\b").unwrap()
+    Regex::new(&ascii_word_boundaries(r"(?i)^\s*(?:and\s+|so\s+|also\s+)?(?:(?:i'?m\s+)?(?:pretty\s+|quite\s+|fairly\s+)?sure\s+|definitely\s+|clearly\s+)?(?:it'?s\s+|its\s+|this\s+is\s+|this\s+isn'?t\s+|that'?s\s+)?(not|no|never|isn'?t|nothing\s+(?:wrong\s+)?(?:with|to\s+do\s+with)|unrelated\s+to|i\s+(?:don'?t|do\s+not)\s+(?:think|believe)\s+(?:it'?s|its|this\s+is|that'?s|the\s+issue\s+is|the\s+problem\s+is)|i\s+doubt\s+(?:it'?s|its|this\s+is|that'?s)|(?:we\s+|we'?ve\s+|i\s+|i'?ve\s+)?(?:already\s+)?(?:ruled\s+out|excluded))\b")).unwrap()
 });
 /// Words that say something is wrong: a clause with one rules nothing out ("calico-node is not ready").
 static PROBLEM: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)crash|fail|error|\bdown\b|broken|stuck|pending|time[sd]?\s?out|timing\s+out|unable|can'?t|cannot|won'?t|not\s+(?:working|ready|running|starting|reachable|resolving)|restart|\b0/\d|dropp|refus|unreachable|\bhang|\bno\s+(?:ip|address|external|endpoint|route|connect|access|traffic|response|replicas?)").unwrap()
+    Regex::new(&ascii_word_boundaries(r"(?i)crash|fail|error|\bdown\b|broken|stuck|pending|time[sd]?\s?out|timing\s+out|unable|can'?t|cannot|won'?t|not\s+(?:working|ready|running|starting|reachable|resolving)|restart|\b0/\d|dropp|refus|unreachable|\bhang|\bno\s+(?:ip|address|external|endpoint|route|connect|access|traffic|response|replicas?)")).unwrap()
 });
 
 static NOISE: LazyLock<Regex> = LazyLock::new(|| {
@@ -712,6 +812,29 @@ mod tests {
     }
 
     #[test]
+    fn a_phrase_typed_as_one_word_is_read_as_its_words_even_misspelt() {
+        let l = Lexicon::new(
+            [("calico kube controllers", &[][..])],
+            ["customer openvpn server unavailable", "calico node", "no ip"],
+        );
+        assert_eq!(
+            l.tokens("calicokubecontrollers"),
+            l.canonical("calico kube controllers")
+        );
+        assert_eq!(l.tokens("CalicoNode pod"), l.canonical("calico node pod"));
+        let alert = l.canonical("customer openvpn server unavailable");
+        assert_eq!(l.tokens("CustomerOpenVPNServerUnavailable"), alert);
+        // one slip per 8 letters: two in 30
+        assert_eq!(l.tokens("CustomerOpenVPNSeverUnavailble"), alert);
+        assert_ne!(l.tokens("CustomerOpenVPNSvrUnvlbl"), alert, "too far");
+        // short joins are another word too easily
+        assert_eq!(l.tokens("noip"), vec!["noip".to_string()]);
+        let (_, _, corrections) = l.ruled_out("CustomerOpenVPNSeverUnavailble");
+        assert_eq!(corrections.len(), 1);
+        assert_eq!(corrections[0].read, alert.join(" "));
+    }
+
+    #[test]
     fn slack_markup_is_removed_and_labels_kept() {
         let c = clean_slack(
             "<@U123> see <#C1|armada-network> and <https://x.io/a|the docs> :fire: &lt;pending&gt; <!channel>",
@@ -787,6 +910,17 @@ mod tests {
         // prose is not a log line, whatever its words
         let prose = "the info page says normal\nlevel of info is low\nI think it's DNS\nwhy?";
         assert_eq!(without_quiet_lines(prose), prose);
+    }
+
+    #[test]
+    fn word_boundaries_become_ascii_and_still_match() {
+        assert_eq!(
+            ascii_word_boundaries(r"(?i)\bipam\b \d+ \\b"),
+            r"(?i)(?-u:\b)ipam(?-u:\b) \d+ \\b"
+        );
+        let re = Regex::new(&ascii_word_boundaries(r"(?i)\bIPAM allocated only 0\b")).unwrap();
+        assert!(re.is_match("Привет: IPAM allocated only 0 — ошибка"));
+        assert!(!re.is_match("xIPAM allocated only 0"));
     }
 
     #[test]
