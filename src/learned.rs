@@ -23,6 +23,8 @@ pub(crate) const TRAINING: &[(&str, &str)] = &[
     ("tuning4.jsonl", include_str!("../tests/data/tuning4.jsonl")),
     ("tuning5.jsonl", include_str!("../tests/data/tuning5.jsonl")),
     ("tuning6.jsonl", include_str!("../tests/data/tuning6.jsonl")),
+    ("tuning7.jsonl", include_str!("../tests/data/tuning7.jsonl")),
+    ("tuning8.jsonl", include_str!("../tests/data/tuning8.jsonl")),
 ];
 
 /// Additive smoothing of the word counts.

@@ -64,6 +64,8 @@ fn accuracy_on_our_own_sets_stays_high() {
         ("tests/data/tuning4.jsonl", 0.95),
         ("tests/data/tuning5.jsonl", 0.97),
         ("tests/data/tuning6.jsonl", 0.97),
+        ("tests/data/tuning7.jsonl", 0.97),
+        ("tests/data/tuning8.jsonl", 0.97),
     ] {
         let acc = accuracy_on(file);
         assert!(acc >= bar, "{file}: accuracy {:.1}% < {:.0}%", acc * 100.0, bar * 100.0);
