@@ -731,29 +731,35 @@ fn strip_noise(text: &str) -> String {
 
 /// Lower-case word tokens, `-`/`_`/punctuation as separators, numbers with dots kept (`4.14`), stemmed.
 pub(crate) fn raw_tokens(text: &str) -> Vec<String> {
-    let lower = text.to_lowercase();
+    // most callers pass text already lower-cased (`strip_noise`)
+    let lower: Cow<'_, str> = if text.chars().any(char::is_uppercase) {
+        Cow::Owned(text.to_lowercase())
+    } else {
+        Cow::Borrowed(text)
+    };
     let mut out = Vec::new();
     let mut cur = String::new();
-    let chars: Vec<char> = lower.chars().collect();
-    for (i, &c) in chars.iter().enumerate() {
-        let keep_dot = c == '.'
-            && cur.chars().last().is_some_and(|p| p.is_ascii_digit())
-            && chars.get(i + 1).is_some_and(|n| n.is_ascii_digit());
+    let mut last: Option<char> = None;
+    let mut chars = lower.chars().peekable();
+    while let Some(c) = chars.next() {
+        let keep_dot =
+            c == '.' && last.is_some_and(|p| p.is_ascii_digit()) && chars.peek().is_some_and(|n| n.is_ascii_digit());
         // a script change ends a word: "calico-nodeがCrashLoopBackOffです" holds its English terms
-        let switches = cur.chars().last().is_some_and(|p| p.is_ascii() != c.is_ascii()) && c.is_alphanumeric();
-        if switches {
-            out.push(stem(&cur));
-            cur.clear();
+        if last.is_some_and(|p| p.is_ascii() != c.is_ascii()) && c.is_alphanumeric() {
+            out.push(stem_owned(std::mem::take(&mut cur)));
         }
         if c.is_alphanumeric() || keep_dot {
             cur.push(c);
-        } else if !cur.is_empty() {
-            out.push(stem(&cur));
-            cur.clear();
+            last = Some(c);
+        } else {
+            if !cur.is_empty() {
+                out.push(stem_owned(std::mem::take(&mut cur)));
+            }
+            last = None;
         }
     }
     if !cur.is_empty() {
-        out.push(stem(&cur));
+        out.push(stem_owned(cur));
     }
     out
 }
@@ -761,19 +767,26 @@ pub(crate) fn raw_tokens(text: &str) -> Vec<String> {
 /// A deliberately small stemmer: folds plurals and -ing/-ed/-e so that `resolve`, `resolving`,
 /// `resolved` and `resolves` meet. It only has to be consistent, not linguistically right.
 pub(crate) fn stem(word: &str) -> String {
-    let n = word.chars().count();
-    if n <= 3 || word.chars().any(|c| c.is_ascii_digit()) || !word.is_ascii() {
-        return word.to_string();
+    stem_owned(word.to_string())
+}
+
+/// [`stem`] in place.
+fn stem_owned(mut w: String) -> String {
+    let n = w.chars().count();
+    if n <= 3 || w.chars().any(|c| c.is_ascii_digit()) || !w.is_ascii() {
+        return w;
     }
-    let mut w = word.to_string();
-    if let Some(s) = w.strip_suffix("ing").filter(|s| s.len() >= 3) {
-        w = s.to_string();
-    } else if let Some(s) = w.strip_suffix("ied").filter(|s| s.len() >= 2) {
-        w = format!("{s}y");
-    } else if let Some(s) = w.strip_suffix("ed").filter(|s| s.len() >= 3) {
-        w = s.to_string();
-    } else if let Some(s) = w.strip_suffix("ies").filter(|s| s.len() >= 2) {
-        w = format!("{s}y");
+    let len = w.len();
+    if w.ends_with("ing") && len >= 6 {
+        w.truncate(len - 3);
+    } else if w.ends_with("ied") && len >= 5 {
+        w.truncate(len - 3);
+        w.push('y');
+    } else if w.ends_with("ed") && len >= 5 {
+        w.truncate(len - 2);
+    } else if w.ends_with("ies") && len >= 5 {
+        w.truncate(len - 3);
+        w.push('y');
     } else if w.ends_with('s') && !w.ends_with("ss") && !w.ends_with("us") && !w.ends_with("is") {
         w.pop();
     }
