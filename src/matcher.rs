@@ -1,7 +1,7 @@
 //! The matcher: message text in, runbook sections ranked out, each with a score and the evidence that
 //! earned it, or an abstention. Pure and infallible.
 //!
-//! Scoring is a weighted sum of evidence. Terms (canonical phrases, see `text.rs`) add their weight,
+//! Scoring is a weighted sum of evidence. Terms (canonical phrases, see `text/`) add their weight,
 //! scaled down when several intents share the term and growing slowly with repetition; signatures
 //! (regexes over the pasted text) add a large weight, so an exact error string beats loose keywords.
 //! Off-topic words (storage, billing, IAM...) form a pseudo-section that, when it wins, makes the matcher
