@@ -156,9 +156,9 @@ pub(super) fn max_distance(word: &str) -> usize {
 }
 
 /// Calls `f` with every string made by deleting one, or (`n` = 2) two, characters from `word`, in one
-/// reused buffer: the typo corrector probes every unknown word of every message this way. A string
-/// reachable in two ways comes twice.
-fn each_deletion(word: &str, n: usize, f: &mut impl FnMut(&str)) {
+/// reused buffer: the lexicon indexes its known words this way, and the typo corrector probes every
+/// unknown word of every message. A string reachable in two ways comes twice.
+pub(super) fn each_deletion(word: &str, n: usize, f: &mut impl FnMut(&str)) {
     let chars: Vec<char> = word.chars().collect();
     let mut buf = String::with_capacity(word.len());
     for i in 0..chars.len() {
@@ -173,28 +173,6 @@ fn each_deletion(word: &str, n: usize, f: &mut impl FnMut(&str)) {
             }
         }
     }
-}
-
-/// Every string made by deleting up to `n` characters from `word`.
-/// (Words of 5-9 letters are corrected across one slip, longer words across two.)
-pub(super) fn deletions(word: &str, n: usize) -> Vec<String> {
-    let mut frontier = vec![word.to_string()];
-    let mut all = Vec::new();
-    for _ in 0..n {
-        let mut next = Vec::new();
-        for w in &frontier {
-            let chars: Vec<char> = w.chars().collect();
-            for i in 0..chars.len() {
-                let d: String = chars[..i].iter().chain(&chars[i + 1..]).collect();
-                next.push(d);
-            }
-        }
-        next.sort();
-        next.dedup();
-        all.extend(next.iter().cloned());
-        frontier = next;
-    }
-    all
 }
 
 /// Optimal-string-alignment distance (Levenshtein plus adjacent transpositions).
@@ -225,19 +203,8 @@ fn osa_distance(a: &str, b: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::super::stem;
+    use super::super::tests::lex;
     use super::*;
-
-    fn lex() -> Lexicon {
-        let lb = vec!["lb".to_string(), "loadbalancer".to_string()];
-        let kcc = vec!["kcc".to_string()];
-        Lexicon::new(
-            [
-                ("load balancer", lb.as_slice()),
-                ("calico kube controllers", kcc.as_slice()),
-            ],
-            ["calico node", "konnectivity", "provisioning", "resolve hostnames"],
-        )
-    }
 
     #[test]
     fn a_phrase_typed_as_one_word_is_read_as_its_words_even_misspelt() {

@@ -17,7 +17,7 @@ mod correct;
 mod scope;
 
 pub use correct::Correction;
-use correct::{deletions, max_distance, skeleton, COMPOUND_MIN, COMPOUND_PREFIX};
+use correct::{each_deletion, max_distance, skeleton, COMPOUND_MIN, COMPOUND_PREFIX};
 pub(crate) use scope::without_quiet_lines;
 
 /// Messages longer than this many bytes are cut (at a char boundary) before matching. A 40 KB paste fits;
@@ -178,9 +178,10 @@ impl Lexicon {
             if word.chars().count() < 5 || word.chars().any(|c| c.is_ascii_digit()) {
                 continue;
             }
-            for d in deletions(&word, max_distance(&word)) {
-                lex.deletes.entry(d).or_default().push(word.clone());
-            }
+            // a string reachable in two ways is pushed twice: the lists are deduplicated below
+            each_deletion(&word, max_distance(&word), &mut |d| {
+                lex.deletes.entry(d.to_string()).or_default().push(word.clone());
+            });
         }
         for key in lex.compounds.keys() {
             let prefix: String = key.chars().take(COMPOUND_PREFIX).collect();
@@ -202,12 +203,10 @@ impl Lexicon {
             if sk.chars().count() < 2 {
                 continue;
             }
-            let mut keys = vec![sk.clone()];
+            let mut add = |k: &str| lex.skeletons.entry(k.to_string()).or_default().push(word.clone());
+            add(&sk);
             if sk.chars().count() >= 5 {
-                keys.extend(deletions(&sk, 1));
-            }
-            for k in keys {
-                lex.skeletons.entry(k).or_default().push(word.clone());
+                each_deletion(&sk, 1, &mut add);
             }
         }
         for list in lex.skeletons.values_mut() {
@@ -469,7 +468,8 @@ fn stem_owned(mut w: String) -> String {
 mod tests {
     use super::*;
 
-    fn lex() -> Lexicon {
+    /// A small lexicon the tests of this module and of `correct` share.
+    pub(super) fn lex() -> Lexicon {
         let lb = vec!["lb".to_string(), "loadbalancer".to_string()];
         let kcc = vec!["kcc".to_string()];
         Lexicon::new(

@@ -14,6 +14,18 @@ use netrunbook_testkit::pg::TestDatabase;
 
 use crate::store_conformance::{conformance, conversation};
 
+/// Replicas "replica-a" and "replica-b" of one store on `db`, each with a first heartbeat.
+fn two_replicas(db: &TestDatabase, lease: Duration) -> (impl Replicas, impl Replicas) {
+    let store = PgStore::open(db.url(), 4).unwrap();
+    let (a, b) = (
+        store.replicas("replica-a".into(), lease),
+        store.replicas("replica-b".into(), lease),
+    );
+    a.beat().unwrap();
+    b.beat().unwrap();
+    (a, b)
+}
+
 fn event(ts: &str, thread: &str) -> Inbound {
     Inbound {
         event_id: Some(format!("Ev{ts}")),
@@ -121,12 +133,8 @@ fn one_replica_at_a_time_works_a_thread_and_a_silent_one_loses_its_claims() {
     let Some(db) = TestDatabase::create("claims") else {
         return;
     };
-    let store = PgStore::open(db.url(), 4).unwrap();
     let lease = Duration::from_millis(1500);
-    let a = store.replicas("replica-a".into(), lease);
-    let b = store.replicas("replica-b".into(), lease);
-    a.beat().unwrap();
-    b.beat().unwrap();
+    let (a, b) = two_replicas(&db, lease);
     let t1 = ThreadKey::new("T1", "C1", "1.1");
     let t2 = ThreadKey::new("T1", "C1", "2.2");
     assert!(a.claim(&t1).unwrap());
@@ -160,12 +168,8 @@ fn journaled_events_are_handed_back_put_off_and_taken_over_from_a_silent_replica
     let Some(db) = TestDatabase::create("journal") else {
         return;
     };
-    let store = PgStore::open(db.url(), 4).unwrap();
     let lease = Duration::from_millis(1000);
-    let a = store.replicas("replica-a".into(), lease);
-    let b = store.replicas("replica-b".into(), lease);
-    a.beat().unwrap();
-    b.beat().unwrap();
+    let (a, b) = two_replicas(&db, lease);
     let done = a.journal(&event("1.1", "1.0")).unwrap();
     let put_off = a.journal(&event("1.2", "1.0")).unwrap();
     let _in_hand = a.journal(&event("1.3", "1.0")).unwrap();
@@ -208,12 +212,8 @@ fn journaling_and_claiming_are_signs_of_life_after_the_database_was_away() {
     let Some(db) = TestDatabase::create("signs_of_life") else {
         return;
     };
-    let store = PgStore::open(db.url(), 4).unwrap();
     let lease = Duration::from_millis(1000);
-    let a = store.replicas("replica-a".into(), lease);
-    let b = store.replicas("replica-b".into(), lease);
-    a.beat().unwrap();
-    b.beat().unwrap();
+    let (a, b) = two_replicas(&db, lease);
     // the database was away for longer than the lease: nobody could beat
     db.sql("UPDATE replicas SET seen_at = now() - interval '10 seconds'");
     // back, a journals and claims before its next beat; then b beats first
@@ -235,12 +235,8 @@ fn a_claim_whose_release_failed_is_given_back_by_the_next_beat() {
     let Some(db) = TestDatabase::create("left_behind") else {
         return;
     };
-    let store = PgStore::open(db.url(), 4).unwrap();
     let lease = Duration::from_millis(1000);
-    let a = store.replicas("replica-a".into(), lease);
-    let b = store.replicas("replica-b".into(), lease);
-    a.beat().unwrap();
-    b.beat().unwrap();
+    let (a, b) = two_replicas(&db, lease);
     let (left, working) = (ThreadKey::new("T1", "C1", "6.0"), ThreadKey::new("T1", "C1", "7.0"));
     assert!(a.claim(&left).unwrap());
     assert!(a.claim(&working).unwrap());
@@ -389,11 +385,7 @@ fn a_threads_earlier_events_are_found_whichever_replica_journaled_them() {
     let Some(db) = TestDatabase::create("earlier") else {
         return;
     };
-    let store = PgStore::open(db.url(), 4).unwrap();
-    let a = store.replicas("replica-a".into(), Duration::from_secs(5));
-    let b = store.replicas("replica-b".into(), Duration::from_secs(5));
-    a.beat().unwrap();
-    b.beat().unwrap();
+    let (a, b) = two_replicas(&db, Duration::from_secs(5));
     let first = event("1700000000.000200", "1700000000.000100");
     let second = event("1700000000.000300", "1700000000.000100");
     let other_thread = event("1700000000.000250", "1700000000.000900");

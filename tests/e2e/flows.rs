@@ -28,7 +28,19 @@ pub(crate) struct Example {
     pub(crate) say: Vec<String>,
     clicks: Vec<Option<String>>,
     pub(crate) lead: String,
-    pub(crate) links: Vec<String>,
+    links: Vec<String>,
+}
+
+impl Example {
+    /// Whether `shown` (a thread's text as Slack shows it) holds the end node's lead and every link;
+    /// Slack escapes `&` in link targets.
+    pub(crate) fn guided_in(&self, shown: &str) -> bool {
+        shown.contains(&self.lead)
+            && self
+                .links
+                .iter()
+                .all(|l| shown.contains(&l.replace('&', "&amp;")) || shown.contains(l.as_str()))
+    }
 }
 
 pub(crate) fn examples() -> Vec<Example> {
@@ -147,15 +159,7 @@ async fn drive(bot: &TestBot, ex: &Example, channel: &str, mode: Mode) {
             channel,
             thread,
             &format!("{}: the guidance of {:?}", ex.intent, ex.lead),
-            |m| {
-                let all = shown_all(m);
-                // Slack escapes `&` in link targets
-                all.contains(&ex.lead)
-                    && ex
-                        .links
-                        .iter()
-                        .all(|l| all.contains(&l.replace('&', "&amp;")) || all.contains(l.as_str()))
-            },
+            |m| ex.guided_in(&shown_all(m)),
         )
         .await;
     assert!(

@@ -477,12 +477,7 @@ async fn play(
         seen = bot_messages(emu);
     }
     let guided = within(PATIENCE, || {
-        let all = shown_thread(emu, channel, &thread).join("\n");
-        all.contains(&ex.lead)
-            && ex
-                .links
-                .iter()
-                .all(|l| all.contains(&l.replace('&', "&amp;")) || all.contains(l.as_str()))
+        ex.guided_in(&shown_thread(emu, channel, &thread).join("\n"))
     })
     .await;
     if !guided {
